@@ -1,0 +1,38 @@
+"""`privplate cameras`: register and list cameras."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from privplate.cli.app import DirOption, console, make_app
+from privplate.deployment import Deployment
+from privplate.store import add_camera, list_cameras
+
+app = make_app("Register and list cameras. Reads from unregistered cameras are refused.")
+
+
+@app.command("add")
+def add(
+    camera_id: Annotated[str, typer.Argument(help="Camera id, e.g. gate-north (a-z, 0-9, . _ -).")],
+    name: Annotated[str, typer.Option("--name", help="Human-readable name.")] = "",
+    home: DirOption = None,
+) -> None:
+    """Register a camera so its edge can send reads."""
+    with Deployment.open(home) as dep:
+        camera = add_camera(db=dep.db, camera_id=camera_id, name=name)
+    console.print(f"camera [bold]{camera.id}[/] registered")
+
+
+@app.command("list")
+def list_(home: DirOption = None) -> None:
+    """List registered cameras."""
+    with Deployment.open(home) as dep:
+        cameras = list_cameras(db=dep.db)
+    table = Table("id", "name", "registered", "active")
+    for cam in cameras:
+        table.add_row(cam.id, cam.name, cam.created_at.isoformat(timespec="seconds"),
+                      "yes" if cam.active else "no")
+    console.print(table)

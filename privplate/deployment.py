@@ -1,0 +1,193 @@
+"""A deployment: its settings, database and keyring, opened together.
+
+``init_deployment`` creates one (idempotently); ``Deployment.open`` is what every command, the
+edge in single-box mode and the server use to reach the store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from privplate.errors import ConfigError, StoreError
+from privplate.settings import CONFIG_FILENAME, Settings, load_settings, resolve_home
+from privplate.store import (
+    Database,
+    EvidenceIn,
+    IngestLimits,
+    IngestResult,
+    ReadIn,
+    ReadMatch,
+    RetentionWindows,
+    SqlEpochStorage,
+    ingest_reads,
+    lookup_plate,
+)
+from privplate.tokens import kek as kekfile
+from privplate.tokens.keyring import Keyring
+
+CONFIG_TEMPLATE = """\
+# privplate deployment configuration. Environment variables PRIVPLATE_* override these
+# (nested keys with a double underscore, e.g. PRIVPLATE_RETENTION__PRESET=maine).
+
+# SQLite path relative to this directory, or postgresql+psycopg://USER@HOST/DB
+database_url = "{database_url}"
+# Key-encryption key for the epoch keyring (mode 0600). Back it up separately from the
+# database: without it no token can ever be matched again.
+kek_file = "keys/kek.key"
+# Length of a token epoch in seconds (tokens of one plate differ across epochs).
+epoch_seconds = {epoch_seconds}
+# Evidence public key X from `privplate keys ceremony` (64 hex characters).
+evidence_public_key = ""
+
+[retention]
+# One of the presets in retention/ (privplate presets lists them).
+preset = "{preset}"
+
+[plates]
+# Fold look-alike characters (O->0, I->1, ...) before tokenizing. Edge and server must agree.
+fold_confusables = false
+"""
+
+
+@dataclass
+class InitReport:
+    home: Path
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def init_deployment(
+    home: Path | str | None,
+    *,
+    database_url: str = "sqlite:///privplate.db",
+    preset: str = "vendor-default-30d",
+    epoch_seconds: int = 86_400,
+) -> InitReport:
+    """Create (or complete) a deployment in ``home``. Never overwrites existing keys or config."""
+    root = resolve_home(home)
+    report = InitReport(home=root)
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / CONFIG_FILENAME
+    if config.exists():
+        report.kept.append(CONFIG_FILENAME)
+    else:
+        config.write_text(
+            CONFIG_TEMPLATE.format(
+                database_url=database_url, epoch_seconds=epoch_seconds, preset=preset
+            ),
+            encoding="utf-8",
+        )
+        report.created.append(CONFIG_FILENAME)
+    settings = load_settings(root)
+    keys_dir = settings.kek_path.parent
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(keys_dir, 0o700)
+    if settings.kek_path.exists():
+        report.kept.append(str(settings.kek_path.relative_to(root)))
+    else:
+        kekfile.write_kek(settings.kek_path, kekfile.new_kek(1))
+        report.created.append(str(settings.kek_path.relative_to(root)))
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+        keyring = Keyring(SqlEpochStorage(db), settings.kek_path,
+                          epoch_seconds=settings.epoch_seconds)
+        keyring.current_key()  # the edge can tokenize at once
+    finally:
+        db.dispose()
+    report.created.append("database schema (migrated to the newest revision)")
+    return report
+
+
+class Deployment:
+    """Settings, database and keyring of one deployment."""
+
+    def __init__(self, settings: Settings, db: Database, keyring: Keyring) -> None:
+        self.settings = settings
+        self.db = db
+        self.keyring = keyring
+
+    @classmethod
+    def open(cls, home: Path | str | None = None, *, settings: Settings | None = None) -> Self:
+        settings = settings or load_settings(home)
+        if not (settings.home / CONFIG_FILENAME).exists() and not os.environ.get(
+            "PRIVPLATE_DATABASE_URL"
+        ):
+            raise ConfigError(
+                f"no deployment in {settings.home} ({CONFIG_FILENAME} is missing); run "
+                f"`privplate init --dir {settings.home}` or pass --dir"
+            )
+        settings.check_key_files()
+        db = Database(settings.resolved_database_url)
+        current, head = db.schema_revision()
+        if current != head:
+            db.dispose()
+            raise StoreError(
+                f"database schema is at {current or 'nothing'}, expected {head}; run "
+                f"`privplate init --dir {settings.home}` to migrate it"
+            )
+        keyring = Keyring(SqlEpochStorage(db), settings.kek_path,
+                          epoch_seconds=settings.epoch_seconds)
+        return cls(settings, db, keyring)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    @property
+    def fold(self) -> dict[str, str] | None:
+        return self.settings.plates.fold_table
+
+    @property
+    def windows(self) -> RetentionWindows:
+        s = self.settings
+        return RetentionWindows(
+            non_hit_reads=s.retention_window("non_hit_reads"),
+            hit_reads=s.retention_window("hit_reads"),
+            evidence=s.retention_window("evidence"),
+        )
+
+    @property
+    def limits(self) -> IngestLimits:
+        ing = self.settings.ingest
+        return IngestLimits(
+            max_batch_reads=ing.max_batch_reads,
+            max_future_skew=timedelta(seconds=ing.max_future_skew_seconds),
+            max_tokens_per_read=ing.max_tokens_per_read,
+        )
+
+    def ingest(
+        self,
+        reads: Sequence[ReadIn],
+        evidence: Sequence[EvidenceIn] = (),
+        *,
+        hits: Collection[UUID] = (),
+        now: datetime | None = None,
+    ) -> IngestResult:
+        return ingest_reads(
+            db=self.db, reads=reads, evidence=evidence, windows=self.windows,
+            limits=self.limits, hits=hits, now=now,
+        )
+
+    def lookup(self, plate: str, start: datetime, end: datetime | None = None) -> list[ReadMatch]:
+        return lookup_plate(
+            db=self.db, keyring=self.keyring, plate=plate, start=start,
+            end=end or datetime.now(UTC) + timedelta(seconds=1), fold=self.fold,
+        )

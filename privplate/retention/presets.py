@@ -1,0 +1,106 @@
+"""Retention and purpose presets from ``retention/*.toml`` (one file per jurisdiction)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from privplate.errors import ConfigError
+
+WindowName = Literal["non_hit_reads", "hit_reads", "evidence", "hotlist_entries", "audit_entries"]
+WINDOW_NAMES: tuple[WindowName, ...] = (
+    "non_hit_reads",
+    "hit_reads",
+    "evidence",
+    "hotlist_entries",
+    "audit_entries",
+)
+SharingRule = Literal["forbidden", "agreement-required", "declaration-required"]
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"3m"`` -> 3 minutes. Whole numbers with s, m, h, d or w; ``"0s"`` means not kept."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(
+            f"duration {text!r} is not understood: write a whole number and a unit "
+            "s, m, h, d or w, e.g. '3m' or '21d'"
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    summary: str
+    checked: str
+    sources: tuple[str, ...]
+    windows: dict[WindowName, timedelta]
+    policy_choice: frozenset[str]
+    forbidden_purposes: frozenset[str]
+    out_of_state_sharing: SharingRule
+
+
+def presets_dir() -> Path:
+    """Installed wheels carry the presets as package data; a source checkout reads retention/."""
+    packaged = Path(__file__).resolve().parent.parent / "_data" / "retention"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "retention"
+
+
+def _parse(path: Path) -> Preset:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        windows_raw = data["windows"]
+        windows: dict[WindowName, timedelta] = {
+            name: parse_duration(windows_raw[name]) for name in WINDOW_NAMES
+        }
+        purpose = data.get("purpose", {})
+        sharing = purpose.get("out_of_state_sharing", "agreement-required")
+        if sharing not in ("forbidden", "agreement-required", "declaration-required"):
+            raise ValueError(f"unknown out_of_state_sharing {sharing!r}")
+        return Preset(
+            name=data["name"],
+            title=data["title"],
+            summary=data["summary"],
+            checked=data["checked"],
+            sources=tuple(s["citation"] for s in data["sources"]),
+            windows=windows,
+            policy_choice=frozenset(windows_raw.get("policy_choice", [])),
+            forbidden_purposes=frozenset(purpose.get("forbidden", [])),
+            out_of_state_sharing=sharing,
+        )
+    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"retention preset {path.name} is malformed: {exc}") from None
+
+
+@cache
+def load_presets() -> dict[str, Preset]:
+    presets = {}
+    for path in sorted(presets_dir().glob("*.toml")):
+        preset = _parse(path)
+        if preset.name != path.stem:
+            raise ConfigError(f"retention preset {path.name} must be named {preset.name}.toml")
+        presets[preset.name] = preset
+    return presets
+
+
+def get_preset(name: str) -> Preset:
+    presets = load_presets()
+    try:
+        return presets[name]
+    except KeyError:
+        known = ", ".join(sorted(presets))
+        raise ConfigError(
+            f"unknown retention preset {name!r}; set retention.preset to one of: {known}"
+        ) from None

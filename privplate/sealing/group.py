@@ -1,0 +1,62 @@
+"""Ed25519 group arithmetic used by sealing and the threshold unseal, via libsodium.
+
+Scalars are 32-byte little-endian integers reduced mod l; points are 32-byte compressed
+Edwards points in the prime-order subgroup. Everything here is a thin, checked wrapper so the
+rest of the code never handles an unvalidated point.
+"""
+
+from __future__ import annotations
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.utils
+
+from privplate.errors import SealingError
+
+SCALAR_BYTES = 32
+POINT_BYTES = 32
+#: Order of the prime-order subgroup of Curve25519 (l = 2^252 + 27742317777372353535851937790883648493).
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
+
+
+def random_scalar() -> bytes:
+    """Uniform non-zero scalar mod l (64 random bytes reduced, so the bias is negligible)."""
+    while True:
+        scalar = bytes(sodium.crypto_core_ed25519_scalar_reduce(nacl.utils.random(64)))
+        if any(scalar):
+            return scalar
+
+
+def scalar_from_int(value: int) -> bytes:
+    return (value % GROUP_ORDER).to_bytes(SCALAR_BYTES, "little")
+
+
+def scalar_to_int(scalar: bytes) -> int:
+    return int.from_bytes(scalar, "little")
+
+
+def check_point(point: bytes, what: str) -> bytes:
+    """Refuse anything that is not a prime-order-subgroup point (no small-order tricks)."""
+    if len(point) != POINT_BYTES or not sodium.crypto_core_ed25519_is_valid_point(point):
+        raise SealingError(f"{what} is not a valid Ed25519 group element")
+    return bytes(point)
+
+
+def base_mul(scalar: bytes) -> bytes:
+    """scalar * B, without clamping (we need true group arithmetic for Lagrange combination)."""
+    try:
+        return bytes(sodium.crypto_scalarmult_ed25519_base_noclamp(scalar))
+    except nacl.exceptions.RuntimeError:
+        raise SealingError("scalar is zero or invalid") from None
+
+
+def mul(scalar: bytes, point: bytes) -> bytes:
+    """scalar * point, without clamping."""
+    try:
+        return bytes(sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
+    except nacl.exceptions.RuntimeError:
+        raise SealingError("scalar multiplication gave the identity (invalid scalar or point)") from None
+
+
+def add(p: bytes, q: bytes) -> bytes:
+    return bytes(sodium.crypto_core_ed25519_add(p, q))

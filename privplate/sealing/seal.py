@@ -1,0 +1,126 @@
+"""Evidence sealing: ECIES over Ed25519 with XChaCha20-Poly1305 (see crypto/SPEC.md, "Sealing").
+
+Sealing needs only the deployment's evidence public key X. Opening needs the shared point
+S = r*X = x*R, which the two-person unseal computes from officers' partial decryptions without
+ever rebuilding x; :func:`open_sealed` with x itself exists for tests and key ceremonies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import nacl.bindings as sodium
+import nacl.encoding
+import nacl.exceptions
+import nacl.hash
+import nacl.utils
+
+from privplate.errors import SealingError
+from privplate.sealing import group
+
+MAGIC = b"PPS1"
+NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
+HEADER_BYTES = len(MAGIC) + group.POINT_BYTES + NONCE_BYTES
+_KDF_PERSON = b"privplate-seal1\x00"
+_AD_DOMAIN = b"privplate/v1/evidence\x00"
+
+
+@dataclass(frozen=True)
+class SealedParts:
+    ephemeral: bytes  # R = r*B
+    nonce: bytes
+    ciphertext: bytes  # includes the Poly1305 tag
+
+
+def derive_item_key(shared: bytes, ephemeral: bytes, public_key: bytes) -> bytes:
+    """Per-item AEAD key = BLAKE2b-256(S || R || X) with a privplate personalisation."""
+    return bytes(
+        nacl.hash.blake2b(
+            shared + ephemeral + public_key,
+            digest_size=32,
+            person=_KDF_PERSON,
+            encoder=nacl.encoding.RawEncoder,
+        )
+    )
+
+
+def _associated_data(public_key: bytes, ephemeral: bytes, evidence_id: uuid.UUID) -> bytes:
+    # Binding the evidence id means a ciphertext moved to another row no longer opens.
+    return _AD_DOMAIN + public_key + ephemeral + evidence_id.bytes
+
+
+def seal(plaintext: bytes, public_key: bytes, *, evidence_id: uuid.UUID) -> bytes:
+    """Encrypt ``plaintext`` so that only the holder(s) of log_B(public_key) can open it."""
+    return seal_with(
+        plaintext,
+        public_key,
+        evidence_id=evidence_id,
+        ephemeral_secret=group.random_scalar(),
+        nonce=nacl.utils.random(NONCE_BYTES),
+    )
+
+
+def seal_with(
+    plaintext: bytes,
+    public_key: bytes,
+    *,
+    evidence_id: uuid.UUID,
+    ephemeral_secret: bytes,
+    nonce: bytes,
+) -> bytes:
+    """Deterministic core of :func:`seal`; only known-answer vectors pass r and the nonce."""
+    public_key = group.check_point(public_key, "evidence public key")
+    r = ephemeral_secret
+    ephemeral = group.base_mul(r)
+    shared = group.mul(r, public_key)
+    key = derive_item_key(shared, ephemeral, public_key)
+    ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plaintext, _associated_data(public_key, ephemeral, evidence_id), nonce, key
+    )
+    return MAGIC + ephemeral + nonce + bytes(ciphertext)
+
+
+def parse_sealed(blob: bytes) -> SealedParts:
+    if len(blob) < HEADER_BYTES + TAG_BYTES or not blob.startswith(MAGIC):
+        raise SealingError("sealed evidence is malformed (bad header or truncated)")
+    ephemeral = group.check_point(blob[4 : 4 + group.POINT_BYTES], "sealed evidence point R")
+    nonce = blob[4 + group.POINT_BYTES : HEADER_BYTES]
+    return SealedParts(ephemeral=ephemeral, nonce=nonce, ciphertext=blob[HEADER_BYTES:])
+
+
+def open_with_shared_point(
+    blob: bytes, shared: bytes, public_key: bytes, *, evidence_id: uuid.UUID
+) -> bytes:
+    """Decrypt with S = x*R, however it was obtained (threshold combination or x itself)."""
+    parts = parse_sealed(blob)
+    key = derive_item_key(shared, parts.ephemeral, public_key)
+    try:
+        return bytes(
+            sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                parts.ciphertext,
+                _associated_data(public_key, parts.ephemeral, evidence_id),
+                parts.nonce,
+                key,
+            )
+        )
+    except nacl.exceptions.CryptoError:
+        raise SealingError(
+            "sealed evidence failed authentication: wrong key, wrong evidence id, or tampered"
+        ) from None
+
+
+def open_sealed(blob: bytes, secret: bytes, *, evidence_id: uuid.UUID) -> bytes:
+    """Decrypt with the whole secret scalar x. Only tests and key ceremonies hold x."""
+    parts = parse_sealed(blob)
+    public_key = group.base_mul(secret)
+    return open_with_shared_point(
+        blob, group.mul(secret, parts.ephemeral), public_key, evidence_id=evidence_id
+    )
+
+
+def generate_keypair() -> tuple[bytes, bytes]:
+    """A fresh (x, X = x*B). Deployments get X from the key ceremony; tests use this."""
+    secret = group.random_scalar()
+    return secret, group.base_mul(secret)

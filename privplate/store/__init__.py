@@ -1,0 +1,33 @@
+"""The token-only store: cameras, epochs, reads and sealed evidence (SQLite or PostgreSQL)."""
+
+from privplate.store.cameras import CameraInfo, add_camera, get_camera, list_cameras
+from privplate.store.database import Database
+from privplate.store.epochs import SqlEpochStorage
+from privplate.store.ingest import (
+    EvidenceIn,
+    IngestLimits,
+    IngestResult,
+    ReadIn,
+    RetentionWindows,
+    TokenIn,
+    ingest_reads,
+)
+from privplate.store.lookup import ReadMatch, lookup_plate
+
+__all__ = [
+    "CameraInfo",
+    "Database",
+    "EvidenceIn",
+    "IngestLimits",
+    "IngestResult",
+    "ReadIn",
+    "ReadMatch",
+    "RetentionWindows",
+    "SqlEpochStorage",
+    "TokenIn",
+    "add_camera",
+    "get_camera",
+    "ingest_reads",
+    "list_cameras",
+    "lookup_plate",
+]

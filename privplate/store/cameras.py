@@ -1,0 +1,78 @@
+"""Camera registry. A read from a camera that is not registered here is refused."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from privplate.errors import AlreadyExists, NotFound, PrivplateError
+from privplate.store.database import Database
+from privplate.store.models import Camera
+
+CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_t = Camera.__table__
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    id: str
+    name: str
+    created_at: datetime
+    active: bool
+
+
+class InvalidCameraId(PrivplateError, ValueError):
+    exit_code = 65
+
+
+def check_camera_id(camera_id: str) -> str:
+    if not CAMERA_ID.fullmatch(camera_id):
+        raise InvalidCameraId(
+            "camera id must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a "
+            "letter or digit (e.g. gate-north)"
+        )
+    return camera_id
+
+
+def add_camera(*, db: Database, camera_id: str, name: str = "") -> CameraInfo:
+    check_camera_id(camera_id)
+    created = datetime.now(UTC)
+    try:
+        with db.write() as conn:
+            conn.execute(
+                insert(_t).values(id=camera_id, name=name, created_at=created, active=True)
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"camera {camera_id!r} is already registered") from None
+    return CameraInfo(camera_id, name, created, True)
+
+
+def list_cameras(*, db: Database) -> list[CameraInfo]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(_t.c.id, _t.c.name, _t.c.created_at, _t.c.active).order_by(_t.c.id)
+        )
+        return [CameraInfo(r.id, r.name, r.created_at, r.active) for r in rows]
+
+
+def get_camera(*, db: Database, camera_id: str) -> CameraInfo:
+    with db.read() as conn:
+        row = conn.execute(
+            select(_t.c.id, _t.c.name, _t.c.created_at, _t.c.active).where(_t.c.id == camera_id)
+        ).first()
+    if row is not None:
+        return CameraInfo(row.id, row.name, row.created_at, row.active)
+    raise NotFound(
+        f"camera {camera_id!r} is not registered; add it with `privplate cameras add {camera_id}`"
+    )
+
+
+def active_camera_ids(conn: Connection, camera_ids: set[str]) -> set[str]:
+    rows = conn.execute(
+        select(_t.c.id).where(_t.c.id.in_(sorted(camera_ids)), _t.c.active.is_(True))
+    )
+    return {r[0] for r in rows}

@@ -1,0 +1,152 @@
+"""Engines, transactions and migrations for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from privplate.errors import StoreError
+from privplate.store.partitions import ensure_partitions
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# A transaction started with this execution option takes SQLite's write lock up front, so two
+# writers queue on busy_timeout instead of failing to upgrade a read lock mid-transaction.
+_WRITE = "privplate_write"
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's implicit BEGIN would defeat it.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # auto_vacuum only takes effect on an empty database, i.e. before the first migration.
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows are overwritten with zeros, so purged tokens do not linger in free pages.
+    cur.execute("PRAGMA secure_delete=ON")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    raise StoreError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or "
+        "postgresql+psycopg://USER@HOST/DB in database_url"
+    )
+
+
+class Database:
+    """One deployment's database: an engine plus transaction helpers."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.dialect = self.engine.dialect.name
+        self._partition_days: set[date] = set()
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        try:
+            with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database write failed: {_reason(exc)}") from None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (rolled back at the end)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database read failed: {_reason(exc)}") from None
+
+    def lock_keyring(self, conn: Connection) -> None:
+        """Serialize keyring changes across processes for the rest of this transaction."""
+        if self.is_postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(7451001)"))
+        # SQLite write transactions already hold the database write lock (BEGIN IMMEDIATE).
+
+    def ensure_partitions(self, days: set[date]) -> None:
+        """PostgreSQL: make sure the daily partitions for ``days`` exist (cached per process)."""
+        missing = days - self._partition_days
+        if not missing or not self.is_postgres:
+            return
+        with self.write() as conn:
+            ensure_partitions(conn, missing)
+        self._partition_days |= missing
+
+    def forget_partitions(self) -> None:
+        """Drop the partition cache (after a purge dropped partitions, or a failed insert)."""
+        self._partition_days.clear()
+
+    # -- migrations ------------------------------------------------------------------------
+
+    def _alembic_config(self, conn: Connection) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        try:
+            with self.engine.connect().execution_options(**{_WRITE: True}) as conn:
+                command.upgrade(self._alembic_config(conn), "head")
+                conn.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database migration failed: {_reason(exc)}") from None
+
+    def schema_revision(self) -> tuple[str | None, str | None]:
+        """(current revision, newest revision): equal when the schema is up to date."""
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        return current, head
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    # The driver's first line names the problem; parameters (which could hold tokens) are
+    # never included.
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0]

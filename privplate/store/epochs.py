@@ -1,0 +1,136 @@
+"""SQL storage for the epoch keyring (implements privplate.tokens.keyring.EpochStorage)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from privplate.errors import AlreadyExists
+from privplate.store.database import Database
+from privplate.store.models import Epoch
+from privplate.tokens.keyring import ConcurrentKeyringChange, EpochRecord, StaleKek
+
+_t = Epoch.__table__
+
+
+_COLUMNS = (
+    _t.c.id,
+    _t.c.starts_at,
+    _t.c.ends_at,
+    _t.c.kek_generation,
+    _t.c.wrapped_key,
+    _t.c.destroyed_at,
+)
+
+
+def _records(conn: Connection, *where: object) -> list[EpochRecord]:
+    stmt = select(*_COLUMNS).where(*where).order_by(_t.c.starts_at)  # type: ignore[arg-type]
+    return [
+        EpochRecord(
+            epoch_id=r.id,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            kek_generation=r.kek_generation,
+            wrapped_key=r.wrapped_key,
+            destroyed_at=r.destroyed_at,
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+class SqlEpochStorage:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def epoch_at(self, moment: datetime) -> EpochRecord | None:
+        with self._db.read() as conn:
+            found = _records(conn, _t.c.starts_at <= moment, _t.c.ends_at > moment)
+        return found[0] if found else None
+
+    def latest_epoch(self) -> EpochRecord | None:
+        with self._db.read() as conn:
+            last = conn.execute(select(func.max(_t.c.starts_at))).scalar()
+            if last is None:
+                return None
+            return _records(conn, _t.c.starts_at == last)[0]
+
+    def epochs_overlapping(self, start: datetime, end: datetime) -> list[EpochRecord]:
+        with self._db.read() as conn:
+            return _records(conn, _t.c.starts_at < end, _t.c.ends_at > start)
+
+    def live_epochs(self) -> list[EpochRecord]:
+        with self._db.read() as conn:
+            return _records(conn, _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None))
+
+    def kek_generations_in_use(self) -> set[int]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(_t.c.kek_generation).where(_t.c.wrapped_key.is_not(None)).distinct()
+            )
+            return {r[0] for r in rows if r[0] is not None}
+
+    def add_epoch(self, record: EpochRecord) -> None:
+        try:
+            with self._db.write() as conn:
+                self._db.lock_keyring(conn)
+                newest = conn.execute(
+                    select(func.max(_t.c.kek_generation)).where(_t.c.wrapped_key.is_not(None))
+                ).scalar()
+                if newest is not None and record.kek_generation is not None and (
+                    newest > record.kek_generation
+                ):
+                    raise StaleKek("a newer key-encryption key is in use")
+                overlapping = conn.execute(
+                    select(_t.c.id).where(
+                        _t.c.starts_at < record.ends_at, _t.c.ends_at > record.starts_at
+                    )
+                ).first()
+                if overlapping is not None:
+                    raise AlreadyExists("an epoch already covers this time")
+                conn.execute(
+                    insert(_t).values(
+                        id=record.epoch_id,
+                        starts_at=record.starts_at,
+                        ends_at=record.ends_at,
+                        kek_generation=record.kek_generation,
+                        wrapped_key=record.wrapped_key,
+                        destroyed_at=None,
+                    )
+                )
+        except IntegrityError:
+            raise AlreadyExists("an epoch with this id already exists") from None
+
+    def rewrap(
+        self,
+        rewrapped: dict[int, bytes],
+        generation: int,
+        destroy: Sequence[int],
+        destroyed_at: datetime,
+    ) -> None:
+        with self._db.write() as conn:
+            self._db.lock_keyring(conn)
+            live = {
+                r[0]
+                for r in conn.execute(
+                    select(_t.c.id).where(
+                        _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None)
+                    )
+                )
+            }
+            if live != set(rewrapped) | set(destroy):
+                raise ConcurrentKeyringChange("live epochs changed during rotation")
+            for epoch_id, wrapped in rewrapped.items():
+                conn.execute(
+                    update(_t)
+                    .where(_t.c.id == epoch_id)
+                    .values(wrapped_key=wrapped, kek_generation=generation)
+                )
+            if destroy:
+                conn.execute(
+                    update(_t)
+                    .where(_t.c.id.in_(list(destroy)))
+                    .values(wrapped_key=None, kek_generation=None, destroyed_at=destroyed_at)
+                )

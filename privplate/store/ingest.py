@@ -1,0 +1,294 @@
+"""Batch ingest of token-only reads and their sealed evidence.
+
+A batch is all-or-nothing: every read is validated before anything is written, and the insert
+runs in one transaction. Re-sending a batch adds nothing (read ids are chosen by the edge).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from privplate.errors import IngestRejected, StoreError, UnknownCamera
+from privplate.store.cameras import active_camera_ids
+from privplate.store.database import Database
+from privplate.store.models import Epoch, Evidence, Read
+from privplate.store.partitions import day_of, ensure_partitions
+from privplate.tokens.plate_token import TOKEN_BYTES
+
+_reads: Table = Read.__table__  # type: ignore[assignment]
+_evidence: Table = Evidence.__table__  # type: ignore[assignment]
+_epochs: Table = Epoch.__table__  # type: ignore[assignment]
+_CHUNK = 900  # stays under every backend's bound-parameter limit
+MAX_SEALED_BYTES = 2_000_000
+
+
+@dataclass(frozen=True)
+class TokenIn:
+    token: bytes
+    is_alternate: bool = False
+
+
+@dataclass(frozen=True)
+class ReadIn:
+    """One observation as an edge reports it: tokens only, never text."""
+
+    read_id: uuid.UUID
+    camera_id: str
+    observed_at: datetime
+    epoch_id: int
+    tokens: Sequence[TokenIn]
+    confidence: float
+    evidence_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceIn:
+    evidence_id: uuid.UUID
+    camera_id: str
+    observed_at: datetime
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """How a batch landed. ``expired`` reads were past retention on arrival and not kept."""
+
+    inserted: int
+    duplicates: int
+    expired: int
+    inserted_ids: tuple[uuid.UUID, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class RetentionWindows:
+    non_hit_reads: timedelta
+    hit_reads: timedelta
+    evidence: timedelta
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_batch_reads: int = 5_000
+    max_future_skew: timedelta = timedelta(minutes=5)
+    max_tokens_per_read: int = 8
+
+
+def _check_shape(reads: Sequence[ReadIn], evidence: Sequence[EvidenceIn], limits: IngestLimits,
+                 now: datetime) -> None:
+    if not reads and not evidence:
+        raise IngestRejected("the batch is empty")
+    if len(reads) > limits.max_batch_reads:
+        raise IngestRejected(
+            f"{len(reads)} reads in one batch; the limit is {limits.max_batch_reads} "
+            "(ingest.max_batch_reads): split the batch"
+        )
+    latest = now + limits.max_future_skew
+    seen: set[uuid.UUID] = set()
+    for i, read in enumerate(reads):
+        if not isinstance(read.read_id, uuid.UUID):
+            raise IngestRejected("read_id must be a UUID", index=i)
+        if read.read_id in seen:
+            raise IngestRejected("the same read_id appears twice in the batch", index=i)
+        seen.add(read.read_id)
+        _check_time(read.observed_at, latest, i)
+        if not (isinstance(read.confidence, float | int) and math.isfinite(read.confidence)
+                and 0.0 <= read.confidence <= 1.0):
+            raise IngestRejected("confidence must be a number between 0 and 1", index=i)
+        _check_tokens(read.tokens, limits.max_tokens_per_read, i)
+    for i, item in enumerate(evidence):
+        _check_time(item.observed_at, latest, i)
+        if not isinstance(item.sealed, bytes) or not item.sealed.startswith(b"PPS1"):
+            raise IngestRejected("evidence must be sealed with the privplate format", index=i)
+        if len(item.sealed) > MAX_SEALED_BYTES:
+            raise IngestRejected(
+                f"sealed evidence is {len(item.sealed)} bytes; the limit is {MAX_SEALED_BYTES}",
+                index=i,
+            )
+
+
+def _check_time(observed_at: datetime, latest: datetime, index: int) -> None:
+    if not isinstance(observed_at, datetime) or observed_at.tzinfo is None:
+        raise IngestRejected("observed_at must be a timezone-aware timestamp", index=index)
+    if observed_at > latest:
+        raise IngestRejected(
+            "observed_at is too far in the future (check the device clock; "
+            "ingest.max_future_skew_seconds bounds the allowed skew)",
+            index=index,
+        )
+
+
+def _check_tokens(tokens: Sequence[TokenIn], max_tokens: int, index: int) -> None:
+    if not tokens or len(tokens) > max_tokens:
+        raise IngestRejected(f"a read needs 1 to {max_tokens} tokens", index=index)
+    best = 0
+    values = set()
+    for tok in tokens:
+        if not isinstance(tok.token, bytes) or len(tok.token) != TOKEN_BYTES:
+            raise IngestRejected(f"malformed token: tokens are {TOKEN_BYTES} bytes", index=index)
+        values.add(tok.token)
+        best += not tok.is_alternate
+    if best != 1:
+        raise IngestRejected("a read needs exactly one best (non-alternate) token", index=index)
+    if len(values) != len(tokens):
+        raise IngestRejected("a read lists the same token twice", index=index)
+
+
+def _chunks(items: Sequence[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+def _existing(conn: Connection, column: object, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for chunk in _chunks(ids):
+        found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))  # type: ignore[attr-defined, call-overload]
+    return found
+
+
+def _insert(db: Database, table: Table) -> object:
+    dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def ingest_reads(
+    *,
+    db: Database,
+    reads: Sequence[ReadIn],
+    evidence: Sequence[EvidenceIn] = (),
+    windows: RetentionWindows,
+    limits: IngestLimits | None = None,
+    hits: Collection[uuid.UUID] = (),
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store a batch. Reads in ``hits`` matched a hotlist and keep the hit-read window."""
+    limits = limits or IngestLimits()
+    now = now or datetime.now(UTC)
+    _check_shape(reads, evidence, limits, now)
+    days = {day_of(r.observed_at) for r in reads} | {day_of(e.observed_at) for e in evidence}
+    for attempt in range(2):
+        db.ensure_partitions(days)
+        try:
+            with db.write() as conn:
+                return _ingest(conn, db, reads, evidence, windows, hits, now)
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            if db.is_postgres and attempt == 0:
+                # Another process may have dropped a partition we believed existed.
+                db.forget_partitions()
+                continue
+            raise StoreError(
+                f"batch not stored ({type(exc.orig).__name__ if exc.orig else 'database error'});"
+                " nothing was written, retry the batch"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _ingest(
+    conn: Connection,
+    db: Database,
+    reads: Sequence[ReadIn],
+    evidence: Sequence[EvidenceIn],
+    windows: RetentionWindows,
+    hits: Collection[uuid.UUID],
+    now: datetime,
+) -> IngestResult:
+    cameras = {r.camera_id for r in reads} | {e.camera_id for e in evidence}
+    known = active_camera_ids(conn, cameras)
+    for i, read in enumerate(reads):
+        if read.camera_id not in known:
+            raise UnknownCamera(
+                f"camera {read.camera_id!r} is not registered (privplate cameras add)", index=i
+            )
+    for i, item in enumerate(evidence):
+        if item.camera_id not in known:
+            raise UnknownCamera(
+                f"camera {item.camera_id!r} is not registered (privplate cameras add)", index=i
+            )
+
+    epoch_ids = sorted({r.epoch_id for r in reads})
+    epochs = {
+        row.id: row
+        for row in conn.execute(
+            select(_epochs.c.id, _epochs.c.starts_at, _epochs.c.ends_at, _epochs.c.destroyed_at)
+            .where(_epochs.c.id.in_(epoch_ids))
+        )
+    }
+    for i, read in enumerate(reads):
+        epoch = epochs.get(read.epoch_id)
+        if epoch is None:
+            raise IngestRejected("epoch_id is unknown to this deployment", index=i)
+        if not epoch.starts_at <= read.observed_at < epoch.ends_at:
+            raise IngestRejected("observed_at lies outside the read's epoch", index=i)
+
+    batch_evidence = {e.evidence_id for e in evidence}
+    referenced = [r.evidence_id for r in reads if r.evidence_id is not None]
+    missing = set(referenced) - batch_evidence
+    if missing:
+        stored = _existing(conn, _evidence.c.id, sorted(missing))
+        for i, read in enumerate(reads):
+            if read.evidence_id in missing - stored:
+                raise IngestRejected("evidence_id names evidence that was never sent", index=i)
+
+    existing_reads = _existing(conn, _reads.c.read_id, [r.read_id for r in reads])
+    existing_evidence = _existing(conn, _evidence.c.id, sorted(batch_evidence))
+
+    rows = []
+    kept_evidence: set[uuid.UUID] = set()
+    inserted: list[uuid.UUID] = []
+    expired = 0
+    for read in reads:
+        if read.read_id in existing_reads:
+            continue
+        window = windows.hit_reads if read.read_id in hits else windows.non_hit_reads
+        expires_at = read.observed_at + window
+        epoch = epochs[read.epoch_id]
+        if expires_at <= now or epoch.destroyed_at is not None:
+            expired += 1
+            continue
+        inserted.append(read.read_id)
+        if read.evidence_id is not None:
+            kept_evidence.add(read.evidence_id)
+        for tok in read.tokens:
+            rows.append(
+                {
+                    "read_id": read.read_id,
+                    "token": tok.token,
+                    "observed_at": read.observed_at,
+                    "epoch_id": read.epoch_id,
+                    "is_alternate": tok.is_alternate,
+                    "camera_id": read.camera_id,
+                    "expires_at": expires_at,
+                    "confidence": float(read.confidence),
+                    "evidence_id": read.evidence_id,
+                }
+            )
+    evidence_rows = [
+        {
+            "id": e.evidence_id,
+            "observed_at": e.observed_at,
+            "camera_id": e.camera_id,
+            "expires_at": e.observed_at + windows.evidence,
+            "sealed": e.sealed,
+        }
+        for e in evidence
+        if e.evidence_id not in existing_evidence
+        # Evidence of a read discarded on arrival goes with it.
+        and (e.evidence_id in kept_evidence or e.evidence_id not in referenced)
+        and e.observed_at + windows.evidence > now
+    ]
+    if evidence_rows:
+        conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
+    if rows:
+        conn.execute(_insert(db, _reads), rows)  # type: ignore[call-overload]
+    duplicates = len(reads) - len(inserted) - expired
+    return IngestResult(
+        inserted=len(inserted), duplicates=duplicates, expired=expired,
+        inserted_ids=tuple(inserted),
+    )

@@ -1,0 +1,108 @@
+"""The token-only data model. No column ever holds plate text.
+
+``reads`` and ``evidence`` are range-partitioned by ``observed_at`` on PostgreSQL so retention
+can drop whole partitions; on SQLite they are plain tables with an expiry index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from privplate.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class Camera(Base):
+    """A camera (and, once registered, the edge device that reports for it)."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Ed25519 public key of the edge device that signs this camera's batches.
+    device_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+
+
+class Epoch(Base):
+    """One token epoch. The wrapped key is erased (set to NULL) when the epoch expires."""
+
+    __tablename__ = "epochs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    kek_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    destroyed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Read(Base):
+    """One token of one observation. A read with alternates has one row per token."""
+
+    __tablename__ = "reads"
+    __table_args__ = (
+        PrimaryKeyConstraint("read_id", "token", "observed_at"),
+        Index("ix_reads_token_epoch", "token", "epoch_id"),
+        Index("ix_reads_expires_at", "expires_at"),
+        {"postgresql_partition_by": "RANGE (observed_at)"},
+    )
+
+    read_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    token: Mapped[bytes] = mapped_column(LargeBinary(16))
+    observed_at: Mapped[datetime]
+    epoch_id: Mapped[int] = mapped_column(BigInteger)
+    is_alternate: Mapped[bool] = mapped_column(Boolean)
+    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
+    expires_at: Mapped[datetime]
+    confidence: Mapped[float] = mapped_column(Float)
+    evidence_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class Evidence(Base):
+    """A sealed image (plate crop and downscaled frame); only the evidence key opens it."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", "observed_at"),
+        Index("ix_evidence_expires_at", "expires_at"),
+        {"postgresql_partition_by": "RANGE (observed_at)"},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    observed_at: Mapped[datetime]
+    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
+    expires_at: Mapped[datetime]
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+PARTITIONED_TABLES = ("reads", "evidence")

@@ -1,0 +1,325 @@
+"""The epoch keyring: one random key per time epoch, wrapped under the KEK.
+
+Storage is behind a small protocol (the store implements it in SQL) so this module stays a
+primitive: it decides epoch boundaries, wraps and unwraps keys, and runs the destroy-and-rotate
+protocol, but never touches a database itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.utils
+
+from privplate.errors import AlreadyExists, EpochKeyDestroyed, KeyringError
+from privplate.tokens import kek as kekfile
+from privplate.tokens.plate_token import EPOCH_KEY_BYTES
+
+MIN_EPOCH_SECONDS = 60
+_WRAP_DOMAIN = b"privplate/v1/epoch-key\x00"
+_NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch as stored: its half-open time span and its wrapped key (None once destroyed)."""
+
+    epoch_id: int
+    starts_at: datetime
+    ends_at: datetime
+    kek_generation: int | None
+    wrapped_key: bytes | None
+    destroyed_at: datetime | None
+
+    @property
+    def live(self) -> bool:
+        return self.wrapped_key is not None and self.destroyed_at is None
+
+    def covers(self, moment: datetime) -> bool:
+        return self.starts_at <= moment < self.ends_at
+
+
+@dataclass(frozen=True)
+class EpochKey:
+    epoch_id: int
+    starts_at: datetime
+    ends_at: datetime
+    key: bytes
+
+    def __repr__(self) -> str:  # never print key material
+        return f"EpochKey(epoch_id={self.epoch_id}, starts_at={self.starts_at.isoformat()})"
+
+
+class StaleKek(KeyringError):
+    """A newer key-encryption key generation is in use; reload the KEK file and retry."""
+
+
+class ConcurrentKeyringChange(KeyringError):
+    """The set of live epochs changed while a rotation was being prepared; retry."""
+
+
+class EpochStorage(Protocol):
+    """Where epoch records live. Implementations must make ``rewrap`` one transaction."""
+
+    def epoch_at(self, moment: datetime) -> EpochRecord | None: ...
+
+    def latest_epoch(self) -> EpochRecord | None: ...
+
+    def epochs_overlapping(self, start: datetime, end: datetime) -> list[EpochRecord]: ...
+
+    def live_epochs(self) -> list[EpochRecord]: ...
+
+    def add_epoch(self, record: EpochRecord) -> None:
+        """Insert ``record`` under the keyring lock.
+
+        Raise AlreadyExists if its id is taken (another process won the race) and StaleKek if
+        a live epoch is already wrapped under a newer KEK generation (a rotation happened).
+        """
+        ...
+
+    def kek_generations_in_use(self) -> set[int]: ...
+
+    def rewrap(
+        self,
+        rewrapped: dict[int, bytes],
+        generation: int,
+        destroy: Sequence[int],
+        destroyed_at: datetime,
+    ) -> None:
+        """Under the keyring lock, in one transaction: store ``rewrapped`` under ``generation``
+        and erase the keys of ``destroy``.
+
+        Raise ConcurrentKeyringChange, writing nothing, unless the live epochs are exactly
+        ``rewrapped`` plus ``destroy`` (an epoch created meanwhile would be lost otherwise).
+        """
+        ...
+
+
+def epoch_id_for(starts_at: datetime) -> int:
+    """Epoch ids are the start time in Unix seconds: unique, ordered and self-describing."""
+    return int(starts_at.timestamp())
+
+
+def _aad(epoch_id: int, generation: int) -> bytes:
+    # Binding the epoch id stops a database writer from swapping keys between epochs.
+    return _WRAP_DOMAIN + struct.pack(">qI", epoch_id, generation)
+
+
+def wrap_key(kek: kekfile.Kek, epoch_id: int, key: bytes) -> bytes:
+    nonce = nacl.utils.random(_NONCE_BYTES)
+    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        key, _aad(epoch_id, kek.generation), nonce, kek.key
+    )
+    return bytes(nonce + sealed)
+
+
+def unwrap_key(kek: kekfile.Kek, epoch_id: int, wrapped: bytes) -> bytes:
+    nonce, sealed = wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:]
+    try:
+        key = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            sealed, _aad(epoch_id, kek.generation), nonce, kek.key
+        )
+    except nacl.exceptions.CryptoError:
+        raise KeyringError(
+            f"epoch {epoch_id} key does not decrypt with key-encryption key generation "
+            f"{kek.generation}: wrong kek_file for this database, or the row was altered"
+        ) from None
+    return bytes(key)
+
+
+class Keyring:
+    """Epoch keys for one deployment: current key, keys of a window, destruction."""
+
+    def __init__(
+        self,
+        storage: EpochStorage,
+        kek_path: Path,
+        *,
+        epoch_seconds: int = 86_400,
+    ) -> None:
+        if epoch_seconds < MIN_EPOCH_SECONDS:
+            raise KeyringError(f"epoch length must be at least {MIN_EPOCH_SECONDS} seconds")
+        self._storage = storage
+        self._kek_path = kek_path
+        self._epoch = timedelta(seconds=epoch_seconds)
+        self._keks: dict[int, kekfile.Kek] = {}
+        self._current: EpochKey | None = None
+        self._lock = threading.Lock()
+        self.recover()
+
+    # -- KEK handling -------------------------------------------------------------------
+
+    def _load_keks(self) -> None:
+        keks = {}
+        current = kekfile.read_kek(self._kek_path)
+        keks[current.generation] = current
+        staged = kekfile.next_path(self._kek_path)
+        if staged.exists():
+            nxt = kekfile.read_kek(staged)
+            keks[nxt.generation] = nxt
+        self._keks = keks
+
+    def _kek(self, generation: int) -> kekfile.Kek:
+        if generation not in self._keks:
+            # Another process may have rotated the KEK since we loaded it.
+            self._load_keks()
+        try:
+            return self._keks[generation]
+        except KeyError:
+            raise KeyringError(
+                f"key-encryption key generation {generation} is not in {self._kek_path}: "
+                "the key file does not belong to this database"
+            ) from None
+
+    @property
+    def kek_generation(self) -> int:
+        return max(self._keks)
+
+    def recover(self) -> None:
+        """Finish or roll back a rotation that a crash interrupted."""
+        with kekfile.rotation_lock(self._kek_path):
+            self._recover_locked()
+
+    def _recover_locked(self) -> None:
+        self._load_keks()
+        staged = kekfile.next_path(self._kek_path)
+        if not staged.exists():
+            return
+        staged_gen = max(self._keks)
+        if staged_gen in self._storage.kek_generations_in_use():
+            kekfile.promote_next(self._kek_path)  # the database already uses it
+        else:
+            kekfile.discard_next(self._kek_path)  # the re-wrap never committed
+        self._load_keks()
+
+    # -- epochs ----------------------------------------------------------------------------
+
+    def _unwrap(self, record: EpochRecord) -> EpochKey:
+        if record.wrapped_key is None or record.kek_generation is None:
+            raise EpochKeyDestroyed(
+                f"epoch {record.epoch_id} key was destroyed by retention; its tokens can no "
+                "longer be matched"
+            )
+        key = unwrap_key(self._kek(record.kek_generation), record.epoch_id, record.wrapped_key)
+        return EpochKey(record.epoch_id, record.starts_at, record.ends_at, key)
+
+    def current_key(self, now: datetime | None = None) -> EpochKey:
+        """Key of the epoch covering ``now``, creating that epoch on first use."""
+        now = _utc(now)
+        with self._lock:
+            cached = self._current
+            if cached is not None and cached.starts_at <= now < cached.ends_at:
+                return cached
+            record = self._storage.epoch_at(now)
+            if record is None:
+                record = self._create_epoch(now)
+            key = self._unwrap(record)
+            self._current = key
+            return key
+
+    def key_for(self, epoch_id: int) -> EpochKey:
+        """Key of one epoch by id (for checking what an edge sent)."""
+        for record in self._storage.live_epochs():
+            if record.epoch_id == epoch_id:
+                return self._unwrap(record)
+        raise EpochKeyDestroyed(f"epoch {epoch_id} is unknown or its key was destroyed")
+
+    def keys_between(self, start: datetime, end: datetime) -> list[EpochKey]:
+        """Live keys of every epoch overlapping [start, end); destroyed epochs are skipped."""
+        start, end = _utc(start), _utc(end)
+        if end <= start:
+            return []
+        return [self._unwrap(r) for r in self._storage.epochs_overlapping(start, end) if r.live]
+
+    def _create_epoch(self, now: datetime) -> EpochRecord:
+        span = int(self._epoch.total_seconds())
+        aligned = datetime.fromtimestamp(int(now.timestamp()) // span * span, tz=UTC)
+        start = aligned
+        latest = self._storage.latest_epoch()
+        if latest is not None and start < latest.ends_at <= now:
+            start = latest.ends_at  # the epoch length changed; never overlap the last epoch
+        end = aligned + self._epoch
+        epoch_id = epoch_id_for(start)
+        kek = self._keks[self.kek_generation]
+        key = nacl.utils.random(EPOCH_KEY_BYTES)
+        record = EpochRecord(
+            epoch_id=epoch_id,
+            starts_at=start,
+            ends_at=end,
+            kek_generation=kek.generation,
+            wrapped_key=wrap_key(kek, epoch_id, key),
+            destroyed_at=None,
+        )
+        try:
+            self._storage.add_epoch(record)
+        except StaleKek:
+            self._load_keks()
+            return self._create_epoch(now)
+        except AlreadyExists:
+            # Another process created it first: use theirs so everyone shares one key.
+            existing = self._storage.epoch_at(now)
+            if existing is None:
+                raise KeyringError("epoch creation raced and no epoch covers now") from None
+            return existing
+        return record
+
+    def destroy_before(self, cutoff: datetime, *, now: datetime | None = None) -> list[int]:
+        """Destroy every epoch that ended at or before ``cutoff``; rotate the KEK.
+
+        Returns the ids of the epochs destroyed. Rotation re-wraps the remaining keys under a
+        fresh KEK so a copy of the database taken earlier cannot be opened with the new file.
+        """
+        cutoff, now = _utc(cutoff), _utc(now)
+        # The file lock keeps two processes from staging different next KEKs at once.
+        with self._lock, kekfile.rotation_lock(self._kek_path):
+            for _attempt in range(5):
+                try:
+                    return self._destroy_once(cutoff, now)
+                except ConcurrentKeyringChange:
+                    continue
+            raise KeyringError("epoch keys kept changing during destruction; run the purge again")
+
+    def _destroy_once(self, cutoff: datetime, now: datetime) -> list[int]:
+        self._load_keks()
+        live = self._storage.live_epochs()
+        doomed = [r.epoch_id for r in live if r.ends_at <= cutoff]
+        if not doomed:
+            return []
+        keep = [r for r in live if r.ends_at > cutoff]
+        staged = kekfile.new_kek(self.kek_generation + 1)
+        kekfile.write_kek(kekfile.next_path(self._kek_path), staged)
+        self._keks[staged.generation] = staged
+        rewrapped = {
+            r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key) for r in keep
+        }
+        try:
+            self._storage.rewrap(rewrapped, staged.generation, doomed, now)
+        except BaseException:
+            # The commit may have landed even though we saw an error: let the database decide
+            # which KEK is live rather than guessing and losing every key.
+            self._keks.pop(staged.generation, None)
+            with contextlib.suppress(Exception):
+                self._recover_locked()
+            raise
+        kekfile.promote_next(self._kek_path)
+        self._load_keks()
+        if self._current is not None and self._current.epoch_id in doomed:
+            self._current = None
+        return doomed
+
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (UTC)")
+    return moment.astimezone(UTC)
