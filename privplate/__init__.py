@@ -11,10 +11,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from privplate.deployment import Deployment, init_deployment  # noqa: E402
-from privplate.errors import PrivplateError  # noqa: E402
-from privplate.sealing import generate_keypair, open_sealed, seal  # noqa: E402
-from privplate.tokens import canonical_plate, plate_token  # noqa: E402
+from privplate.deployment import Deployment, init_deployment
+from privplate.errors import PrivplateError
+from privplate.sealing import generate_keypair, open_sealed, seal
+from privplate.tokens import canonical_plate, plate_token
 
 __all__ = [
     "Deployment",

@@ -97,8 +97,9 @@ def init_deployment(
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
-        keyring = Keyring(SqlEpochStorage(db), settings.kek_path,
-                          epoch_seconds=settings.epoch_seconds)
+        keyring = Keyring(
+            SqlEpochStorage(db), settings.kek_path, epoch_seconds=settings.epoch_seconds
+        )
         keyring.current_key()  # the edge can tokenize at once
     finally:
         db.dispose()
@@ -133,8 +134,9 @@ class Deployment:
                 f"database schema is at {current or 'nothing'}, expected {head}; run "
                 f"`privplate init --dir {settings.home}` to migrate it"
             )
-        keyring = Keyring(SqlEpochStorage(db), settings.kek_path,
-                          epoch_seconds=settings.epoch_seconds)
+        keyring = Keyring(
+            SqlEpochStorage(db), settings.kek_path, epoch_seconds=settings.epoch_seconds
+        )
         return cls(settings, db, keyring)
 
     def __enter__(self) -> Self:
@@ -182,12 +184,21 @@ class Deployment:
         now: datetime | None = None,
     ) -> IngestResult:
         return ingest_reads(
-            db=self.db, reads=reads, evidence=evidence, windows=self.windows,
-            limits=self.limits, hits=hits, now=now,
+            db=self.db,
+            reads=reads,
+            evidence=evidence,
+            windows=self.windows,
+            limits=self.limits,
+            hits=hits,
+            now=now,
         )
 
     def lookup(self, plate: str, start: datetime, end: datetime | None = None) -> list[ReadMatch]:
         return lookup_plate(
-            db=self.db, keyring=self.keyring, plate=plate, start=start,
-            end=end or datetime.now(UTC) + timedelta(seconds=1), fold=self.fold,
+            db=self.db,
+            keyring=self.keyring,
+            plate=plate,
+            start=start,
+            end=end or datetime.now(UTC) + timedelta(seconds=1),
+            fold=self.fold,
         )

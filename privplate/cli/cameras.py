@@ -33,6 +33,10 @@ def list_(home: DirOption = None) -> None:
         cameras = list_cameras(db=dep.db)
     table = Table("id", "name", "registered", "active")
     for cam in cameras:
-        table.add_row(cam.id, cam.name, cam.created_at.isoformat(timespec="seconds"),
-                      "yes" if cam.active else "no")
+        table.add_row(
+            cam.id,
+            cam.name,
+            cam.created_at.isoformat(timespec="seconds"),
+            "yes" if cam.active else "no",
+        )
     console.print(table)

@@ -66,8 +66,10 @@ def presets() -> None:
     """List the retention presets and their windows."""
     for preset in load_presets().values():
         windows = ", ".join(f"{k}={v}" for k, v in preset.windows.items())
-        console.print(f"[bold]{preset.name}[/]: {preset.summary}\n  {windows}\n"
-                      f"  sources: {'; '.join(preset.sources)} (checked {preset.checked})")
+        console.print(
+            f"[bold]{preset.name}[/]: {preset.summary}\n  {windows}\n"
+            f"  sources: {'; '.join(preset.sources)} (checked {preset.checked})"
+        )
 
 
 def main() -> None:

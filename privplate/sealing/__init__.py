@@ -1,6 +1,6 @@
 """Sealed evidence: images encrypted at the edge to the deployment's evidence public key."""
 
-from privplate.sealing.seal import (
+from privplate.sealing.ecies import (
     derive_item_key,
     generate_keypair,
     open_sealed,

@@ -15,7 +15,7 @@ from privplate.errors import SealingError
 
 SCALAR_BYTES = 32
 POINT_BYTES = 32
-#: Order of the prime-order subgroup of Curve25519 (l = 2^252 + 27742317777372353535851937790883648493).
+#: l, the order of the prime-order subgroup of Curve25519.
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 
 
@@ -55,7 +55,9 @@ def mul(scalar: bytes, point: bytes) -> bytes:
     try:
         return bytes(sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
     except nacl.exceptions.RuntimeError:
-        raise SealingError("scalar multiplication gave the identity (invalid scalar or point)") from None
+        raise SealingError(
+            "scalar multiplication gave the identity (invalid scalar or point)"
+        ) from None
 
 
 def add(p: bytes, q: bytes) -> bytes:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists, NotFound, PrivplateError
@@ -14,7 +14,7 @@ from privplate.store.database import Database
 from privplate.store.models import Camera
 
 CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_t = Camera.__table__
+_t: Table = Camera.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists
@@ -13,7 +13,7 @@ from privplate.store.database import Database
 from privplate.store.models import Epoch
 from privplate.tokens.keyring import ConcurrentKeyringChange, EpochRecord, StaleKek
 
-_t = Epoch.__table__
+_t: Table = Epoch.__table__  # type: ignore[assignment]
 
 
 _COLUMNS = (
@@ -79,8 +79,10 @@ class SqlEpochStorage:
                 newest = conn.execute(
                     select(func.max(_t.c.kek_generation)).where(_t.c.wrapped_key.is_not(None))
                 ).scalar()
-                if newest is not None and record.kek_generation is not None and (
-                    newest > record.kek_generation
+                if (
+                    newest is not None
+                    and record.kek_generation is not None
+                    and (newest > record.kek_generation)
                 ):
                     raise StaleKek("a newer key-encryption key is in use")
                 overlapping = conn.execute(

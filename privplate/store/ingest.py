@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +21,7 @@ from privplate.errors import IngestRejected, StoreError, UnknownCamera
 from privplate.store.cameras import active_camera_ids
 from privplate.store.database import Database
 from privplate.store.models import Epoch, Evidence, Read
-from privplate.store.partitions import day_of, ensure_partitions
+from privplate.store.partitions import day_of
 from privplate.tokens.plate_token import TOKEN_BYTES
 
 _reads: Table = Read.__table__  # type: ignore[assignment]
@@ -81,8 +82,9 @@ class IngestLimits:
     max_tokens_per_read: int = 8
 
 
-def _check_shape(reads: Sequence[ReadIn], evidence: Sequence[EvidenceIn], limits: IngestLimits,
-                 now: datetime) -> None:
+def _check_shape(
+    reads: Sequence[ReadIn], evidence: Sequence[EvidenceIn], limits: IngestLimits, now: datetime
+) -> None:
     if not reads and not evidence:
         raise IngestRejected("the batch is empty")
     if len(reads) > limits.max_batch_reads:
@@ -99,8 +101,11 @@ def _check_shape(reads: Sequence[ReadIn], evidence: Sequence[EvidenceIn], limits
             raise IngestRejected("the same read_id appears twice in the batch", index=i)
         seen.add(read.read_id)
         _check_time(read.observed_at, latest, i)
-        if not (isinstance(read.confidence, float | int) and math.isfinite(read.confidence)
-                and 0.0 <= read.confidence <= 1.0):
+        if not (
+            isinstance(read.confidence, float | int)
+            and math.isfinite(read.confidence)
+            and 0.0 <= read.confidence <= 1.0
+        ):
             raise IngestRejected("confidence must be a number between 0 and 1", index=i)
         _check_tokens(read.tokens, limits.max_tokens_per_read, i)
     for i, item in enumerate(evidence):
@@ -190,6 +195,66 @@ def ingest_reads(
     raise AssertionError("unreachable")
 
 
+def _check_cameras(
+    conn: Connection, reads: Sequence[ReadIn], evidence: Sequence[EvidenceIn]
+) -> None:
+    known = active_camera_ids(conn, {r.camera_id for r in reads} | {e.camera_id for e in evidence})
+    named = [r.camera_id for r in reads], [e.camera_id for e in evidence]
+    for camera_ids in named:
+        for i, camera_id in enumerate(camera_ids):
+            if camera_id not in known:
+                raise UnknownCamera(
+                    f"camera {camera_id!r} is not registered (privplate cameras add)", index=i
+                )
+
+
+def _check_epochs(conn: Connection, reads: Sequence[ReadIn]) -> dict[int, Any]:
+    epochs = {
+        row.id: row
+        for row in conn.execute(
+            select(
+                _epochs.c.id, _epochs.c.starts_at, _epochs.c.ends_at, _epochs.c.destroyed_at
+            ).where(_epochs.c.id.in_(sorted({r.epoch_id for r in reads})))
+        )
+    }
+    for i, read in enumerate(reads):
+        epoch = epochs.get(read.epoch_id)
+        if epoch is None:
+            raise IngestRejected("epoch_id is unknown to this deployment", index=i)
+        if not epoch.starts_at <= read.observed_at < epoch.ends_at:
+            raise IngestRejected("observed_at lies outside the read's epoch", index=i)
+    return epochs
+
+
+def _check_evidence_refs(
+    conn: Connection, reads: Sequence[ReadIn], batch_evidence: set[uuid.UUID]
+) -> None:
+    missing = {r.evidence_id for r in reads if r.evidence_id is not None} - batch_evidence
+    if not missing:
+        return
+    never_sent = missing - _existing(conn, _evidence.c.id, sorted(missing))
+    for i, read in enumerate(reads):
+        if read.evidence_id in never_sent:
+            raise IngestRejected("evidence_id names evidence that was never sent", index=i)
+
+
+def _read_rows(read: ReadIn, expires_at: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "read_id": read.read_id,
+            "token": tok.token,
+            "observed_at": read.observed_at,
+            "epoch_id": read.epoch_id,
+            "is_alternate": tok.is_alternate,
+            "camera_id": read.camera_id,
+            "expires_at": expires_at,
+            "confidence": float(read.confidence),
+            "evidence_id": read.evidence_id,
+        }
+        for tok in read.tokens
+    ]
+
+
 def _ingest(
     conn: Connection,
     db: Database,
@@ -199,47 +264,14 @@ def _ingest(
     hits: Collection[uuid.UUID],
     now: datetime,
 ) -> IngestResult:
-    cameras = {r.camera_id for r in reads} | {e.camera_id for e in evidence}
-    known = active_camera_ids(conn, cameras)
-    for i, read in enumerate(reads):
-        if read.camera_id not in known:
-            raise UnknownCamera(
-                f"camera {read.camera_id!r} is not registered (privplate cameras add)", index=i
-            )
-    for i, item in enumerate(evidence):
-        if item.camera_id not in known:
-            raise UnknownCamera(
-                f"camera {item.camera_id!r} is not registered (privplate cameras add)", index=i
-            )
-
-    epoch_ids = sorted({r.epoch_id for r in reads})
-    epochs = {
-        row.id: row
-        for row in conn.execute(
-            select(_epochs.c.id, _epochs.c.starts_at, _epochs.c.ends_at, _epochs.c.destroyed_at)
-            .where(_epochs.c.id.in_(epoch_ids))
-        )
-    }
-    for i, read in enumerate(reads):
-        epoch = epochs.get(read.epoch_id)
-        if epoch is None:
-            raise IngestRejected("epoch_id is unknown to this deployment", index=i)
-        if not epoch.starts_at <= read.observed_at < epoch.ends_at:
-            raise IngestRejected("observed_at lies outside the read's epoch", index=i)
-
+    _check_cameras(conn, reads, evidence)
+    epochs = _check_epochs(conn, reads)
     batch_evidence = {e.evidence_id for e in evidence}
-    referenced = [r.evidence_id for r in reads if r.evidence_id is not None]
-    missing = set(referenced) - batch_evidence
-    if missing:
-        stored = _existing(conn, _evidence.c.id, sorted(missing))
-        for i, read in enumerate(reads):
-            if read.evidence_id in missing - stored:
-                raise IngestRejected("evidence_id names evidence that was never sent", index=i)
-
+    _check_evidence_refs(conn, reads, batch_evidence)
     existing_reads = _existing(conn, _reads.c.read_id, [r.read_id for r in reads])
     existing_evidence = _existing(conn, _evidence.c.id, sorted(batch_evidence))
 
-    rows = []
+    rows: list[dict[str, object]] = []
     kept_evidence: set[uuid.UUID] = set()
     inserted: list[uuid.UUID] = []
     expired = 0
@@ -248,27 +280,14 @@ def _ingest(
             continue
         window = windows.hit_reads if read.read_id in hits else windows.non_hit_reads
         expires_at = read.observed_at + window
-        epoch = epochs[read.epoch_id]
-        if expires_at <= now or epoch.destroyed_at is not None:
+        if expires_at <= now or epochs[read.epoch_id].destroyed_at is not None:
             expired += 1
             continue
         inserted.append(read.read_id)
         if read.evidence_id is not None:
             kept_evidence.add(read.evidence_id)
-        for tok in read.tokens:
-            rows.append(
-                {
-                    "read_id": read.read_id,
-                    "token": tok.token,
-                    "observed_at": read.observed_at,
-                    "epoch_id": read.epoch_id,
-                    "is_alternate": tok.is_alternate,
-                    "camera_id": read.camera_id,
-                    "expires_at": expires_at,
-                    "confidence": float(read.confidence),
-                    "evidence_id": read.evidence_id,
-                }
-            )
+        rows.extend(_read_rows(read, expires_at))
+    referenced = {r.evidence_id for r in reads if r.evidence_id is not None}
     evidence_rows = [
         {
             "id": e.evidence_id,
@@ -287,8 +306,9 @@ def _ingest(
         conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
     if rows:
         conn.execute(_insert(db, _reads), rows)  # type: ignore[call-overload]
-    duplicates = len(reads) - len(inserted) - expired
     return IngestResult(
-        inserted=len(inserted), duplicates=duplicates, expired=expired,
+        inserted=len(inserted),
+        duplicates=len(reads) - len(inserted) - expired,
+        expired=expired,
         inserted_ids=tuple(inserted),
     )

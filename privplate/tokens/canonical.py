@@ -23,7 +23,7 @@ DEFAULT_CONFUSABLES: Mapping[str, str] = MappingProxyType(
 
 # Separators people type or that plates print between groups; removed, never rejected.
 _SEPARATORS = re.compile(r"[\s\-.·_/]+")
-_CANONICAL = re.compile(r"[A-Z0-9]{1,%d}" % MAX_PLATE_LENGTH)
+_CANONICAL = re.compile(rf"[A-Z0-9]{{1,{MAX_PLATE_LENGTH}}}")
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 

@@ -298,9 +298,7 @@ class Keyring:
         staged = kekfile.new_kek(self.kek_generation + 1)
         kekfile.write_kek(kekfile.next_path(self._kek_path), staged)
         self._keks[staged.generation] = staged
-        rewrapped = {
-            r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key) for r in keep
-        }
+        rewrapped = {r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key) for r in keep}
         try:
             self._storage.rewrap(rewrapped, staged.generation, doomed, now)
         except BaseException:

