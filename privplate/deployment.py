@@ -6,6 +6,8 @@ edge in single-box mode and the server use to reach the store.
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +17,13 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from sqlalchemy import Connection
+
+from privplate.audit import AuditLog, canonical_json, create_signing_key, read_signing_key
 from privplate.errors import ConfigError, StoreError
 from privplate.settings import CONFIG_FILENAME, Settings, load_settings, resolve_home
 from privplate.store import (
+    CameraInfo,
     Database,
     EvidenceIn,
     IngestLimits,
@@ -27,6 +33,7 @@ from privplate.store import (
     RetentionWindows,
     SqlEpochStorage,
     ingest_reads,
+    insert_camera,
     lookup_plate,
 )
 from privplate.tokens import kek as kekfile
@@ -38,9 +45,12 @@ CONFIG_TEMPLATE = """\
 
 # SQLite path relative to this directory, or postgresql+psycopg://USER@HOST/DB
 database_url = "{database_url}"
-# Key-encryption key for the epoch keyring (mode 0600). Back it up separately from the
-# database: without it no token can ever be matched again.
+# Key-encryption key for the epoch keyring (mode 0600). It is replaced every time epoch keys
+# are destroyed; never keep old copies, or destroyed epochs could be recovered from backups.
 kek_file = "keys/kek.key"
+# Ed25519 key that signs audit checkpoints (mode 0600). Back it up: witnesses' checkpoints
+# are only verifiable against it.
+audit_signing_key_file = "keys/audit-signing.key"
 # Length of a token epoch in seconds (tokens of one plate differ across epochs).
 epoch_seconds = {epoch_seconds}
 # Evidence public key X from `privplate keys ceremony` (64 hex characters).
@@ -90,33 +100,63 @@ def init_deployment(
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(keys_dir, 0o700)
     if settings.kek_path.exists():
-        report.kept.append(str(settings.kek_path.relative_to(root)))
+        report.kept.append(_shown(settings.kek_path, root))
     else:
         kekfile.write_kek(settings.kek_path, kekfile.new_kek(1))
-        report.created.append(str(settings.kek_path.relative_to(root)))
-    db = Database(settings.resolved_database_url)
-    try:
-        db.migrate()
-        keyring = Keyring(
-            SqlEpochStorage(db), settings.kek_path, epoch_seconds=settings.epoch_seconds
-        )
-        keyring.current_key()  # the edge can tokenize at once
-    finally:
-        db.dispose()
+        report.created.append(_shown(settings.kek_path, root))
+    if settings.audit_signing_key_path.exists():
+        report.kept.append(_shown(settings.audit_signing_key_path, root))
+    else:
+        create_signing_key(settings.audit_signing_key_path)
+        report.created.append(_shown(settings.audit_signing_key_path, root))
+    Database(settings.resolved_database_url).migrate_and_dispose()
     report.created.append("database schema (migrated to the newest revision)")
+    with Deployment.open(root, settings=settings, actor=cli_actor()) as dep:
+        dep.keyring.current_key()  # the edge can tokenize at once
     return report
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def cli_actor() -> str:
+    """Who is acting when a command runs on this machine: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _settings_digest(settings: Settings) -> tuple[str, dict[str, object]]:
+    # What governs behaviour (not where files live): retention, plates, epochs, ingest limits.
+    summary = settings.model_dump(
+        mode="json",
+        include={"epoch_seconds", "evidence_public_key", "plates", "retention", "ingest"},
+    )
+    return hashlib.sha256(canonical_json(summary)).hexdigest(), summary
 
 
 class Deployment:
     """Settings, database and keyring of one deployment."""
 
-    def __init__(self, settings: Settings, db: Database, keyring: Keyring) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, keyring: Keyring, audit: AuditLog, actor: str
+    ) -> None:
         self.settings = settings
         self.db = db
         self.keyring = keyring
+        self.audit = audit
+        self.actor = actor
 
     @classmethod
-    def open(cls, home: Path | str | None = None, *, settings: Settings | None = None) -> Self:
+    def open(
+        cls,
+        home: Path | str | None = None,
+        *,
+        settings: Settings | None = None,
+        actor: str | None = None,
+    ) -> Self:
         settings = settings or load_settings(home)
         if not (settings.home / CONFIG_FILENAME).exists() and not os.environ.get(
             "PRIVPLATE_DATABASE_URL"
@@ -134,10 +174,26 @@ class Deployment:
                 f"database schema is at {current or 'nothing'}, expected {head}; run "
                 f"`privplate init --dir {settings.home}` to migrate it"
             )
-        keyring = Keyring(
-            SqlEpochStorage(db), settings.kek_path, epoch_seconds=settings.epoch_seconds
-        )
-        return cls(settings, db, keyring)
+        try:
+            audit = AuditLog(db, read_signing_key(settings.audit_signing_key_path))
+            who = actor or cli_actor()
+
+            def record_destruction(conn: Connection, epochs: Sequence[int], kek_gen: int) -> None:
+                audit.append(
+                    conn,
+                    actor=who,
+                    action="keys.epochs_destroyed",
+                    details={"epochs": list(epochs), "kek_generation": kek_gen},
+                )
+
+            storage = SqlEpochStorage(db, on_destroy=record_destruction)
+            keyring = Keyring(storage, settings.kek_path, epoch_seconds=settings.epoch_seconds)
+            dep = cls(settings, db, keyring, audit, who)
+            dep.record_configuration()
+        except BaseException:
+            db.dispose()
+            raise
+        return dep
 
     def __enter__(self) -> Self:
         return self
@@ -152,6 +208,40 @@ class Deployment:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def record_configuration(self) -> None:
+        """Audit the effective configuration whenever it differs from the last one recorded.
+
+        This is how a lengthened retention window, a new preset or a changed fold table lands
+        in the audit log even when someone edits privplate.toml by hand.
+        """
+        digest, summary = _settings_digest(self.settings)
+        last = next(
+            iter(self.audit.entries(action="config.changed", newest_first=True, limit=1)), None
+        )
+        if (
+            last is not None
+            and last.entry is not None
+            and last.entry.details.get("digest") == digest
+        ):
+            return
+        self.audit.record(
+            actor=self.actor,
+            action="config.changed",
+            details={"digest": digest, "settings": summary},
+        )
+
+    def add_camera(self, camera_id: str, name: str = "") -> CameraInfo:
+        """Register a camera; the registration and its audit entry commit together."""
+        with self.db.write() as conn:
+            camera = insert_camera(conn, camera_id=camera_id, name=name)
+            self.audit.append(
+                conn,
+                actor=self.actor,
+                action="camera.added",
+                details={"camera": camera_id, "name": name},
+            )
+        return camera
 
     @property
     def fold(self) -> dict[str, str] | None:

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from privplate.deployment import Deployment
-from privplate.store import EvidenceIn, ReadIn, TokenIn, add_camera
+from privplate.store import EvidenceIn, ReadIn, TokenIn
 
 __all__ = ["EvidenceIn", "ReadIn", "TokenIn", "camera", "evidence", "read"]
 from privplate.tokens import canonical_plate, plate_token
 
 
 def camera(dep: Deployment, camera_id: str = "gate-1") -> str:
-    add_camera(db=dep.db, camera_id=camera_id, name=f"test {camera_id}")
+    dep.add_camera(camera_id, name=f"test {camera_id}")
     return camera_id
 
 

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from privplate.cli.app import DirOption, console, make_app
 from privplate.deployment import Deployment
-from privplate.store import add_camera, list_cameras
+from privplate.store import list_cameras
 
 app = make_app("Register and list cameras. Reads from unregistered cameras are refused.")
 
@@ -22,7 +22,7 @@ def add(
 ) -> None:
     """Register a camera so its edge can send reads."""
     with Deployment.open(home) as dep:
-        camera = add_camera(db=dep.db, camera_id=camera_id, name=name)
+        camera = dep.add_camera(camera_id, name)
     console.print(f"camera [bold]{camera.id}[/] registered")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import cameras
+from privplate.cli import audit, cameras
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -19,6 +19,7 @@ app = make_app(
     "enforces retention."
 )
 app.add_typer(cameras.app, name="cameras")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command()

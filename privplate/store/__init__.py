@@ -1,6 +1,6 @@
 """The token-only store: cameras, epochs, reads and sealed evidence (SQLite or PostgreSQL)."""
 
-from privplate.store.cameras import CameraInfo, add_camera, get_camera, list_cameras
+from privplate.store.cameras import CameraInfo, get_camera, insert_camera, list_cameras
 from privplate.store.database import Database
 from privplate.store.epochs import SqlEpochStorage
 from privplate.store.ingest import (
@@ -25,9 +25,9 @@ __all__ = [
     "RetentionWindows",
     "SqlEpochStorage",
     "TokenIn",
-    "add_camera",
     "get_camera",
     "ingest_reads",
+    "insert_camera",
     "list_cameras",
     "lookup_plate",
 ]

@@ -38,14 +38,17 @@ def check_camera_id(camera_id: str) -> str:
     return camera_id
 
 
-def add_camera(*, db: Database, camera_id: str, name: str = "") -> CameraInfo:
+def insert_camera(conn: Connection, *, camera_id: str, name: str = "") -> CameraInfo:
+    """Register a camera in the caller's transaction (so the audit entry can join it)."""
     check_camera_id(camera_id)
+    if len(name) > 200:
+        raise InvalidCameraId("camera name is longer than 200 characters")
+    exists = conn.execute(select(_t.c.id).where(_t.c.id == camera_id)).first()
+    if exists is not None:
+        raise AlreadyExists(f"camera {camera_id!r} is already registered")
     created = datetime.now(UTC)
     try:
-        with db.write() as conn:
-            conn.execute(
-                insert(_t).values(id=camera_id, name=name, created_at=created, active=True)
-            )
+        conn.execute(insert(_t).values(id=camera_id, name=name, created_at=created, active=True))
     except IntegrityError:
         raise AlreadyExists(f"camera {camera_id!r} is already registered") from None
     return CameraInfo(camera_id, name, created, True)

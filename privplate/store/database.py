@@ -134,6 +134,12 @@ class Database:
         except SQLAlchemyError as exc:
             raise StoreError(f"database migration failed: {_reason(exc)}") from None
 
+    def migrate_and_dispose(self) -> None:
+        try:
+            self.migrate()
+        finally:
+            self.dispose()
+
     def schema_revision(self) -> tuple[str | None, str | None]:
         """(current revision, newest revision): equal when the schema is up to date."""
         with self.engine.connect() as conn:

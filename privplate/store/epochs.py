@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Table, func, insert, select, update
@@ -41,9 +41,15 @@ def _records(conn: Connection, *where: object) -> list[EpochRecord]:
     ]
 
 
+#: Called inside the destruction transaction with (connection, destroyed epoch ids, new KEK
+#: generation); raising aborts the destruction. The deployment uses it to write the audit entry.
+DestroyHook = Callable[[Connection, Sequence[int], int], None]
+
+
 class SqlEpochStorage:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, on_destroy: DestroyHook | None = None) -> None:
         self._db = db
+        self._on_destroy = on_destroy
 
     def epoch_at(self, moment: datetime) -> EpochRecord | None:
         with self._db.read() as conn:
@@ -136,3 +142,5 @@ class SqlEpochStorage:
                     .where(_t.c.id.in_(list(destroy)))
                     .values(wrapped_key=None, kek_generation=None, destroyed_at=destroyed_at)
                 )
+                if self._on_destroy is not None:
+                    self._on_destroy(conn, destroy, generation)

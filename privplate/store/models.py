@@ -106,3 +106,37 @@ class Evidence(Base):
 
 
 PARTITIONED_TABLES = ("reads", "evidence")
+
+
+class AuditEntry(Base):
+    """One leaf of the audit log. ``entry`` is the canonical JSON that was hashed.
+
+    Pruning old entries (a whole prefix, under the audit retention window) erases ``entry``
+    but keeps ``leaf_hash`` and ``mac`` so the tree, and every old checkpoint, still verifies.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_action_time", "action", "created_at"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    entry: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: HMAC of (seq, leaf hash) under a key derived from the signing key: a database writer
+    #: without the key file cannot rewrite an entry and its hash consistently.
+    mac: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed tree head: (tree size, root, time) signed with the deployment's Ed25519 key."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime]
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))

@@ -1,0 +1,227 @@
+"""The append-only audit log on the store.
+
+``append`` runs on the caller's connection, inside the caller's transaction, so an action and
+its audit entry commit together or not at all. Appends are serialized (SQLite's write lock, a
+PostgreSQL advisory lock) so sequence numbers have no gaps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, insert, select, update
+
+from privplate.audit.entries import Entry, decode_entry, encode_entry
+from privplate.audit.merkle import MerkleTree, leaf_hash
+from privplate.audit.signing import AuditSigner, Checkpoint, sign_checkpoint
+from privplate.errors import AuditError
+from privplate.store.database import Database
+from privplate.store.models import AuditCheckpoint, AuditEntry
+
+_entries: Table = AuditEntry.__table__  # type: ignore[assignment]
+_checkpoints: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
+_APPEND_LOCK = 7451003
+_ACTION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    entry: Entry | None  # None once pruned
+
+
+class AuditLog:
+    def __init__(self, db: Database, signer: AuditSigner) -> None:
+        self.db = db
+        self.signer = signer
+        self._tree = MerkleTree()
+        self._tree_lock = threading.Lock()
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Entry:
+        """Append one entry in ``conn``'s transaction; raises AuditError (and the caller's
+        transaction must then roll back) if it cannot be recorded."""
+        if not action or set(action) - _ACTION_CHARS:
+            raise AuditError("audit action must be lower-case letters, digits, '.', '_' or '-'")
+        if not actor:
+            raise AuditError("every audit entry needs an actor")
+        if self.db.is_postgres:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
+        last = conn.execute(select(func.max(_entries.c.seq))).scalar()
+        seq = 0 if last is None else int(last) + 1
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        entry = Entry(seq=seq, time=moment, actor=actor, action=action, details=details or {})
+        data = encode_entry(entry)
+        leaf = leaf_hash(data)
+        conn.execute(
+            insert(_entries).values(
+                seq=seq,
+                created_at=moment,
+                actor=actor,
+                action=action,
+                entry=data,
+                leaf_hash=leaf,
+                mac=self.signer.entry_mac(seq, leaf),
+            )
+        )
+        return entry
+
+    def record(self, *, actor: str, action: str, details: dict[str, Any] | None = None) -> Entry:
+        """Append in a transaction of its own (for events that change nothing else)."""
+        with self.db.write() as conn:
+            return self.append(conn, actor=actor, action=action, details=details)
+
+    # -- the tree ----------------------------------------------------------------------------
+
+    def tree(self) -> MerkleTree:
+        """The Merkle tree over every stored leaf hash, cached and extended incrementally."""
+        with self._tree_lock, self.db.read() as conn:
+            rows = conn.execute(
+                select(_entries.c.seq, _entries.c.leaf_hash)
+                .where(_entries.c.seq >= self._tree.size)
+                .order_by(_entries.c.seq)
+            )
+            for seq, leaf in rows:
+                if seq != self._tree.size:
+                    raise AuditError(f"audit log has a gap before entry #{seq}: run audit verify")
+                self._tree.append(bytes(leaf))
+            return self._tree
+
+    def size(self) -> int:
+        with self.db.read() as conn:
+            last = conn.execute(select(func.max(_entries.c.seq))).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def leaf(self, seq: int) -> bytes:
+        with self.db.read() as conn:
+            found = conn.execute(select(_entries.c.leaf_hash).where(_entries.c.seq == seq)).scalar()
+        if found is None:
+            raise AuditError(f"audit entry #{seq} does not exist")
+        return bytes(found)
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[bytes]:
+        tree = self.tree()
+        return tree.inclusion_proof(seq, tree_size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        return self.tree().consistency_proof(old_size, new_size)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
+        """Sign the current tree head and store it."""
+        tree = self.tree()
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        signed = sign_checkpoint(self.signer, tree.size, tree.root(), moment)
+        with self.db.write() as conn:
+            conn.execute(
+                insert(_checkpoints).values(
+                    tree_size=signed.tree_size,
+                    root=signed.root,
+                    created_at=moment,
+                    public_key=signed.public_key,
+                    signature=signed.signature,
+                )
+            )
+        return signed
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(_checkpoints).order_by(_checkpoints.c.id))
+            return [
+                Checkpoint(
+                    origin=self.signer.origin,
+                    tree_size=r.tree_size,
+                    root=bytes(r.root),
+                    time=r.created_at,
+                    public_key=bytes(r.public_key),
+                    signature=bytes(r.signature),
+                )
+                for r in rows
+            ]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[StoredEntry]:
+        stmt = select(
+            _entries.c.seq,
+            _entries.c.created_at,
+            _entries.c.actor,
+            _entries.c.action,
+            _entries.c.entry,
+        ).order_by(_entries.c.seq.desc() if newest_first else _entries.c.seq)
+        if actor is not None:
+            stmt = stmt.where(_entries.c.actor == actor)
+        if action is not None:
+            stmt = stmt.where(_entries.c.action.startswith(action, autoescape=True))
+        if since is not None:
+            stmt = stmt.where(_entries.c.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(_entries.c.created_at < until)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.db.read() as conn:
+            for r in conn.execute(stmt):
+                yield StoredEntry(
+                    seq=r.seq,
+                    created_at=r.created_at,
+                    actor=r.actor,
+                    action=r.action,
+                    entry=decode_entry(bytes(r.entry)) if r.entry is not None else None,
+                )
+
+    # -- pruning -----------------------------------------------------------------------------
+
+    def prune_before(
+        self, cutoff: datetime, *, actor: str, policy: str, oldest_allowed: datetime
+    ) -> int:
+        """Erase the content of every entry older than ``cutoff`` (a whole prefix).
+
+        ``oldest_allowed`` is now minus the audit retention window: pruning anything newer is
+        refused. Leaf hashes and MACs stay, so the tree and old checkpoints still verify.
+        """
+        if cutoff > oldest_allowed:
+            raise AuditError(
+                "refusing to prune audit entries inside the audit retention window "
+                "(retention.windows.audit_entries)"
+            )
+        with self.db.write() as conn:
+            boundary = conn.execute(
+                select(func.min(_entries.c.seq)).where(_entries.c.created_at >= cutoff)
+            ).scalar()
+            stmt = update(_entries).where(_entries.c.entry.is_not(None)).values(entry=None)
+            if boundary is not None:
+                stmt = stmt.where(_entries.c.seq < boundary)
+            pruned = conn.execute(stmt).rowcount
+            self.append(
+                conn,
+                actor=actor,
+                action="audit.pruned",
+                details={"entries": pruned, "before": cutoff.isoformat(), "policy": policy},
+            )
+            return int(pruned)

@@ -1,0 +1,171 @@
+"""Full verification of the audit log, and of a witness's checkpoint against it.
+
+Every check names the first entry (or range of entries) that fails, so an auditor knows where
+to look. Verification reads the whole log; it never trusts the server's cached tree.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from privplate.audit.entries import decode_entry, format_time
+from privplate.audit.merkle import MerkleTree, leaf_hash, verify_consistency
+from privplate.audit.signing import AuditSigner, Checkpoint
+from privplate.errors import AuditError
+from privplate.store.database import Database
+from privplate.store.models import AuditEntry
+
+_entries: Table = AuditEntry.__table__  # type: ignore[assignment]
+_BATCH = 10_000
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    pruned: int = 0
+    root: bytes = b""
+    checkpoints_checked: int = 0
+    witness_checked: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _bytes(value: object) -> bytes:
+    # Someone editing with SQL may have turned a BLOB into TEXT; compare the bytes anyway.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
+
+
+def _identity_problem(row: Any, expected_seq: int, leaf: bytes, signer: AuditSigner) -> str | None:
+    if row.seq != expected_seq:
+        return f"entry #{expected_seq} is missing (deleted or renumbered)"
+    if not hmac.compare_digest(_bytes(row.mac), signer.entry_mac(row.seq, leaf)):
+        return (
+            f"entry #{row.seq}: leaf hash was rewritten (its MAC does not match the deployment key)"
+        )
+    return None
+
+
+def _content_problem(row: Any, leaf: bytes) -> str | None:
+    data = _bytes(row.entry)
+    if not hmac.compare_digest(leaf_hash(data), leaf):
+        return f"entry #{row.seq}: content does not match its leaf hash (edited)"
+    try:
+        entry = decode_entry(data)
+    except AuditError as exc:
+        return f"entry #{row.seq}: {exc}"
+    if entry.seq != row.seq:
+        return f"entry #{row.seq}: it records sequence number {entry.seq} (reordered)"
+    signed = (entry.actor, entry.action, format_time(entry.time))
+    if signed != (row.actor, row.action, format_time(row.created_at)):
+        return f"entry #{row.seq}: indexed columns differ from the signed content"
+    return None
+
+
+def verify_log(
+    db: Database,
+    signer: AuditSigner,
+    *,
+    witness: Checkpoint | None = None,
+    stored: list[Checkpoint] | None = None,
+) -> VerifyReport:
+    report = VerifyReport()
+    leaves: list[bytes] = []
+    seen_content = False
+    with db.read() as conn:
+        last = -1
+        while True:
+            rows = conn.execute(
+                select(_entries).where(_entries.c.seq > last).order_by(_entries.c.seq).limit(_BATCH)
+            ).all()
+            if not rows:
+                break
+            for row in rows:
+                leaf = _bytes(row.leaf_hash)
+                problem = _identity_problem(row, len(leaves), leaf, signer)
+                if problem is None and row.entry is None and seen_content:
+                    problem = f"entry #{row.seq}: content erased outside the pruned prefix"
+                if problem is None and row.entry is not None:
+                    seen_content = True
+                    problem = _content_problem(row, leaf)
+                if problem and not report.problems:
+                    report.problems.append(problem)
+                report.pruned += row.entry is None
+                leaves.append(leaf)
+            last = rows[-1].seq
+    tree = MerkleTree(leaves)
+    report.entries = tree.size
+    report.root = tree.root()
+    _check_stored(tree, signer, stored or [], report)
+    if witness is not None:
+        _check_witness(tree, signer, witness, stored or [], report)
+    return report
+
+
+def _check_stored(
+    tree: MerkleTree, signer: AuditSigner, stored: list[Checkpoint], report: VerifyReport
+) -> None:
+    good_size = 0
+    for cp in sorted(stored, key=lambda c: c.tree_size):
+        report.checkpoints_checked += 1
+        try:
+            cp.verify_signature(signer.public_key)
+        except AuditError as exc:
+            report.problems.append(f"stored {exc}")
+            continue
+        if cp.tree_size > tree.size:
+            report.problems.append(
+                f"log truncated: a checkpoint signed {cp.time.isoformat()} covers "
+                f"{cp.tree_size} entries but only {tree.size} remain"
+            )
+            return
+        if not hmac.compare_digest(tree.root(cp.tree_size), cp.root):
+            report.problems.append(
+                f"log rewritten between entry #{good_size} and #{cp.tree_size - 1}: it no "
+                f"longer matches the checkpoint signed {cp.time.isoformat()}"
+            )
+            return
+        good_size = cp.tree_size
+
+
+def _check_witness(
+    tree: MerkleTree,
+    signer: AuditSigner,
+    witness: Checkpoint,
+    stored: list[Checkpoint],
+    report: VerifyReport,
+) -> None:
+    try:
+        witness.verify_signature(signer.public_key)
+    except AuditError as exc:
+        report.problems.append(f"witness {exc}")
+        return
+    if witness.tree_size > tree.size:
+        report.problems.append(
+            f"log truncated: the witness checkpoint covers {witness.tree_size} entries, the "
+            f"log now has {tree.size}"
+        )
+        return
+    proof = tree.consistency_proof(witness.tree_size, tree.size)
+    try:
+        verify_consistency(witness.tree_size, tree.size, witness.root, tree.root(), proof)
+    except AuditError:
+        earlier = [
+            c.tree_size
+            for c in stored
+            if c.tree_size < witness.tree_size
+            and hmac.compare_digest(tree.root(c.tree_size), c.root)
+        ]
+        start = max(earlier, default=0)
+        report.problems.append(
+            f"log rewritten after the witness checkpoint: entries #{start} to "
+            f"#{witness.tree_size - 1} no longer match it"
+        )
+        return
+    report.witness_checked = True
