@@ -25,6 +25,9 @@ from privplate.store.models import AuditCheckpoint, AuditEntry
 _entries: Table = AuditEntry.__table__  # type: ignore[assignment]
 _checkpoints: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 _APPEND_LOCK = 7451003
+# Built once: constructing Core statements per call costs more than executing them.
+_INSERT_ENTRY = insert(_entries)
+_MAX_SEQ = select(func.max(_entries.c.seq))
 _ACTION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -63,22 +66,23 @@ class AuditLog:
             raise AuditError("every audit entry needs an actor")
         if self.db.is_postgres:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
-        last = conn.execute(select(func.max(_entries.c.seq))).scalar()
+        last = conn.execute(_MAX_SEQ).scalar()
         seq = 0 if last is None else int(last) + 1
         moment = (now or datetime.now(UTC)).astimezone(UTC)
         entry = Entry(seq=seq, time=moment, actor=actor, action=action, details=details or {})
         data = encode_entry(entry)
         leaf = leaf_hash(data)
         conn.execute(
-            insert(_entries).values(
-                seq=seq,
-                created_at=moment,
-                actor=actor,
-                action=action,
-                entry=data,
-                leaf_hash=leaf,
-                mac=self.signer.entry_mac(seq, leaf),
-            )
+            _INSERT_ENTRY,
+            {
+                "seq": seq,
+                "created_at": moment,
+                "actor": actor,
+                "action": action,
+                "entry": data,
+                "leaf_hash": leaf,
+                "mac": self.signer.entry_mac(seq, leaf),
+            },
         )
         return entry
 
@@ -105,7 +109,7 @@ class AuditLog:
 
     def size(self) -> int:
         with self.db.read() as conn:
-            last = conn.execute(select(func.max(_entries.c.seq))).scalar()
+            last = conn.execute(_MAX_SEQ).scalar()
         return 0 if last is None else int(last) + 1
 
     def leaf(self, seq: int) -> bytes:

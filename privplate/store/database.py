@@ -70,6 +70,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._partition_days: set[date] = set()
 
     @property
@@ -84,7 +85,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
         try:
-            with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            with self._write_engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"database write failed: {_reason(exc)}") from None
