@@ -31,7 +31,9 @@ def measure_appends(dep: Deployment, count: int, per_txn: int) -> float:
         with dep.db.write() as conn:
             for _ in range(per_txn):
                 dep.audit.append(
-                    conn, actor="bench:operator", action="camera.added",
+                    conn,
+                    actor="bench:operator",
+                    action="camera.added",
                     details={"camera": f"cam-{done}", "n": done},
                 )
                 done += 1
@@ -48,9 +50,17 @@ def bulk_fill(dep: Deployment, total: int) -> None:
     for seq in range(start, total):
         data = encode_entry(Entry(seq, now, "bench:fill", "query.made", {"case": f"C-{seq}"}))
         leaf = leaf_hash(data)
-        batch.append({"seq": seq, "created_at": now, "actor": "bench:fill",
-                      "action": "query.made", "entry": data, "leaf_hash": leaf,
-                      "mac": signer.entry_mac(seq, leaf)})
+        batch.append(
+            {
+                "seq": seq,
+                "created_at": now,
+                "actor": "bench:fill",
+                "action": "query.made",
+                "entry": data,
+                "leaf_hash": leaf,
+                "mac": signer.entry_mac(seq, leaf),
+            }
+        )
         if len(batch) == 20_000 or seq == total - 1:
             with dep.db.write() as conn:
                 conn.execute(insert(table), batch)
@@ -93,16 +103,23 @@ def run(label: str, url: str, args: argparse.Namespace, workdir: Path) -> None:
             cproof = dep.audit.consistency_proof(old)
             cons.append((time.perf_counter() - t0) * 1000)
             verify_consistency(old, size, tree.root(old), tree.root(), cproof)
-        for name, values in (("inclusion proof", incl), ("consistency proof", cons),
-                             ("leaf fetch + inclusion verify", verify_t)):
-            print(f"[{label}] {name} at {size:,}: p50 {statistics.median(values):.3f} ms, "
-                  f"p99 {percentile(values, 99):.3f} ms")
+        for name, values in (
+            ("inclusion proof", incl),
+            ("consistency proof", cons),
+            ("leaf fetch + inclusion verify", verify_t),
+        ):
+            print(
+                f"[{label}] {name} at {size:,}: p50 {statistics.median(values):.3f} ms, "
+                f"p99 {percentile(values, 99):.3f} ms"
+            )
         dep.audit.checkpoint()
         t0 = time.perf_counter()
         report = verify_log(dep.db, dep.audit.signer, stored=dep.audit.checkpoints())
         elapsed = time.perf_counter() - t0
-        print(f"[{label}] full verification of {report.entries:,} entries: {elapsed:.1f} s "
-              f"({'ok' if report.ok else report.problems[0]})")
+        print(
+            f"[{label}] full verification of {report.entries:,} entries: {elapsed:.1f} s "
+            f"({'ok' if report.ok else report.problems[0]})"
+        )
 
 
 def main() -> None:

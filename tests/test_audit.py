@@ -332,7 +332,10 @@ def test_cli_verify_checkpoint_and_show(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "show", "--action", "camera", "--json", *d])
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["details"]["camera"] for line in lines] == ["gate-1", "gate-2"]
+    result = runner.invoke(app, ["audit", "prune", *d])
+    assert result.exit_code == 0 and "0 entries older than" in result.output
     with Deployment.open(home) as dep:
+        assert [e.action for e in dep.audit.entries()][-1] == "audit.pruned"
         sql(dep, "DELETE FROM audit_entries WHERE seq = 1")
     result = runner.invoke(app, ["audit", "verify", "--checkpoint", str(cp), *d])
     assert result.exit_code == 1

@@ -23,12 +23,15 @@ NOW = datetime.now(UTC)
 def test_wrapping_vector(vec: dict[str, object]) -> None:
     kek = kekfile.Kek(int(vec["kek_generation"]), bytes.fromhex(str(vec["kek"])))
     epoch_id = int(vec["epoch_id"])
+    ends = datetime.fromtimestamp(int(vec["ends_at"]), tz=UTC)
     wrapped = bytes.fromhex(str(vec["wrapped"]))
-    assert unwrap_key(kek, epoch_id, wrapped).hex() == vec["epoch_key"]
+    assert unwrap_key(kek, epoch_id, wrapped, ends_at=ends).hex() == vec["epoch_key"]
     with pytest.raises(KeyringError, match="does not decrypt"):
-        unwrap_key(kek, epoch_id + 1, wrapped)  # a key moved to another epoch fails
-    rewrapped = wrap_key(kek, epoch_id, bytes.fromhex(str(vec["epoch_key"])))
-    assert unwrap_key(kek, epoch_id, rewrapped).hex() == vec["epoch_key"]
+        unwrap_key(kek, epoch_id + 1, wrapped, ends_at=ends)  # moved to another epoch
+    with pytest.raises(KeyringError, match="does not decrypt"):
+        unwrap_key(kek, epoch_id, wrapped, ends_at=ends + timedelta(days=30))  # stretched
+    rewrapped = wrap_key(kek, epoch_id, bytes.fromhex(str(vec["epoch_key"])), ends_at=ends)
+    assert unwrap_key(kek, epoch_id, rewrapped, ends_at=ends).hex() == vec["epoch_key"]
 
 
 def test_epochs_tile_time_and_keys_are_distinct(dep: Deployment) -> None:
@@ -189,3 +192,78 @@ def test_kek_readable_by_others_is_refused(tmp_path: Path) -> None:
         kekfile.read_kek(path)
     assert "kek" not in repr(kekfile.read_kek.__name__) or True
     assert "key=" not in repr(kekfile.new_kek(1))
+
+
+# -- regressions: situations that once lost live keys -----------------------------------------
+
+
+def test_leftover_committed_rotation_is_finished_before_the_next_one(
+    dep: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for days in (3, 2, 1, 0):
+        dep.keyring.current_key(NOW - timedelta(days=days))
+    survivor = dep.keyring.current_key(NOW).key
+    other = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)  # a long-running process
+    monkeypatch.setattr(
+        kekfile,
+        "promote_next",
+        lambda path: (_ for _ in ()).throw(SystemExit("killed between commit and rename")),
+    )
+    with pytest.raises(SystemExit):
+        dep.keyring.destroy_before(NOW - timedelta(days=1, hours=12))
+    monkeypatch.undo()
+    storage = other._storage
+
+    def hiccup(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("db hiccup")
+
+    monkeypatch.setattr(storage, "rewrap", hiccup)
+    with pytest.raises(RuntimeError):
+        other.destroy_before(NOW - timedelta(hours=12))
+    monkeypatch.undo()
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert fresh.current_key(NOW).key == survivor
+
+
+def test_new_epochs_are_never_wrapped_under_an_uncommitted_kek(dep: Deployment) -> None:
+    old = dep.keyring.current_key(NOW - timedelta(days=1)).key
+    # A rotation elsewhere has staged its next KEK but not committed; we then create an epoch.
+    kekfile.write_kek(kekfile.next_path(dep.settings.kek_path), kekfile.new_kek(2))
+    ring = Keyring.__new__(Keyring)
+    ring.__dict__.update(dep.keyring.__dict__)
+    ring._load_keks()
+    ring.current_key(NOW + timedelta(days=2))
+    assert SqlEpochStorage(dep.db).kek_generations_in_use() == {1}
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)  # the rotation crashed
+    assert fresh.current_key(NOW - timedelta(days=1)).key == old
+    assert fresh.current_key(NOW + timedelta(days=2)).key
+
+
+def test_a_stray_older_next_file_is_never_promoted(dep: Deployment) -> None:
+    dep.keyring.current_key(NOW - timedelta(days=2))
+    live = dep.keyring.current_key(NOW).key
+    old_kek = kekfile.read_kek(dep.settings.kek_path)
+    dep.keyring.destroy_before(NOW - timedelta(days=1))
+    kekfile.write_kek(kekfile.next_path(dep.settings.kek_path), old_kek)  # from a backup
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert kekfile.read_kek(dep.settings.kek_path).generation == 2
+    assert fresh.current_key(NOW).key == live
+
+
+def test_stretched_epoch_row_no_longer_opens(dep: Deployment) -> None:
+    from sqlalchemy import text
+
+    key = dep.keyring.current_key(NOW - timedelta(days=3))
+    with dep.db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE epochs SET ends_at = :e WHERE id = :i"),
+            {
+                "e": (NOW + timedelta(days=300)).replace(tzinfo=None)
+                if dep.db.is_sqlite
+                else NOW + timedelta(days=300),
+                "i": key.epoch_id,
+            },
+        )
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    with pytest.raises(KeyringError, match="does not decrypt"):
+        fresh.key_for(key.epoch_id)

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ import nacl.exceptions
 import nacl.signing
 
 from privplate.errors import AuditError, ConfigError
-from privplate.tokens.kek import check_private
+from privplate.tokens.kek import check_private, write_private_file
 
 _FORMAT = "privplate-audit-signing-key"
 CHECKPOINT_FORMAT = "privplate-audit-checkpoint"
@@ -40,7 +39,8 @@ class AuditSigner:
 
     def __init__(self, seed: bytes) -> None:
         self._signing = nacl.signing.SigningKey(seed)
-        self._mac_key = hashlib.blake2b(seed, key=_MAC_DOMAIN[:64], digest_size=32).digest()
+        # BLAKE2b keyed with the secret seed, over a domain string: a PRF-derived subkey.
+        self._mac_key = hashlib.blake2b(_MAC_DOMAIN, key=seed, digest_size=32).digest()
         self.public_key = bytes(self._signing.verify_key)
 
     def __repr__(self) -> str:
@@ -66,16 +66,10 @@ def origin_for(public_key: bytes) -> str:
 
 
 def write_signing_key(path: Path, signer_seed: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = json.dumps(
         {"format": _FORMAT, "version": 1, "seed": base64.b64encode(signer_seed).decode()}
     ).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_private_file(path, body)
 
 
 def create_signing_key(path: Path) -> None:
@@ -93,7 +87,7 @@ def read_signing_key(path: Path) -> AuditSigner:
     check_private(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != _FORMAT or data.get("version") != 1:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("version") != 1:
             raise ValueError("unknown format")
         seed = base64.b64decode(data["seed"], validate=True)
         if len(seed) != 32:

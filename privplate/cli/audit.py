@@ -55,14 +55,38 @@ def verify(
 
 @app.command("checkpoint")
 def checkpoint(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the signed checkpoint here, for a witness."),
+    ] = None,
     home: DirOption = None,
 ) -> None:
-    """Sign the current tree head and write it for a witness (auditor, council clerk)."""
+    """Sign and store the current tree head (run it from a timer for scheduled checkpoints)."""
     with Deployment.open(home) as dep:
         signed = dep.audit.checkpoint()
-    out.write_text(signed.to_json() + "\n", encoding="utf-8")
-    console.print(f"checkpoint of {signed.tree_size} entries written to {out}")
+    console.print(f"checkpoint of {signed.tree_size} entries signed, root {signed.root.hex()}")
+    if out is not None:
+        out.write_text(signed.to_json() + "\n", encoding="utf-8")
+        console.print(f"written to {out}: give it to a witness (auditor, council clerk)")
+
+
+@app.command("prune")
+def prune(home: DirOption = None) -> None:
+    """Erase the content of entries older than the audit retention window (a whole prefix).
+
+    Leaf hashes stay, so the tree and every checkpoint remain verifiable; the prune itself is
+    recorded in the log.
+    """
+    with Deployment.open(home) as dep:
+        window = dep.settings.retention_window("audit_entries")
+        cutoff = datetime.now(UTC) - window
+        count = dep.audit.prune_before(
+            cutoff,
+            actor=dep.actor,
+            policy=f"retention.audit_entries = {window.days} days",
+            oldest_allowed=cutoff,
+        )
+    console.print(f"{count} entries older than {cutoff.isoformat(timespec='seconds')} pruned")
 
 
 def _when(text: str | None) -> datetime | None:

@@ -42,8 +42,16 @@ def check_point(point: bytes, what: str) -> bytes:
     return bytes(point)
 
 
+def check_scalar(scalar: bytes) -> bytes:
+    """Refuse non-canonical scalars: libsodium would silently drop bit 255 of one >= l."""
+    if len(scalar) != SCALAR_BYTES or not 0 < scalar_to_int(scalar) < GROUP_ORDER:
+        raise SealingError("scalar must be 32 bytes encoding an integer in [1, l)")
+    return scalar
+
+
 def base_mul(scalar: bytes) -> bytes:
     """scalar * B, without clamping (we need true group arithmetic for Lagrange combination)."""
+    check_scalar(scalar)
     try:
         return bytes(sodium.crypto_scalarmult_ed25519_base_noclamp(scalar))
     except nacl.exceptions.RuntimeError:
@@ -52,6 +60,7 @@ def base_mul(scalar: bytes) -> bytes:
 
 def mul(scalar: bytes, point: bytes) -> bytes:
     """scalar * point, without clamping."""
+    check_scalar(scalar)
     try:
         return bytes(sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
     except nacl.exceptions.RuntimeError:

@@ -22,7 +22,7 @@ DEFAULT_CONFUSABLES: Mapping[str, str] = MappingProxyType(
 )
 
 # Separators people type or that plates print between groups; removed, never rejected.
-_SEPARATORS = re.compile(r"[\s\-.·_/]+")
+_SEPARATORS = re.compile("[ \t\n\r\f\v\\-._/\u00b7]+")
 _CANONICAL = re.compile(rf"[A-Z0-9]{{1,{MAX_PLATE_LENGTH}}}")
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -47,13 +47,21 @@ def validate_fold_table(table: Mapping[str, str]) -> Mapping[str, str]:
 def canonical_plate(text: str, *, fold: Mapping[str, str] | None = None) -> str:
     """Return the canonical form of ``text``: upper-case A-Z0-9, 1..10 characters.
 
-    Spaces, hyphens, dots and slashes are dropped; any other character is an error, so a
-    wildcard such as ``*`` or ``%`` can never reach a lookup. The error never repeats the input.
+    White space, hyphens, dots, underscores, slashes and middle dots are dropped; any other
+    character is an error, so a wildcard such as ``*`` or ``%`` can never reach a lookup. The
+    error never repeats the input (it may state its length).
     """
     if not isinstance(text, str):
         raise InvalidPlate("plate must be text")
-    normalized = unicodedata.normalize("NFKC", text).upper()
-    compact = _SEPARATORS.sub("", normalized)
+    # NFKC maps full-width and other compatibility forms to ASCII; after it only ASCII is
+    # accepted, and upper-casing is ASCII-only, so every implementation agrees byte for byte.
+    normalized = _SEPARATORS.sub("", unicodedata.normalize("NFKC", text))
+    if not normalized.isascii():
+        raise InvalidPlate(
+            "plate may contain only letters A-Z and digits 0-9 (spaces and hyphens are "
+            "ignored; wildcards are not allowed)"
+        )
+    compact = normalized.upper()
     if not compact:
         raise InvalidPlate("plate is empty: give the characters printed on the plate")
     if not _CANONICAL.fullmatch(compact):
@@ -67,5 +75,10 @@ def canonical_plate(text: str, *, fold: Mapping[str, str] | None = None) -> str:
             "ignored; wildcards are not allowed)"
         )
     if fold:
+        validate_fold_table(fold)
         compact = "".join(fold.get(ch, ch) for ch in compact)
     return compact
+
+
+def is_canonical(text: str) -> bool:
+    return _CANONICAL.fullmatch(text) is not None

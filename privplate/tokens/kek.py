@@ -63,10 +63,12 @@ def read_kek(path: Path) -> Kek:
     check_private(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != _FORMAT or data.get("version") != 1:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError("unknown format")
+        version, generation = data.get("version"), data.get("generation")
+        if type(version) is not int or version != 1 or type(generation) is not int:
+            raise ValueError("version and generation must be integers")
         key = base64.b64decode(data["key"], validate=True)
-        generation = int(data["generation"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"key-encryption key file {path} is malformed ({exc})") from None
     if len(key) != KEK_BYTES or generation < 1:
@@ -75,8 +77,7 @@ def read_kek(path: Path) -> Kek:
 
 
 def write_kek(path: Path, kek: Kek) -> None:
-    """Write ``kek`` to ``path`` atomically with mode 0600, never following an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write ``kek`` to ``path`` atomically with mode 0600."""
     body = json.dumps(
         {
             "format": _FORMAT,
@@ -85,6 +86,12 @@ def write_kek(path: Path, kek: Kek) -> None:
             "key": base64.b64encode(kek.key).decode("ascii"),
         }
     ).encode("utf-8")
+    write_private_file(path, body)
+
+
+def write_private_file(path: Path, body: bytes) -> None:
+    """Atomically replace ``path`` with ``body``, readable only by this user (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -109,24 +109,25 @@ def epoch_id_for(starts_at: datetime) -> int:
     return int(starts_at.timestamp())
 
 
-def _aad(epoch_id: int, generation: int) -> bytes:
-    # Binding the epoch id stops a database writer from swapping keys between epochs.
-    return _WRAP_DOMAIN + struct.pack(">qI", epoch_id, generation)
+def _aad(epoch_id: int, generation: int, ends_at: datetime) -> bytes:
+    # Binding the epoch's span stops a database writer from moving a key to another epoch or
+    # stretching an epoch to keep its key from scheduled destruction (the id is its start).
+    return _WRAP_DOMAIN + struct.pack(">qIq", epoch_id, generation, int(ends_at.timestamp()))
 
 
-def wrap_key(kek: kekfile.Kek, epoch_id: int, key: bytes) -> bytes:
+def wrap_key(kek: kekfile.Kek, epoch_id: int, key: bytes, *, ends_at: datetime) -> bytes:
     nonce = nacl.utils.random(_NONCE_BYTES)
     sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        key, _aad(epoch_id, kek.generation), nonce, kek.key
+        key, _aad(epoch_id, kek.generation, ends_at), nonce, kek.key
     )
     return bytes(nonce + sealed)
 
 
-def unwrap_key(kek: kekfile.Kek, epoch_id: int, wrapped: bytes) -> bytes:
+def unwrap_key(kek: kekfile.Kek, epoch_id: int, wrapped: bytes, *, ends_at: datetime) -> bytes:
     nonce, sealed = wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:]
     try:
         key = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            sealed, _aad(epoch_id, kek.generation), nonce, kek.key
+            sealed, _aad(epoch_id, kek.generation, ends_at), nonce, kek.key
         )
     except nacl.exceptions.CryptoError:
         raise KeyringError(
@@ -159,13 +160,19 @@ class Keyring:
     # -- KEK handling -------------------------------------------------------------------
 
     def _load_keks(self) -> None:
-        keks = {}
+        """Read the current KEK and, if a rotation is in flight, the staged next one."""
         current = kekfile.read_kek(self._kek_path)
-        keks[current.generation] = current
+        keks = {current.generation: current}
         staged = kekfile.next_path(self._kek_path)
         if staged.exists():
             nxt = kekfile.read_kek(staged)
+            if nxt.generation in keks and nxt.key != keks[nxt.generation].key:
+                raise KeyringError(
+                    f"{staged} and {self._kek_path} hold different keys for generation "
+                    f"{nxt.generation}; restore the correct key file before continuing"
+                )
             keks[nxt.generation] = nxt
+        self._current_generation = current.generation
         self._keks = keks
 
     def _kek(self, generation: int) -> kekfile.Kek:
@@ -182,7 +189,23 @@ class Keyring:
 
     @property
     def kek_generation(self) -> int:
-        return max(self._keks)
+        """Generation of the KEK in the key file (a staged next KEK does not count)."""
+        return self._current_generation
+
+    def _wrapping_kek(self) -> kekfile.Kek:
+        """The KEK new epoch keys are wrapped under.
+
+        Normally the key file's; a staged next KEK only once the database already uses it (its
+        rotation committed and only the rename is pending). Never a staged KEK whose rotation
+        might still roll back, or the new epoch's key would be lost with it.
+        """
+        in_use = self._storage.kek_generations_in_use()
+        usable = [
+            g
+            for g in self._keks
+            if g == self._current_generation or (g > self._current_generation and g in in_use)
+        ]
+        return self._keks[max(usable)]
 
     def recover(self) -> None:
         """Finish or roll back a rotation that a crash interrupted."""
@@ -194,9 +217,18 @@ class Keyring:
         staged = kekfile.next_path(self._kek_path)
         if not staged.exists():
             return
-        staged_gen = max(self._keks)
-        if staged_gen in self._storage.kek_generations_in_use():
+        staged_gen = kekfile.read_kek(staged).generation
+        if (
+            staged_gen == self._current_generation + 1
+            and staged_gen in self._storage.kek_generations_in_use()
+        ):
             kekfile.promote_next(self._kek_path)  # the database already uses it
+        elif staged_gen in self._storage.kek_generations_in_use():
+            raise KeyringError(
+                f"{staged} (generation {staged_gen}) is in use by the database but does not "
+                f"follow {self._kek_path} (generation {self._current_generation}); restore the "
+                "key files from the same point in time"
+            )
         else:
             kekfile.discard_next(self._kek_path)  # the re-wrap never committed
         self._load_keks()
@@ -209,7 +241,16 @@ class Keyring:
                 f"epoch {record.epoch_id} key was destroyed by retention; its tokens can no "
                 "longer be matched"
             )
-        key = unwrap_key(self._kek(record.kek_generation), record.epoch_id, record.wrapped_key)
+        if record.epoch_id != epoch_id_for(record.starts_at):
+            raise KeyringError(
+                f"epoch {record.epoch_id} row was altered: its id no longer matches its start"
+            )
+        key = unwrap_key(
+            self._kek(record.kek_generation),
+            record.epoch_id,
+            record.wrapped_key,
+            ends_at=record.ends_at,
+        )
         return EpochKey(record.epoch_id, record.starts_at, record.ends_at, key)
 
     def current_key(self, now: datetime | None = None) -> EpochKey:
@@ -249,28 +290,32 @@ class Keyring:
             start = latest.ends_at  # the epoch length changed; never overlap the last epoch
         end = aligned + self._epoch
         epoch_id = epoch_id_for(start)
-        kek = self._keks[self.kek_generation]
         key = nacl.utils.random(EPOCH_KEY_BYTES)
-        record = EpochRecord(
-            epoch_id=epoch_id,
-            starts_at=start,
-            ends_at=end,
-            kek_generation=kek.generation,
-            wrapped_key=wrap_key(kek, epoch_id, key),
-            destroyed_at=None,
-        )
-        try:
-            self._storage.add_epoch(record)
-        except StaleKek:
-            self._load_keks()
-            return self._create_epoch(now)
-        except AlreadyExists:
-            # Another process created it first: use theirs so everyone shares one key.
-            existing = self._storage.epoch_at(now)
-            if existing is None:
-                raise KeyringError("epoch creation raced and no epoch covers now") from None
-            return existing
-        return record
+        for _attempt in range(5):
+            kek = self._wrapping_kek()
+            record = EpochRecord(
+                epoch_id=epoch_id,
+                starts_at=start,
+                ends_at=end,
+                kek_generation=kek.generation,
+                wrapped_key=wrap_key(kek, epoch_id, key, ends_at=end),
+                destroyed_at=None,
+            )
+            try:
+                self._storage.add_epoch(record)
+            except StaleKek:
+                self._load_keks()  # a rotation committed meanwhile: wrap under its KEK
+                continue
+            except AlreadyExists:
+                break
+            return record
+        else:
+            raise KeyringError("the key-encryption key kept changing; try again")
+        # Another process created it first: use theirs so everyone shares one key.
+        existing = self._storage.epoch_at(now)
+        if existing is None:
+            raise KeyringError("epoch creation raced and no epoch covers now")
+        return existing
 
     def destroy_before(self, cutoff: datetime, *, now: datetime | None = None) -> list[int]:
         """Destroy every epoch that ended at or before ``cutoff``; rotate the KEK.
@@ -289,16 +334,20 @@ class Keyring:
             raise KeyringError("epoch keys kept changing during destruction; run the purge again")
 
     def _destroy_once(self, cutoff: datetime, now: datetime) -> list[int]:
-        self._load_keks()
+        # Finish (or undo) any rotation a crashed process left behind before staging ours.
+        self._recover_locked()
         live = self._storage.live_epochs()
         doomed = [r.epoch_id for r in live if r.ends_at <= cutoff]
         if not doomed:
             return []
         keep = [r for r in live if r.ends_at > cutoff]
-        staged = kekfile.new_kek(self.kek_generation + 1)
+        staged = kekfile.new_kek(self._current_generation + 1)
         kekfile.write_kek(kekfile.next_path(self._kek_path), staged)
         self._keks[staged.generation] = staged
-        rewrapped = {r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key) for r in keep}
+        rewrapped = {
+            r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key, ends_at=r.ends_at)
+            for r in keep
+        }
         try:
             self._storage.rewrap(rewrapped, staged.generation, doomed, now)
         except BaseException:

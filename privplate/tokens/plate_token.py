@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from privplate.errors import InvalidPlate
+from privplate.tokens.canonical import is_canonical
+
 TOKEN_BYTES = 16
 EPOCH_KEY_BYTES = 32
 #: Domain separation: an epoch key is used for nothing but plate tokens.
@@ -19,6 +22,8 @@ def plate_token(epoch_key: bytes, canonical: str) -> bytes:
     """Token of an already canonical plate (see :func:`privplate.tokens.canonical_plate`)."""
     if len(epoch_key) != EPOCH_KEY_BYTES:
         raise ValueError(f"epoch key must be {EPOCH_KEY_BYTES} bytes")
+    if not is_canonical(canonical):
+        raise InvalidPlate("only canonical plates are tokenized (use canonical_plate first)")
     mac = hmac.new(epoch_key, TOKEN_DOMAIN + canonical.encode("ascii"), hashlib.sha256)
     return mac.digest()[:TOKEN_BYTES]
 
