@@ -173,7 +173,18 @@ def test_wrong_kek_file_is_a_clear_error(dep: Deployment) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("not json", "malformed"), ('{"format": "x", "version": 1}', "malformed")],
+    [
+        ("not json", "malformed"),
+        ("[]", "malformed"),
+        ('{"format": "x", "version": 1}', "malformed"),
+        ('{"format": "privplate-kek", "version": true, "generation": 1, "key": ""}', "malformed"),
+        (
+            '{"format": "privplate-kek", "version": 1, "generation": 2.9, '
+            '"key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}',
+            "generation",
+        ),
+        ('{"format": "privplate-kek", "version": 1, "generation": 1, "key": "abc"}', "key"),
+    ],
 )
 def test_malformed_kek_file(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "kek.key"

@@ -26,7 +26,7 @@ import nacl.exceptions
 import nacl.signing
 
 from privplate.errors import AuditError, ConfigError
-from privplate.tokens.kek import check_private, write_private_file
+from privplate.tokens.kek import decode_key, read_key_file, write_private_file
 
 _FORMAT = "privplate-audit-signing-key"
 CHECKPOINT_FORMAT = "privplate-audit-checkpoint"
@@ -79,22 +79,17 @@ def create_signing_key(path: Path) -> None:
 
 
 def read_signing_key(path: Path) -> AuditSigner:
-    if not path.exists():
-        raise ConfigError(
-            f"audit signing key {path} is missing; run `privplate init` (it never overwrites "
-            "keys) or set audit_signing_key_file in privplate.toml"
-        )
-    check_private(path)
+    data = read_key_file(
+        path,
+        fmt=_FORMAT,
+        what="audit signing key",
+        missing_hint="run `privplate init` (it never overwrites keys) or set "
+        "audit_signing_key_file in privplate.toml",
+    )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("version") != 1:
-            raise ValueError("unknown format")
-        seed = base64.b64decode(data["seed"], validate=True)
-        if len(seed) != 32:
-            raise ValueError("seed must be 32 bytes")
-    except (ValueError, KeyError, TypeError) as exc:
+        return AuditSigner(decode_key(data, "seed", 32))
+    except ValueError as exc:
         raise ConfigError(f"audit signing key {path} is malformed ({exc})") from None
-    return AuditSigner(seed)
 
 
 @dataclass(frozen=True)

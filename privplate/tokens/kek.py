@@ -54,25 +54,55 @@ def check_private(path: Path) -> None:
         )
 
 
-def read_kek(path: Path) -> Kek:
+def read_key_file(path: Path, *, fmt: str, what: str, missing_hint: str) -> dict[str, object]:
+    """Load a privplate JSON key file: present, private (0600), the right format, version 1.
+
+    Returns its fields; any structural problem is a ConfigError naming the file.
+    """
     if not path.exists():
-        raise ConfigError(
-            f"key-encryption key file {path} is missing; run `privplate init --dir DIR` to "
-            "create a deployment, or set kek_file in privplate.toml"
-        )
+        raise ConfigError(f"{what} {path} is missing; {missing_hint}")
     check_private(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError("unknown format")
-        version, generation = data.get("version"), data.get("generation")
-        if type(version) is not int or version != 1 or type(generation) is not int:
-            raise ValueError("version and generation must be integers")
-        key = base64.b64decode(data["key"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
+        raise ConfigError(f"{what} {path} is malformed ({exc})") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != fmt
+        or type(version) is not int
+        or (version != 1)
+    ):
+        raise ConfigError(f"{what} {path} is malformed (not a version 1 {fmt} file)")
+    return data
+
+
+def decode_key(data: dict[str, object], field: str, size: int) -> bytes:
+    value = data.get(field)
+    try:
+        key = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != size:
+        raise ValueError(f"{field} must be {size} bytes of base64")
+    return key
+
+
+def read_kek(path: Path) -> Kek:
+    data = read_key_file(
+        path,
+        fmt=_FORMAT,
+        what="key-encryption key file",
+        missing_hint="run `privplate init --dir DIR` to create a deployment, or set kek_file "
+        "in privplate.toml",
+    )
+    generation = data.get("generation")
+    try:
+        key = decode_key(data, "key", KEK_BYTES)
+        if type(generation) is not int or generation < 1:
+            raise ValueError("generation must be a positive integer")
+    except ValueError as exc:
         raise ConfigError(f"key-encryption key file {path} is malformed ({exc})") from None
-    if len(key) != KEK_BYTES or generation < 1:
-        raise ConfigError(f"key-encryption key file {path} is malformed (bad key or generation)")
     return Kek(generation=generation, key=key)
 
 
