@@ -171,8 +171,13 @@ def test_foreign_or_forged_checkpoints_are_refused(dep: Deployment) -> None:
     assert any(
         "invalid signature" in p for p in verify(dep, Checkpoint.from_json(json.dumps(data)))
     )
-    with pytest.raises(AuditError, match="malformed"):
-        Checkpoint.from_json("{}")
+    for bad in (
+        "{}",
+        "[]",
+        '{"format": "privplate-audit-checkpoint", "version": 1, "tree_size": 6.9}',
+    ):
+        with pytest.raises(AuditError, match="malformed"):
+            Checkpoint.from_json(bad)
 
 
 def test_inclusion_proofs_verify_against_a_signed_root(dep: Deployment) -> None:
@@ -313,6 +318,15 @@ def test_pruning_a_prefix_keeps_everything_verifiable(dep: Deployment) -> None:
     # Erasing content outside the prefix is tampering.
     sql(dep, "UPDATE audit_entries SET entry = NULL WHERE seq = 8")
     assert verify(dep) == ["entry #8: content erased outside the pruned prefix"]
+
+
+def test_erasing_a_prefix_without_a_recorded_prune_is_detected(dep: Deployment) -> None:
+    populate(dep, 5)
+    sql(dep, "UPDATE audit_entries SET entry = NULL WHERE seq <= 3")
+    assert verify(dep) == [
+        "entries #0 to #3 have no content, but no audit.pruned entry covers them beyond #-1 "
+        "(erased without a recorded policy)"
+    ]
 
 
 # -- CLI -------------------------------------------------------------------------------------

@@ -278,3 +278,20 @@ def test_stretched_epoch_row_no_longer_opens(dep: Deployment) -> None:
     fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
     with pytest.raises(KeyringError, match="does not decrypt"):
         fresh.key_for(key.epoch_id)
+
+
+def test_a_stale_staged_key_in_another_process_is_never_used(dep: Deployment) -> None:
+    dep.keyring.current_key(NOW - timedelta(days=3))
+    live = dep.keyring.current_key(NOW).key
+    other = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    # A first rotation attempt stages generation 2 and the other process reads it...
+    kekfile.write_kek(kekfile.next_path(dep.settings.kek_path), kekfile.new_kek(2))
+    other._load_keks()
+    # ...then that attempt rolls back, and a retry commits generation 2 with a different key.
+    kekfile.discard_next(dep.settings.kek_path)
+    assert dep.keyring.destroy_before(NOW - timedelta(days=1, hours=12))
+    created = other.current_key(NOW + timedelta(days=3))
+    assert other.current_key(NOW).key == live
+    fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+    assert fresh.current_key(NOW + timedelta(days=3)).key == created.key
+    assert fresh.current_key(NOW).key == live

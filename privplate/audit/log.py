@@ -66,8 +66,7 @@ class AuditLog:
             raise AuditError("every audit entry needs an actor")
         if self.db.is_postgres:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
-        last = conn.execute(_MAX_SEQ).scalar()
-        seq = 0 if last is None else int(last) + 1
+        seq = self._next_seq(conn)
         moment = (now or datetime.now(UTC)).astimezone(UTC)
         entry = Entry(seq=seq, time=moment, actor=actor, action=action, details=details or {})
         data = encode_entry(entry)
@@ -85,6 +84,11 @@ class AuditLog:
             },
         )
         return entry
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        last = conn.execute(_MAX_SEQ).scalar()
+        return 0 if last is None else int(last) + 1
 
     def record(self, *, actor: str, action: str, details: dict[str, Any] | None = None) -> Entry:
         """Append in a transaction of its own (for events that change nothing else)."""
@@ -222,10 +226,18 @@ class AuditLog:
             if boundary is not None:
                 stmt = stmt.where(_entries.c.seq < boundary)
             pruned = conn.execute(stmt).rowcount
+            through = (boundary if boundary is not None else self._next_seq(conn)) - 1
+            # The verifier accepts erased content only up to the highest ``through_seq`` that
+            # an authentic (MAC'd) audit.pruned entry records.
             self.append(
                 conn,
                 actor=actor,
                 action="audit.pruned",
-                details={"entries": pruned, "before": cutoff.isoformat(), "policy": policy},
+                details={
+                    "entries": pruned,
+                    "through_seq": through,
+                    "before": cutoff.isoformat(),
+                    "policy": policy,
+                },
             )
             return int(pruned)

@@ -141,16 +141,28 @@ class Checkpoint:
     def from_json(cls, text: str) -> Checkpoint:
         try:
             data = json.loads(text)
-            if data.get("format") != CHECKPOINT_FORMAT or data.get("version") != 1:
+            if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError("not a privplate audit checkpoint")
-            return cls(
+            size = data.get("tree_size")
+            if type(data.get("version")) is not int or data["version"] != 1:
+                raise ValueError("unsupported version")
+            if type(size) is not int or size < 0:
+                raise ValueError("tree_size must be a non-negative integer")
+            checkpoint = cls(
                 origin=str(data["origin"]),
-                tree_size=int(data["tree_size"]),
+                tree_size=size,
                 root=bytes.fromhex(data["root"]),
                 time=datetime.fromisoformat(data["time"]),
                 public_key=bytes.fromhex(data["public_key"]),
                 signature=base64.b64decode(data["signature"], validate=True),
             )
+            if (len(checkpoint.root), len(checkpoint.public_key), len(checkpoint.signature)) != (
+                32,
+                32,
+                64,
+            ):
+                raise ValueError("root, public key or signature has the wrong length")
+            return checkpoint
         except (ValueError, KeyError, TypeError) as exc:
             raise AuditError(f"checkpoint file is malformed ({exc})") from None
 

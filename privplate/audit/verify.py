@@ -52,6 +52,11 @@ def _identity_problem(row: Any, expected_seq: int, leaf: bytes, signer: AuditSig
     return None
 
 
+def _through_seq(data: object) -> int:
+    value = decode_entry(_bytes(data)).details.get("through_seq")
+    return value if type(value) is int else -1
+
+
 def _content_problem(row: Any, leaf: bytes) -> str | None:
     data = _bytes(row.entry)
     if not hmac.compare_digest(leaf_hash(data), leaf):
@@ -78,6 +83,8 @@ def verify_log(
     report = VerifyReport()
     leaves: list[bytes] = []
     seen_content = False
+    last_pruned = -1
+    pruned_through = -1  # the furthest an authentic audit.pruned entry allows erasure
     with db.read() as conn:
         last = -1
         while True:
@@ -94,11 +101,20 @@ def verify_log(
                 if problem is None and row.entry is not None:
                     seen_content = True
                     problem = _content_problem(row, leaf)
+                    if problem is None and row.action == "audit.pruned":
+                        pruned_through = max(pruned_through, _through_seq(row.entry))
+                if row.entry is None:
+                    last_pruned = row.seq
                 if problem and not report.problems:
                     report.problems.append(problem)
                 report.pruned += row.entry is None
                 leaves.append(leaf)
             last = rows[-1].seq
+    if last_pruned > pruned_through and not report.problems:
+        report.problems.append(
+            f"entries #0 to #{last_pruned} have no content, but no audit.pruned entry covers "
+            f"them beyond #{pruned_through} (erased without a recorded policy)"
+        )
     tree = MerkleTree(leaves)
     report.entries = tree.size
     report.root = tree.root()

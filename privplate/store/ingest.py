@@ -151,10 +151,22 @@ def _chunks(items: Sequence[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
         yield list(items[start : start + _CHUNK])
 
 
-def _existing(conn: Connection, column: object, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+def _existing(
+    conn: Connection,
+    table: Table,
+    column: str,
+    ids: Sequence[uuid.UUID],
+    times: Sequence[datetime] = (),
+) -> set[uuid.UUID]:
+    """Which ``ids`` are already stored. Given the items' observation times, the search is
+    limited to that span, so PostgreSQL only probes the partitions that could hold them."""
+    col = table.c[column]
     found: set[uuid.UUID] = set()
     for chunk in _chunks(ids):
-        found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))  # type: ignore[attr-defined, call-overload]
+        stmt = select(col).where(col.in_(chunk))
+        if times:
+            stmt = stmt.where(table.c.observed_at >= min(times), table.c.observed_at <= max(times))
+        found.update(r[0] for r in conn.execute(stmt))
     return found
 
 
@@ -232,7 +244,7 @@ def _check_evidence_refs(
     missing = {r.evidence_id for r in reads if r.evidence_id is not None} - batch_evidence
     if not missing:
         return
-    never_sent = missing - _existing(conn, _evidence.c.id, sorted(missing))
+    never_sent = missing - _existing(conn, _evidence, "id", sorted(missing))
     for i, read in enumerate(reads):
         if read.evidence_id in never_sent:
             raise IngestRejected("evidence_id names evidence that was never sent", index=i)
@@ -268,8 +280,12 @@ def _ingest(
     epochs = _check_epochs(conn, reads)
     batch_evidence = {e.evidence_id for e in evidence}
     _check_evidence_refs(conn, reads, batch_evidence)
-    existing_reads = _existing(conn, _reads.c.read_id, [r.read_id for r in reads])
-    existing_evidence = _existing(conn, _evidence.c.id, sorted(batch_evidence))
+    existing_reads = _existing(
+        conn, _reads, "read_id", [r.read_id for r in reads], [r.observed_at for r in reads]
+    )
+    existing_evidence = _existing(
+        conn, _evidence, "id", [e.evidence_id for e in evidence], [e.observed_at for e in evidence]
+    )
 
     rows: list[dict[str, object]] = []
     kept_evidence: set[uuid.UUID] = set()

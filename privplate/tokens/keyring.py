@@ -197,8 +197,11 @@ class Keyring:
 
         Normally the key file's; a staged next KEK only once the database already uses it (its
         rotation committed and only the rename is pending). Never a staged KEK whose rotation
-        might still roll back, or the new epoch's key would be lost with it.
+        might still roll back, or the new epoch's key would be lost with it. The files are
+        re-read first: a staged key seen earlier may belong to a rotation that rolled back and
+        was retried with a different key under the same generation.
         """
+        self._load_keks()
         in_use = self._storage.kek_generations_in_use()
         usable = [
             g
@@ -217,8 +220,13 @@ class Keyring:
         staged = kekfile.next_path(self._kek_path)
         if not staged.exists():
             return
-        staged_gen = kekfile.read_kek(staged).generation
-        if (
+        staged_kek = kekfile.read_kek(staged)
+        staged_gen = staged_kek.generation
+        if staged_gen == self._current_generation and (
+            staged_kek.key == self._keks[staged_gen].key
+        ):
+            kekfile.discard_next(self._kek_path)  # a copy of the current key: harmless
+        elif (
             staged_gen == self._current_generation + 1
             and staged_gen in self._storage.kek_generations_in_use()
         ):
@@ -245,12 +253,22 @@ class Keyring:
             raise KeyringError(
                 f"epoch {record.epoch_id} row was altered: its id no longer matches its start"
             )
-        key = unwrap_key(
-            self._kek(record.kek_generation),
-            record.epoch_id,
-            record.wrapped_key,
-            ends_at=record.ends_at,
-        )
+        try:
+            key = unwrap_key(
+                self._kek(record.kek_generation),
+                record.epoch_id,
+                record.wrapped_key,
+                ends_at=record.ends_at,
+            )
+        except KeyringError:
+            # Our copy of that generation may be stale (see _wrapping_kek): re-read once.
+            self._load_keks()
+            key = unwrap_key(
+                self._kek(record.kek_generation),
+                record.epoch_id,
+                record.wrapped_key,
+                ends_at=record.ends_at,
+            )
         return EpochKey(record.epoch_id, record.starts_at, record.ends_at, key)
 
     def current_key(self, now: datetime | None = None) -> EpochKey:
@@ -340,13 +358,13 @@ class Keyring:
         doomed = [r.epoch_id for r in live if r.ends_at <= cutoff]
         if not doomed:
             return []
-        keep = [r for r in live if r.ends_at > cutoff]
+        # Unwrap first: an unreadable row fails here, before anything is staged on disk.
+        keep = [(r, self._unwrap(r).key) for r in live if r.ends_at > cutoff]
         staged = kekfile.new_kek(self._current_generation + 1)
         kekfile.write_kek(kekfile.next_path(self._kek_path), staged)
         self._keks[staged.generation] = staged
         rewrapped = {
-            r.epoch_id: wrap_key(staged, r.epoch_id, self._unwrap(r).key, ends_at=r.ends_at)
-            for r in keep
+            r.epoch_id: wrap_key(staged, r.epoch_id, key, ends_at=r.ends_at) for r, key in keep
         }
         try:
             self._storage.rewrap(rewrapped, staged.generation, doomed, now)
