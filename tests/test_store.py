@@ -231,3 +231,18 @@ def test_oversized_batch_and_evidence_are_refused(dep: Deployment) -> None:
 def test_lookup_refuses_invalid_plates(dep: Deployment, plate: str) -> None:
     with pytest.raises(InvalidPlate):
         dep.lookup(plate, HOUR_AGO)
+
+
+def test_bulk_insert_tolerates_rows_stored_concurrently(dep: Deployment) -> None:
+    """The race the pre-check cannot see: another sender stored the same rows first."""
+    from privplate.store.ingest import _insert_reads, _read_rows
+
+    factories.camera(dep)
+    read = factories.read(dep, "ABC123", alternates=["A8C123"])
+    dep.ingest([read])
+    rows = _read_rows(read, read.observed_at + timedelta(days=1))
+    with dep.db.write() as conn:
+        _insert_reads(conn, dep.db, rows)  # COPY conflicts on PostgreSQL, falls back
+    assert count_rows(dep, Read) == 2
+    [match] = dep.lookup("ABC123", HOUR_AGO)
+    assert match.read_id == read.read_id

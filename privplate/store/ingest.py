@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from privplate.errors import IngestRejected, StoreError, UnknownCamera
+from privplate.store.bulk import COLUMNS, ReadRow, copy_reads_postgres, insert_reads_sqlite
 from privplate.store.cameras import active_camera_ids
 from privplate.store.database import Database
 from privplate.store.models import Epoch, Evidence, Read
@@ -250,21 +251,36 @@ def _check_evidence_refs(
             raise IngestRejected("evidence_id names evidence that was never sent", index=i)
 
 
-def _read_rows(read: ReadIn, expires_at: datetime) -> list[dict[str, object]]:
+def _read_rows(read: ReadIn, expires_at: datetime) -> list[ReadRow]:
     return [
-        {
-            "read_id": read.read_id,
-            "token": tok.token,
-            "observed_at": read.observed_at,
-            "epoch_id": read.epoch_id,
-            "is_alternate": tok.is_alternate,
-            "camera_id": read.camera_id,
-            "expires_at": expires_at,
-            "confidence": float(read.confidence),
-            "evidence_id": read.evidence_id,
-        }
+        (
+            read.read_id,
+            tok.token,
+            read.observed_at,
+            read.epoch_id,
+            tok.is_alternate,
+            read.camera_id,
+            expires_at,
+            float(read.confidence),
+            read.evidence_id,
+        )
         for tok in read.tokens
     ]
+
+
+def _insert_reads(conn: Connection, db: Database, rows: list[ReadRow]) -> None:
+    if db.is_sqlite:
+        insert_reads_sqlite(conn, rows)
+        return
+    savepoint = conn.begin_nested()
+    try:
+        copy_reads_postgres(conn, rows)
+        savepoint.commit()
+    except db.engine.dialect.loaded_dbapi.Error:
+        # A concurrent sender stored some of these rows first: COPY cannot skip conflicts,
+        # so retry the batch as INSERT ... ON CONFLICT DO NOTHING.
+        savepoint.rollback()
+        conn.execute(_insert(db, _reads), [dict(zip(COLUMNS, r, strict=True)) for r in rows])  # type: ignore[call-overload]
 
 
 def _ingest(
@@ -287,7 +303,7 @@ def _ingest(
         conn, _evidence, "id", [e.evidence_id for e in evidence], [e.observed_at for e in evidence]
     )
 
-    rows: list[dict[str, object]] = []
+    rows: list[ReadRow] = []
     kept_evidence: set[uuid.UUID] = set()
     inserted: list[uuid.UUID] = []
     expired = 0
@@ -321,7 +337,7 @@ def _ingest(
     if evidence_rows:
         conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
     if rows:
-        conn.execute(_insert(db, _reads), rows)  # type: ignore[call-overload]
+        _insert_reads(conn, db, rows)
     return IngestResult(
         inserted=len(inserted),
         duplicates=len(reads) - len(inserted) - expired,

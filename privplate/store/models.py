@@ -67,11 +67,16 @@ class Epoch(Base):
 
 
 class Read(Base):
-    """One token of one observation. A read with alternates has one row per token."""
+    """One token of one observation. A read with alternates has one row per token.
+
+    The primary key leads with ``observed_at`` so inserts land at the end of the B-tree (edges
+    report in time order) and time-range scans (retention, de-duplication) use it directly;
+    ``ix_reads_token_epoch`` is the only randomly-ordered index, the one lookups need.
+    """
 
     __tablename__ = "reads"
     __table_args__ = (
-        PrimaryKeyConstraint("read_id", "token", "observed_at"),
+        PrimaryKeyConstraint("observed_at", "read_id", "token"),
         Index("ix_reads_token_epoch", "token", "epoch_id"),
         Index("ix_reads_expires_at", "expires_at"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
@@ -93,7 +98,7 @@ class Evidence(Base):
 
     __tablename__ = "evidence"
     __table_args__ = (
-        PrimaryKeyConstraint("id", "observed_at"),
+        PrimaryKeyConstraint("observed_at", "id"),
         Index("ix_evidence_expires_at", "expires_at"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )

@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("evidence_id", sa.Uuid(), nullable=True),
         sa.ForeignKeyConstraint(["camera_id"], ["cameras.id"], name="fk_reads_camera_id_cameras"),
-        sa.PrimaryKeyConstraint("read_id", "token", "observed_at", name="pk_reads"),
+        sa.PrimaryKeyConstraint("observed_at", "read_id", "token", name="pk_reads"),
         postgresql_partition_by="RANGE (observed_at)",
     )
     op.create_index("ix_reads_token_epoch", "reads", ["token", "epoch_id"])
@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["camera_id"], ["cameras.id"], name="fk_evidence_camera_id_cameras"
         ),
-        sa.PrimaryKeyConstraint("id", "observed_at", name="pk_evidence"),
+        sa.PrimaryKeyConstraint("observed_at", "id", name="pk_evidence"),
         postgresql_partition_by="RANGE (observed_at)",
     )
     op.create_index("ix_evidence_expires_at", "evidence", ["expires_at"])

@@ -1,0 +1,68 @@
+"""Driver-level bulk insert of read rows: the ingest hot path.
+
+SQLAlchemy's per-row type processing costs more than SQLite's own insert, so rows are converted
+once here to exactly what the column types would have written and handed to the driver:
+``executemany`` on SQLite, ``COPY`` on PostgreSQL. Both run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+COLUMNS = (
+    "read_id",
+    "token",
+    "observed_at",
+    "epoch_id",
+    "is_alternate",
+    "camera_id",
+    "expires_at",
+    "confidence",
+    "evidence_id",
+)
+ReadRow = tuple[uuid.UUID, bytes, datetime, int, bool, str, datetime, float, uuid.UUID | None]
+
+_SQLITE_INSERT = (
+    f"INSERT OR IGNORE INTO reads ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+_PG_COPY = f"COPY reads ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The format SQLAlchemy's DateTime uses on SQLite (naive UTC, always 6 fraction digits).
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def insert_reads_sqlite(conn: Connection, rows: Sequence[ReadRow]) -> None:
+    converted = [
+        (
+            r[0].hex,
+            r[1],
+            _sqlite_time(r[2]),
+            r[3],
+            int(r[4]),
+            r[5],
+            _sqlite_time(r[6]),
+            r[7],
+            r[8].hex if r[8] is not None else None,
+        )
+        for r in rows
+    ]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(_SQLITE_INSERT, converted)
+    finally:
+        cursor.close()
+
+
+def copy_reads_postgres(conn: Connection, rows: Sequence[ReadRow]) -> None:
+    """COPY the rows; raises the driver's error on any conflict (the caller falls back)."""
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
+        for row in rows:
+            copy.write_row(row)
