@@ -35,19 +35,27 @@ _PG_COPY = f"COPY reads ({', '.join(COLUMNS)}) FROM STDIN"
 
 def _sqlite_time(moment: datetime) -> str:
     # The format SQLAlchemy's DateTime uses on SQLite (naive UTC, always 6 fraction digits).
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def insert_reads_sqlite(conn: Connection, rows: Sequence[ReadRow]) -> None:
+    times: dict[datetime, str] = {}  # a read's alternates share its timestamps
+
+    def text(moment: datetime) -> str:
+        found = times.get(moment)
+        if found is None:
+            found = times[moment] = _sqlite_time(moment)
+        return found
+
     converted = [
         (
             r[0].hex,
             r[1],
-            _sqlite_time(r[2]),
+            text(r[2]),
             r[3],
             int(r[4]),
             r[5],
-            _sqlite_time(r[6]),
+            text(r[6]),
             r[7],
             r[8].hex if r[8] is not None else None,
         )

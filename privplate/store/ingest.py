@@ -10,7 +10,7 @@ import math
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, select
@@ -190,7 +190,9 @@ def ingest_reads(
     limits = limits or IngestLimits()
     now = now or datetime.now(UTC)
     _check_shape(reads, evidence, limits, now)
-    days = {day_of(r.observed_at) for r in reads} | {day_of(e.observed_at) for e in evidence}
+    days: set[date] = set()
+    if db.is_postgres:
+        days = {day_of(r.observed_at) for r in reads} | {day_of(e.observed_at) for e in evidence}
     for attempt in range(2):
         db.ensure_partitions(days)
         try:
