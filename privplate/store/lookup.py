@@ -60,7 +60,10 @@ def lookup_plate(
         _reads.c.confidence,
         _reads.c.evidence_id,
     ).where(
-        _reads.c.token.in_(sorted(t for _, t in wanted)),
+        # Two IN lists rather than a row-value IN: SQLite only uses ix_reads_epoch_token for
+        # this form. The cross product (a token of epoch A under epoch B) is filtered below.
+        _reads.c.epoch_id.in_(sorted({e for e, _ in wanted})),
+        _reads.c.token.in_(sorted({t for _, t in wanted})),
         _reads.c.observed_at >= start,
         _reads.c.observed_at < end,
     )

@@ -71,13 +71,14 @@ class Read(Base):
 
     The primary key leads with ``observed_at`` so inserts land at the end of the B-tree (edges
     report in time order) and time-range scans (retention, de-duplication) use it directly;
-    ``ix_reads_token_epoch`` is the only randomly-ordered index, the one lookups need.
+    ``ix_reads_epoch_token`` is the only randomly-ordered index, the one lookups need; leading
+    with the epoch keeps each ingest batch inside the current epoch's part of it.
     """
 
     __tablename__ = "reads"
     __table_args__ = (
         PrimaryKeyConstraint("observed_at", "read_id", "token"),
-        Index("ix_reads_token_epoch", "token", "epoch_id"),
+        Index("ix_reads_epoch_token", "epoch_id", "token"),
         Index("ix_reads_expires_at", "expires_at"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )

@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("observed_at", "read_id", "token", name="pk_reads"),
         postgresql_partition_by="RANGE (observed_at)",
     )
-    op.create_index("ix_reads_token_epoch", "reads", ["token", "epoch_id"])
+    op.create_index("ix_reads_epoch_token", "reads", ["epoch_id", "token"])
     op.create_index("ix_reads_expires_at", "reads", ["expires_at"])
     op.create_table(
         "evidence",
