@@ -61,6 +61,9 @@ LOOKUP_GOAL_MS = 20.0
 PRELOAD_CACHE_KIB = 1024 * 1024
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _reads: Table = Read.__table__  # type: ignore[assignment]
+# Columns of ``reads`` that a plain (non-hotlist) read sets to a constant, where the schema has
+# them; the raw rows below must carry everything the ingest path writes.
+_CONSTANT_COLUMNS = {name: False for name in ("is_hit",) if name in _reads.c}
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ def read_rows(store: Store, reads: Sequence[ReadIn]) -> list[dict[str, Any]]:
                 "expires_at": expires_at,
                 "confidence": float(read.confidence),
                 "evidence_id": read.evidence_id,
+                **_CONSTANT_COLUMNS,
             }
             for tok in read.tokens
         )
@@ -373,6 +377,7 @@ def filler_rows(store: Store, rng: random.Random, count: int) -> list[dict[str, 
             "expires_at": observed + expiry,
             "confidence": 0.5 + random_() / 2,
             "evidence_id": None,
+            **_CONSTANT_COLUMNS,
         }
         rows.append(row)
         if random_() < ALTERNATE_FRACTION:

@@ -20,12 +20,13 @@ COLUMNS = (
     "observed_at",
     "epoch_id",
     "is_alternate",
+    "is_hit",
     "camera_id",
     "expires_at",
     "confidence",
     "evidence_id",
 )
-ReadRow = tuple[uuid.UUID, bytes, datetime, int, bool, str, datetime, float, uuid.UUID | None]
+ReadRow = tuple[uuid.UUID, bytes, datetime, int, bool, bool, str, datetime, float, uuid.UUID | None]
 
 _SQLITE_INSERT = (
     f"INSERT OR IGNORE INTO reads ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
@@ -54,10 +55,11 @@ def insert_reads_sqlite(conn: Connection, rows: Sequence[ReadRow]) -> None:
             text(r[2]),
             r[3],
             int(r[4]),
-            r[5],
-            text(r[6]),
-            r[7],
-            r[8].hex if r[8] is not None else None,
+            int(r[5]),
+            r[6],
+            text(r[7]),
+            r[8],
+            r[9].hex if r[9] is not None else None,
         )
         for r in rows
     ]

@@ -253,7 +253,7 @@ def _check_evidence_refs(
             raise IngestRejected("evidence_id names evidence that was never sent", index=i)
 
 
-def _read_rows(read: ReadIn, expires_at: datetime) -> list[ReadRow]:
+def _read_rows(read: ReadIn, expires_at: datetime, *, is_hit: bool = False) -> list[ReadRow]:
     return [
         (
             read.read_id,
@@ -261,6 +261,7 @@ def _read_rows(read: ReadIn, expires_at: datetime) -> list[ReadRow]:
             read.observed_at,
             read.epoch_id,
             tok.is_alternate,
+            is_hit,
             read.camera_id,
             expires_at,
             float(read.confidence),
@@ -312,7 +313,8 @@ def _ingest(
     for read in reads:
         if read.read_id in existing_reads:
             continue
-        window = windows.hit_reads if read.read_id in hits else windows.non_hit_reads
+        is_hit = read.read_id in hits
+        window = windows.hit_reads if is_hit else windows.non_hit_reads
         expires_at = read.observed_at + window
         if expires_at <= now or epochs[read.epoch_id].destroyed_at is not None:
             expired += 1
@@ -320,7 +322,7 @@ def _ingest(
         inserted.append(read.read_id)
         if read.evidence_id is not None:
             kept_evidence.add(read.evidence_id)
-        rows.extend(_read_rows(read, expires_at))
+        rows.extend(_read_rows(read, expires_at, is_hit=is_hit))
     referenced = {r.evidence_id for r in reads if r.evidence_id is not None}
     evidence_rows = [
         {

@@ -79,7 +79,6 @@ class Read(Base):
     __table_args__ = (
         PrimaryKeyConstraint("observed_at", "read_id", "token"),
         Index("ix_reads_epoch_token", "epoch_id", "token"),
-        Index("ix_reads_expires_at", "expires_at"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )
 
@@ -88,7 +87,11 @@ class Read(Base):
     observed_at: Mapped[datetime]
     epoch_id: Mapped[int] = mapped_column(BigInteger)
     is_alternate: Mapped[bool] = mapped_column(Boolean)
+    #: Matched a hotlist entry at ingest: kept for the hit-read window instead of the non-hit one.
+    is_hit: Mapped[bool] = mapped_column(Boolean)
     camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
+    #: Expiry under the windows in force at ingest. Retention purges by ``observed_at`` and the
+    #: windows in force at purge time, so shortening a window applies to stored reads too.
     expires_at: Mapped[datetime]
     confidence: Mapped[float] = mapped_column(Float)
     evidence_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
@@ -100,7 +103,6 @@ class Evidence(Base):
     __tablename__ = "evidence"
     __table_args__ = (
         PrimaryKeyConstraint("observed_at", "id"),
-        Index("ix_evidence_expires_at", "expires_at"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )
 
@@ -146,3 +148,26 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime]
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class LegalHold(Base):
+    """A hold that keeps one read or evidence item through retention purges.
+
+    Requested by an investigator with a case number and justification; effective only once a
+    different person approves it, and only until it expires or is released.
+    """
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (Index("ix_legal_holds_target", "target_kind", "target_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    target_kind: Mapped[str] = mapped_column(String(16))  # "read" or "evidence"
+    target_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    case_number: Mapped[str] = mapped_column(String(64))
+    justification: Mapped[str] = mapped_column(String(2000))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime]
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -341,25 +341,35 @@ class Keyring:
         Returns the ids of the epochs destroyed. Rotation re-wraps the remaining keys under a
         fresh KEK so a copy of the database taken earlier cannot be opened with the new file.
         """
-        cutoff, now = _utc(cutoff), _utc(now)
+        cutoff = _utc(cutoff)
+        return self._destroy(lambda r: r.ends_at <= cutoff, _utc(now))
+
+    def destroy_epochs(
+        self, epoch_ids: Collection[int], *, now: datetime | None = None
+    ) -> list[int]:
+        """Destroy the given epochs (those still live); rotate the KEK. Returns those destroyed."""
+        wanted = set(epoch_ids)
+        return self._destroy(lambda r: r.epoch_id in wanted, _utc(now))
+
+    def _destroy(self, doomed_if: Callable[[EpochRecord], bool], now: datetime) -> list[int]:
         # The file lock keeps two processes from staging different next KEKs at once.
         with self._lock, kekfile.rotation_lock(self._kek_path):
             for _attempt in range(5):
                 try:
-                    return self._destroy_once(cutoff, now)
+                    return self._destroy_once(doomed_if, now)
                 except ConcurrentKeyringChange:
                     continue
             raise KeyringError("epoch keys kept changing during destruction; run the purge again")
 
-    def _destroy_once(self, cutoff: datetime, now: datetime) -> list[int]:
+    def _destroy_once(self, doomed_if: Callable[[EpochRecord], bool], now: datetime) -> list[int]:
         # Finish (or undo) any rotation a crashed process left behind before staging ours.
         self._recover_locked()
         live = self._storage.live_epochs()
-        doomed = [r.epoch_id for r in live if r.ends_at <= cutoff]
+        doomed = [r.epoch_id for r in live if doomed_if(r)]
         if not doomed:
             return []
         # Unwrap first: an unreadable row fails here, before anything is staged on disk.
-        keep = [(r, self._unwrap(r).key) for r in live if r.ends_at > cutoff]
+        keep = [(r, self._unwrap(r).key) for r in live if not doomed_if(r)]
         staged = kekfile.new_kek(self._current_generation + 1)
         kekfile.write_kek(kekfile.next_path(self._kek_path), staged)
         self._keks[staged.generation] = staged

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("observed_at", UTCDateTime(), nullable=False),
         sa.Column("epoch_id", sa.BigInteger(), nullable=False),
         sa.Column("is_alternate", sa.Boolean(), nullable=False),
+        sa.Column("is_hit", sa.Boolean(), nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
@@ -57,7 +58,6 @@ def upgrade() -> None:
         postgresql_partition_by="RANGE (observed_at)",
     )
     op.create_index("ix_reads_epoch_token", "reads", ["epoch_id", "token"])
-    op.create_index("ix_reads_expires_at", "reads", ["expires_at"])
     op.create_table(
         "evidence",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -71,7 +71,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("observed_at", "id", name="pk_evidence"),
         postgresql_partition_by="RANGE (observed_at)",
     )
-    op.create_index("ix_evidence_expires_at", "evidence", ["expires_at"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         ensure_partitions_ahead(bind)
