@@ -49,6 +49,8 @@ class RetentionSettings(BaseModel):
     #: Per-window overrides, e.g. ``non_hit_reads = "3d"``; shorter than the preset is always OK.
     windows: dict[WindowName, str] = Field(default_factory=dict)
     allow_longer_than_preset: bool = False
+    #: How often the purge runs (server scheduler or `privplate retention run`), in seconds.
+    purge_interval_seconds: int = Field(default=300, ge=1, le=86_400)
 
     def window(self, name: WindowName) -> timedelta:
         if name in self.windows:

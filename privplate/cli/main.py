@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import audit, cameras
+from privplate.cli import audit, cameras, retention
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -20,6 +20,10 @@ app = make_app(
 )
 app.add_typer(cameras.app, name="cameras")
 app.add_typer(audit.app, name="audit")
+app.add_typer(retention.retention_app, name="retention")
+app.add_typer(retention.holds_app, name="holds")
+app.command("purge")(retention.purge_command)
+app.command("status")(retention.status_command)
 
 
 @app.command()

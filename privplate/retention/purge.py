@@ -155,9 +155,15 @@ def _sqlite_delete(
 
 def _sqlite_release_space(dep: Deployment) -> None:
     """Make purged bytes leave the database file and the WAL."""
-    with dep.db.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA incremental_vacuum")
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    # On the driver connection, outside any transaction: both pragmas refuse to run inside one.
+    raw = dep.db.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None  # noqa: S101 - a pooled connection always has one
+        driver.execute("PRAGMA incremental_vacuum").fetchall()
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        raw.close()
 
 
 # -- PostgreSQL: drop whole partitions, delete only in the boundary ones ------------------------
