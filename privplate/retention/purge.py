@@ -49,6 +49,8 @@ class PurgeReport:
     oldest_remaining_read: datetime | None = None
     longest_lock_ms: float = 0.0
     seconds: float = 0.0
+    #: Wall time of each step (reads, evidence, keys, space), for benchmarks and logs.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def reads_total(self) -> int:
@@ -211,9 +213,13 @@ def _old_partitions(dep: Deployment, parent: str, cutoff: datetime) -> list[str]
 
 
 def _pg_drop_reads(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeReport) -> None:
-    for name in _old_partitions(dep, "reads", cut.non_hit):
-        with dep.db.write() as conn:
-            held = _held_ids(conn, "read", now)
+    old = _old_partitions(dep, "reads", cut.non_hit)
+    if not old:
+        return
+    # One transaction for all drops: DETACH locks the parent, so take that lock once.
+    with dep.db.write() as conn:
+        held = _held_ids(conn, "read", now)
+        for name in old:
             # A partition with a hit still inside its window, or a held read, is not dropped;
             # its expired rows are deleted one by one in _pg_delete.
             must_stay = conn.execute(
@@ -229,14 +235,17 @@ def _pg_drop_reads(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeRe
                 text(f"SELECT epoch_id, count(*) FROM {name} GROUP BY epoch_id")
             ).all()
             _drop_partition(conn, "reads", name)
-        report.reads_deleted.update({epoch: n for epoch, n in counts})
-        report.partitions_dropped.append(name)
+            report.reads_deleted.update({epoch: n for epoch, n in counts})
+            report.partitions_dropped.append(name)
 
 
 def _pg_drop_evidence(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeReport) -> None:
-    for name in _old_partitions(dep, "evidence", cut.evidence):
-        with dep.db.write() as conn:
-            held = _held_ids(conn, "evidence", now)
+    old = _old_partitions(dep, "evidence", cut.evidence)
+    if not old:
+        return
+    with dep.db.write() as conn:
+        held = _held_ids(conn, "evidence", now)
+        for name in old:
             if conn.execute(
                 text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE id = ANY(:held))"),
                 {"held": held},
@@ -246,7 +255,7 @@ def _pg_drop_evidence(dep: Deployment, cut: Cutoffs, now: datetime, report: Purg
                 text(f"SELECT count(*) FROM {name}")
             ).scalar_one()
             _drop_partition(conn, "evidence", name)
-        report.partitions_dropped.append(name)
+            report.partitions_dropped.append(name)
 
 
 def _pg_delete(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeReport) -> None:
@@ -319,6 +328,15 @@ def _dry_run(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeReport) 
     return report
 
 
+@contextmanager
+def _phase(report: PurgeReport, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.phases[name] = time.perf_counter() - started
+
+
 def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
     """Run one retention purge. ``now`` is injectable so tests can drive a fake clock."""
     now = now or datetime.now(UTC)
@@ -333,19 +351,27 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
             return report
         with dep.db.write() as conn:
             report.holds_expired = expire_holds(conn, dep.audit, actor=dep.actor, now=now)
-        if dep.db.is_postgres:
-            _pg_drop_reads(dep, cut, now, report)
-            _pg_drop_evidence(dep, cut, now, report)
-            _pg_delete(dep, cut, now, report)
-        else:
-            for where in _expired_reads(cut, now):
-                _sqlite_delete(dep, _reads, where, report)
-            report.evidence_deleted += _sqlite_delete(
-                dep, _evidence, _expired_evidence(cut, now), report
+        with _phase(report, "reads"):
+            if dep.db.is_postgres:
+                _pg_drop_reads(dep, cut, now, report)
+            else:
+                for where in _expired_reads(cut, now):
+                    _sqlite_delete(dep, _reads, where, report)
+        with _phase(report, "evidence"):
+            if dep.db.is_postgres:
+                _pg_drop_evidence(dep, cut, now, report)
+                _pg_delete(dep, cut, now, report)  # boundary rows of reads and evidence
+            else:
+                report.evidence_deleted += _sqlite_delete(
+                    dep, _evidence, _expired_evidence(cut, now), report
+                )
+        with _phase(report, "keys"):
+            report.epochs_destroyed = dep.keyring.destroy_epochs(
+                _dead_epochs(dep, cut, now), now=now
             )
-        report.epochs_destroyed = dep.keyring.destroy_epochs(_dead_epochs(dep, cut, now), now=now)
         if dep.db.is_sqlite:
-            _sqlite_release_space(dep)
+            with _phase(report, "space"):
+                _sqlite_release_space(dep)
         report.oldest_remaining_read = oldest_remaining_read(dep, now)
         report.seconds = time.perf_counter() - started
         dep.audit.record(
