@@ -25,8 +25,13 @@ from privplate.store.models import AuditCheckpoint, AuditEntry
 _entries: Table = AuditEntry.__table__  # type: ignore[assignment]
 _checkpoints: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 _APPEND_LOCK = 7451003
+_COLUMNS = "seq, created_at, actor, action, entry, leaf_hash, mac"
+#: Indexed by "is PostgreSQL": the drivers' placeholder styles differ.
+_INSERT_SQL = {
+    False: f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    True: f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+}
 # Built once: constructing Core statements per call costs more than executing them.
-_INSERT_ENTRY = insert(_entries)
 _MAX_SEQ = select(func.max(_entries.c.seq))
 _ACTION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -64,25 +69,30 @@ class AuditLog:
             raise AuditError("audit action must be lower-case letters, digits, '.', '_' or '-'")
         if not actor:
             raise AuditError("every audit entry needs an actor")
-        if self.db.is_postgres:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
-        seq = self._next_seq(conn)
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
-        entry = Entry(seq=seq, time=moment, actor=actor, action=action, details=details or {})
-        data = encode_entry(entry)
-        leaf = leaf_hash(data)
-        conn.execute(
-            _INSERT_ENTRY,
-            {
-                "seq": seq,
-                "created_at": moment,
-                "actor": actor,
-                "action": action,
-                "entry": data,
-                "leaf_hash": leaf,
-                "mac": self.signer.entry_mac(seq, leaf),
-            },
-        )
+        if not conn.in_transaction():
+            raise AuditError("audit entries are appended inside the action's transaction")
+        # Straight to the driver, inside the caller's transaction: appends sit on the path of
+        # every privileged action, and SQLAlchemy's statement machinery would double their cost.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.db.is_postgres:
+                cursor.execute(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
+            cursor.execute("SELECT max(seq) FROM audit_entries")
+            last = cursor.fetchone()[0]
+            seq = 0 if last is None else int(last) + 1
+            moment = (now or datetime.now(UTC)).astimezone(UTC)
+            entry = Entry(seq=seq, time=moment, actor=actor, action=action, details=details or {})
+            data = encode_entry(entry)
+            leaf = leaf_hash(data)
+            stored_time: object = moment
+            if self.db.is_sqlite:  # the text form UTCDateTime writes on SQLite
+                stored_time = moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+            cursor.execute(
+                _INSERT_SQL[self.db.is_postgres],
+                (seq, stored_time, actor, action, data, leaf, self.signer.entry_mac(seq, leaf)),
+            )
+        finally:
+            cursor.close()
         return entry
 
     @staticmethod
