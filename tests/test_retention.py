@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -47,6 +48,7 @@ from privplate.retention.purge import PurgeReport, oldest_remaining_read, purge,
 from privplate.sealing import generate_keypair, seal
 from privplate.store import EvidenceIn, ReadIn
 from privplate.store.models import Epoch, Evidence, LegalHold, Read
+from privplate.store.partitions import existing_partitions
 from privplate.tokens import canonical_plate, plate_token
 from privplate.tokens import kek as kekfile
 from privplate.tokens.keyring import unwrap_key
@@ -357,6 +359,55 @@ def assert_purged_state(dep: Deployment, s: Scenario, now: datetime = T) -> None
 # -- 1. many epochs under the default preset ----------------------------------------------------
 
 
+def assert_partitions_after_standard_purge(dep: Deployment, report: PurgeReport) -> None:
+    assert report.partitions_dropped, "old days should go as whole partitions"
+    with dep.db.read() as conn:
+        parts = set(existing_partitions(conn, "reads"))
+        ev_parts = set(existing_partitions(conn, "evidence"))
+
+    def day(d: int) -> str:
+        return f"_p{(T - d * DAY):%Y%m%d}"
+
+    assert "reads" + day(38) in parts  # the held read keeps its partition
+    assert "evidence" + day(36) in ev_parts  # held evidence too
+    for d in (31, 32, 33, 34, 35, 37, 39):
+        assert "reads" + day(d) not in parts
+        assert "reads" + day(d) in report.partitions_dropped
+    assert "evidence" + day(39) not in ev_parts
+
+
+def assert_standard_purge_audited(dep: Deployment, s: Scenario, generation: int) -> None:
+    # The KEK rotated once, and one keys.epochs_destroyed entry says which epochs died.
+    assert dep.keyring.kek_generation == generation + 1
+    [destroyed] = audit_of(dep, "keys.epochs_destroyed")
+    assert destroyed.entry is not None
+    assert sorted(destroyed.entry.details["epochs"]) == sorted(s.expected_dead)
+    assert destroyed.entry.details["kek_generation"] == generation + 1
+    # Exactly one retention.purged entry, with the per-epoch counts.
+    [purged] = audit_of(dep, "retention.purged")
+    assert purged.entry is not None
+    details = purged.entry.details
+    assert details["reads_deleted_per_epoch"] == {str(e): n for e, n in s.expected_reads.items()}
+    assert details["evidence_deleted"] == len(s.expected_evidence)
+    assert sorted(details["epochs_destroyed"]) == sorted(s.expected_dead)
+    assert details["holds_expired"] == 0
+    assert details["preset"] == "vendor-default-30d"
+    assert details["oldest_remaining_read"] == (T - 30 * DAY).isoformat()
+    assert destroyed.seq < purged.seq
+
+
+def assert_lookups_after_standard_purge(dep: Deployment, h: History) -> None:
+    # Lookups inside the window still work, across the destroyed epochs too.
+    window = (T - 45 * DAY, T + SECOND)
+    for d, i in [(0, 0), (5, 1), (17, 2), (29, 1), (30, 0)]:
+        read = h.on_day(d, i)
+        assert [m.read_id for m in dep.lookup(h.plates[read.read_id], *window)] == [read.read_id]
+    assert [m.read_id for m in dep.lookup("D12Q0", *window)] == [h.on_day(12, 0).read_id]
+    # Purged plates, and the expired hit (day 33), are found nowhere.
+    for d, i in [(31, 0), (33, 1), (35, 2), (37, 2), (39, 1)]:
+        assert dep.lookup(h.plates[h.on_day(d, i).read_id], *window) == []
+
+
 def test_purge_over_forty_daily_epochs(dep: Deployment) -> None:
     assert dep.settings.retention.preset == "vendor-default-30d"
     assert dep.windows.non_hit_reads == dep.windows.hit_reads == dep.windows.evidence == 30 * DAY
@@ -386,44 +437,9 @@ def test_purge_over_forty_daily_epochs(dep: Deployment) -> None:
     assert report.oldest_remaining_read == T - 30 * DAY
     assert oldest_remaining_read(dep, T) == T - 30 * DAY
     if ON_POSTGRES:
-        assert report.partitions_dropped, "old days should go as whole partitions"
-        with dep.db.read() as conn:
-            parts = set(purge_mod.existing_partitions(conn, "reads"))
-            ev_parts = set(purge_mod.existing_partitions(conn, "evidence"))
-        day_part = lambda d: f"_p{(T - d * DAY):%Y%m%d}"  # noqa: E731
-        assert "reads" + day_part(38) in parts  # held read keeps its partition
-        assert "evidence" + day_part(36) in ev_parts  # held evidence too
-        for d in (31, 32, 34, 35, 39):
-            assert "reads" + day_part(d) not in parts
-        assert "evidence" + day_part(39) not in ev_parts
-
-    # The KEK rotated once, and one keys.epochs_destroyed entry says which epochs died.
-    assert dep.keyring.kek_generation == generation + 1
-    [destroyed] = audit_of(dep, "keys.epochs_destroyed")
-    assert destroyed.entry is not None
-    assert sorted(destroyed.entry.details["epochs"]) == sorted(s.expected_dead)
-    assert destroyed.entry.details["kek_generation"] == generation + 1
-    # Exactly one retention.purged entry, with the per-epoch counts.
-    [purged] = audit_of(dep, "retention.purged")
-    assert purged.entry is not None
-    details = purged.entry.details
-    assert details["reads_deleted_per_epoch"] == {str(e): n for e, n in s.expected_reads.items()}
-    assert details["evidence_deleted"] == len(s.expected_evidence)
-    assert sorted(details["epochs_destroyed"]) == sorted(s.expected_dead)
-    assert details["holds_expired"] == 0
-    assert details["preset"] == "vendor-default-30d"
-    assert details["oldest_remaining_read"] == (T - 30 * DAY).isoformat()
-    assert destroyed.seq < purged.seq
-
-    # Lookups inside the window still work, across the destroyed epochs too.
-    window = (T - 45 * DAY, T + SECOND)
-    for d, i in [(0, 0), (5, 1), (17, 2), (29, 1), (30, 0)]:
-        read = h.on_day(d, i)
-        assert [m.read_id for m in dep.lookup(h.plates[read.read_id], *window)] == [read.read_id]
-    assert [m.read_id for m in dep.lookup("D12Q0", *window)] == [h.on_day(12, 0).read_id]
-    # Purged plates, and the expired hit, are found nowhere.
-    for d, i in [(31, 0), (33, 1), (35, 2), (37, 2), (39, 1)]:
-        assert dep.lookup(h.plates[h.on_day(d, i).read_id], *window) == []
+        assert_partitions_after_standard_purge(dep, report)
+    assert_standard_purge_audited(dep, s, generation)
+    assert_lookups_after_standard_purge(dep, h)
 
     # A second run at the same time has nothing to do, and says so in its own entry.
     again = purge(dep, now=T)
@@ -496,14 +512,12 @@ def test_copy_from_before_the_purge_is_useless_with_todays_keys(
     backup_tokens = {
         (row.epoch_id, bytes(row.token)) for rows in stored_reads(dep).values() for row in rows
     }
-    backup_dir = None
-    if not ON_POSTGRES:
-        dep.db.engine.dispose()
-        db_file = Path(dep.settings.resolved_database_url.removeprefix("sqlite:///"))
-        backup_dir = tmp_path / "backup"
-        backup_dir.mkdir()
-        for f in db_file.parent.glob(db_file.name + "*"):
-            shutil.copy2(f, backup_dir / f.name)
+    # The bytes a backup holds are the bytes SQL returns: every wrapped key is in the dump.
+    dump = dump_database(dep.settings.resolved_database_url)
+    for e in backup_epochs.values():
+        wrapped = bytes(e.wrapped_key)
+        assert (wrapped.hex().encode() if ON_POSTGRES else wrapped) in dump
+    backup_dir = None if ON_POSTGRES else copy_sqlite_files(dep, tmp_path / "backup")
 
     def tokens_under(key: bytes, plates: set[str]) -> set[bytes]:
         return {plate_token(key, canonical_plate(p)) for p in plates}
@@ -555,15 +569,7 @@ def test_copy_from_before_the_purge_is_useless_with_todays_keys(
 
     if backup_dir is not None:
         # The SQLite copy opened as a deployment with today's key files: no old key unwraps.
-        shutil.copytree(dep.settings.home / "keys", backup_dir / "keys")
-        config = (dep.settings.home / "privplate.toml").read_text(encoding="utf-8")
-        db_file = Path(dep.settings.resolved_database_url.removeprefix("sqlite:///"))
-        (backup_dir / "privplate.toml").write_text(
-            config.replace(str(db_file), str(backup_dir / db_file.name)),
-            encoding="utf-8",
-        )
-        with Deployment.open(backup_dir) as restored:
-            assert restored.db.url.endswith(str(backup_dir / db_file.name))
+        with open_sqlite_copy(dep, backup_dir) as restored:
             for epoch_id in s.expected_dead:
                 with pytest.raises(KeyringError):
                     restored.keyring.key_for(epoch_id)
@@ -571,60 +577,106 @@ def test_copy_from_before_the_purge_is_useless_with_todays_keys(
                 restored.lookup("D35P1", T - 45 * DAY, T)
 
 
+def copy_sqlite_files(dep: Deployment, backup_dir: Path) -> Path:
+    dep.db.engine.dispose()
+    db_file = Path(dep.settings.resolved_database_url.removeprefix("sqlite:///"))
+    backup_dir.mkdir()
+    for f in db_file.parent.glob(db_file.name + "*"):
+        shutil.copy2(f, backup_dir / f.name)
+    return backup_dir
+
+
+def open_sqlite_copy(dep: Deployment, backup_dir: Path) -> Deployment:
+    """The copied database with the deployment's key files as they are now."""
+    shutil.copytree(dep.settings.home / "keys", backup_dir / "keys")
+    config = (dep.settings.home / "privplate.toml").read_text(encoding="utf-8")
+    db_file = Path(dep.settings.resolved_database_url.removeprefix("sqlite:///"))
+    (backup_dir / "privplate.toml").write_text(
+        config.replace(str(db_file), str(backup_dir / db_file.name)), encoding="utf-8"
+    )
+    restored = Deployment.open(backup_dir)
+    assert restored.db.url.endswith(str(backup_dir / db_file.name))
+    return restored
+
+
 # -- 3. forensic: purged bytes leave the SQLite files ---------------------------------------------
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="scans the SQLite database and WAL files")
-def test_purged_tokens_and_evidence_leave_the_database_files(dep: Deployment) -> None:
+@dataclass
+class ForensicData:
+    purged: list[bytes]  # token bytes and 32-byte ciphertext slices that must vanish
+    kept: list[bytes]  # the same for data that stays (so the scan can fail)
+
+
+def ingest_forensic_data(dep: Deployment) -> ForensicData:
+    """400 reads (with alternates) and 4 large evidence items 35 days old, the same 1 day old."""
     factories.camera(dep)
-    kept: list[ReadIn] = []
-    purged: list[ReadIn] = []
-    ciphertexts: dict[str, list[bytes]] = {"kept": [], "purged": []}
-    for label, age, out in (("purged", 35 * DAY, purged), ("kept", DAY, kept)):
+    found: dict[str, list[bytes]] = {}
+    for label, age in (("purged", 35 * DAY), ("kept", DAY)):
         base = T - age
-        evidence = []
+        evidence, ciphertexts = [], []
         for k in range(4):
             ev, sealed = sealed_evidence("gate-1", base + k * SECOND, size=24_000)
             evidence.append(ev)
-            ciphertexts[label].append(sealed)
+            ciphertexts.append(sealed)
+        prefix = label[0].upper()
         reads = [
             factories.read(
                 dep,
-                f"{label[0].upper()}{n:04d}",
+                f"{prefix}{n:04d}",
                 observed_at=base + n * SECOND,
-                alternates=[f"{label[0].upper()}{n:04d}8"],
+                alternates=[f"{prefix}{n:04d}8"],
                 evidence_id=evidence[n].evidence_id if n < len(evidence) else None,
             )
             for n in range(400)
         ]
         dep.ingest(reads, evidence, now=base + 10 * MINUTE)
-        out += reads
-    url = dep.settings.resolved_database_url
-
-    def needles(reads: list[ReadIn], sealed: list[bytes]) -> list[bytes]:
         tokens = [t.token for r in reads for t in r.tokens]
-        slices = [c[i : i + 32] for c in sealed for i in (100, len(c) // 2, len(c) - 40)]
-        return tokens + slices
+        slices = [c[i : i + 32] for c in ciphertexts for i in (100, len(c) // 2, len(c) - 40)]
+        found[label] = tokens + slices
+    return ForensicData(purged=found["purged"], kept=found["kept"])
 
-    purged_needles = needles(purged, ciphertexts["purged"])
-    kept_needles = needles(kept, ciphertexts["kept"])
+
+@pytest.mark.skipif(ON_POSTGRES, reason="scans the SQLite database and WAL files")
+def test_purged_tokens_and_evidence_leave_the_database_files(dep: Deployment) -> None:
+    data = ingest_forensic_data(dep)
+    url = dep.settings.resolved_database_url
     before = dump_database(url)
-    assert all(n in before for n in purged_needles), "the scan must see the data first"
+    assert all(n in before for n in data.purged), "the scan must see the data first"
 
     report = purge(dep, now=T)
     assert report.reads_total == 800 and report.evidence_deleted == 4
 
+    after = dump_database(url)  # the database file, its -wal and -shm
+    leaked = [n.hex() for n in data.purged if n in after]
+    assert leaked == [], f"{len(leaked)} purged values still in the files"
+    assert all(n in after for n in data.kept), "the scan must be able to fail"
     db_file = Path(url.removeprefix("sqlite:///"))
     wal = db_file.with_name(db_file.name + "-wal")
-    after = dump_database(url)  # the file, the -wal and the -shm
-    with dep.db.read() as conn:  # freed pages were given back to the file system
-        assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0
-    leaked = [n.hex() for n in purged_needles if n in after]
-    assert leaked == [], f"{len(leaked)} purged values still in the files"
-    assert all(n in after for n in kept_needles), "the scan must be able to fail"
     if wal.exists():
         wal_bytes = wal.read_bytes()
-        assert not any(n in wal_bytes for n in purged_needles)
+        assert not any(n in wal_bytes for n in data.purged)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite free pages")
+def test_purge_gives_the_freed_pages_back(dep: Deployment) -> None:
+    ingest_forensic_data(dep)
+
+    def pages() -> tuple[int, int]:
+        with dep.db.read() as conn:
+            return (
+                int(conn.exec_driver_sql("PRAGMA page_count").scalar_one()),
+                int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()),
+            )
+
+    total_before, free_before = pages()
+    assert free_before == 0
+    purge(dep, now=T)
+    total_after, free_after = pages()
+    # incremental_vacuum must release every free page, not just one: a purge that deleted
+    # hundreds of pages leaves none on the free list and a correspondingly smaller file.
+    assert free_after == 0, f"{free_after} free pages left after the purge"
+    assert total_after < total_before * 0.75
 
 
 # -- 4. New Hampshire: non-hits within three minutes -------------------------------------------
@@ -733,7 +785,7 @@ def crash_at(point: str, dep: Deployment, monkeypatch: pytest.MonkeyPatch) -> It
         if point == "second-delete":
             # After the first delete committed (SQLite: one batch; PostgreSQL: after the
             # whole-partition drops, inside the boundary-row delete).
-            real_delete = purge_mod.delete
+            real_delete = purge_mod.delete  # type: ignore[attr-defined]
             calls = Counter[str]()
 
             def dying_delete(*args: Any, **kwargs: Any) -> Any:
@@ -797,11 +849,11 @@ def test_purge_killed_midway_is_completed_by_the_next_run(
         assert destroyed_per_audit(again) == s.expected_dead
         [purged] = audit_of(again, "retention.purged")
         assert purged.entry is not None
-        # Counts reported across the two runs add up to everything expired.
-        if point in ("destroy-keys", "kek-rename", "audit"):
+        if point != "second-delete":
             assert report.reads_total == 0  # the first run had deleted every row already
-        if point == "kek-rename":
-            assert report.epochs_destroyed == []  # recovery finished the committed rotation
+        if point in ("kek-rename", "audit"):
+            # The rotation had committed (recovery finished the rename): nothing left to do.
+            assert report.epochs_destroyed == []
         else:
             assert set(report.epochs_destroyed) == s.expected_dead
         window = (T - 45 * DAY, T + SECOND)
@@ -832,7 +884,7 @@ if mode == "kill-second-delete":
 elif mode == "kill-before-rename":
     kekfile.promote_next = die
 elif mode == "slow":
-    real_expire = purge_mod.expire_holds
+    real_expire = purge_mod.expire_holds  # type: ignore[attr-defined]
     def expire_holds(*args, **kwargs):
         time.sleep(1.0)  # hold the runner lock long enough for the other runner to try
         return real_expire(*args, **kwargs)
@@ -950,7 +1002,7 @@ def test_two_overlapping_runners_exactly_one_deletes(
     home: Path, dep: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = standard_scenario(dep)
-    real_expire = purge_mod.expire_holds
+    real_expire = purge_mod.expire_holds  # type: ignore[attr-defined]
 
     def slow_expire(*args: Any, **kwargs: Any) -> int:
         time.sleep(0.3)  # the winner holds the runner lock for a while
@@ -983,7 +1035,7 @@ def test_racing_runners_never_delete_twice(home: Path, dep: Deployment) -> None:
                 if r.observed_at < now - 30 * DAY and r.read_id not in deleted
             }
             assert due
-            reports = run_concurrently([lambda d=d: purge(d, now=now) for d in runners])  # type: ignore[misc]
+            reports = run_concurrently([functools.partial(purge, d, now=now) for d in runners])
             assert sum(r.reads_total for r in reports) == sum(
                 h.rows(r) for r in h.reads if r.read_id in due
             )
@@ -1183,7 +1235,7 @@ def test_dry_run_counts_and_deletes_nothing(dep: Deployment) -> None:
     assert dry.dry_run and not dry.skipped
     assert dict(dry.reads_deleted) == dict(s.expected_reads)
     assert dry.evidence_deleted == len(s.expected_evidence)
-    assert dry.oldest_remaining_read == T - 30 * DAY
+    assert dry.epochs_destroyed == [] and dry.partitions_dropped == []
     # Nothing changed: rows, keys, KEK, holds, audit log.
     assert stored_reads(dep) == reads and stored_evidence(dep) == evidence
     assert epoch_rows(dep) == epochs

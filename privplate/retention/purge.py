@@ -162,7 +162,8 @@ def _sqlite_release_space(dep: Deployment) -> None:
     try:
         driver = raw.driver_connection
         assert driver is not None  # noqa: S101 - a pooled connection always has one
-        driver.execute("PRAGMA incremental_vacuum").fetchall()
+        # executescript steps the pragma to completion; execute() would free a single page.
+        driver.executescript("PRAGMA incremental_vacuum;")
         driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         raw.close()
@@ -324,7 +325,13 @@ def _dry_run(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeReport) 
         report.evidence_deleted = conn.execute(
             select(func.count()).select_from(_evidence).where(_expired_evidence(cut, now))
         ).scalar_one()
-    report.oldest_remaining_read = oldest_remaining_read(dep, now)
+        # The oldest read that would survive: not held and matching no expiry condition.
+        survivors = [not_(where) for where in _expired_reads(cut, now)]
+        report.oldest_remaining_read = conn.execute(
+            select(func.min(_reads.c.observed_at)).where(
+                *survivors, not_(active_hold("read", _reads.c.read_id, now))
+            )
+        ).scalar()
     return report
 
 
