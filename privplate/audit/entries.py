@@ -38,11 +38,15 @@ class Entry:
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-11-22T10:00:00.000000Z``: UTC, always six fraction digits."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None or format_time(moment) != text:
+        raise ValueError("time must be UTC in the form 2026-11-22T10:00:00.000000Z")
+    return moment.astimezone(UTC)
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
@@ -65,21 +69,34 @@ def _check_value(value: Any, depth: int = 0) -> None:
     raise AuditError(f"audit details may not contain {type(value).__name__} values")
 
 
-def canonical_json(value: Any) -> bytes:
-    _check_value(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-        "ascii"
-    )
+def canonical_json(value: Any, *, checked: bool = False) -> bytes:
+    """``checked`` skips the value walk for data that came from :func:`_loads` (no floats)."""
+    if not checked:
+        _check_value(value)
+    return _ENCODER.encode(value).encode("ascii")
 
 
-def encode_entry(entry: Entry) -> bytes:
-    return canonical_json(entry.to_json())
+def encode_entry(entry: Entry, *, checked: bool = False) -> bytes:
+    return canonical_json(entry.to_json(), checked=checked)
+
+
+def _no_floats(text: str) -> float:
+    raise ValueError(f"floats are not allowed in audit entries ({text})")
+
+
+# parse_float rejects floats while parsing, so a decoded value needs no second walk.
+_DECODER = json.JSONDecoder(parse_float=_no_floats)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _loads(data: bytes) -> Any:
+    return _DECODER.decode(data.decode("utf-8"))
 
 
 def decode_entry(data: bytes) -> Entry:
     """Parse and re-check canonical form: a byte that differs from canonical is tampering."""
     try:
-        raw = json.loads(data)
+        raw = _loads(data)
         entry = Entry(
             seq=int(raw["seq"]),
             time=parse_time(raw["time"]),
@@ -98,6 +115,6 @@ def decode_entry(data: bytes) -> Entry:
             raise ValueError("unexpected fields")
     except (ValueError, KeyError, TypeError) as exc:
         raise AuditError(f"entry is not valid audit JSON ({exc})") from None
-    if encode_entry(entry) != data:
+    if encode_entry(entry, checked=True) != data:
         raise AuditError("entry is not in canonical form")
     return entry

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from privplate.audit.entries import decode_entry, format_time
+from privplate.audit.entries import decode_entry
 from privplate.audit.merkle import MerkleTree, leaf_hash, verify_consistency
 from privplate.audit.signing import AuditSigner, Checkpoint
 from privplate.errors import AuditError
@@ -67,8 +67,7 @@ def _content_problem(row: Any, leaf: bytes) -> str | None:
         return f"entry #{row.seq}: {exc}"
     if entry.seq != row.seq:
         return f"entry #{row.seq}: it records sequence number {entry.seq} (reordered)"
-    signed = (entry.actor, entry.action, format_time(entry.time))
-    if signed != (row.actor, row.action, format_time(row.created_at)):
+    if (entry.actor, entry.action, entry.time) != (row.actor, row.action, row.created_at):
         return f"entry #{row.seq}: indexed columns differ from the signed content"
     return None
 
