@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from privplate.audit import read_signing_key
 from privplate.deployment import Deployment
 from privplate.errors import PrivplateError
 from privplate.retention import get_preset
@@ -51,6 +52,10 @@ def run_checks(home: Path | None) -> list[Check]:
         settings.check_key_files()
         return f"{settings.kek_path} (mode 0600)"
 
+    def audit_key() -> str:
+        signer = read_signing_key(settings.audit_signing_key_path)
+        return f"{settings.audit_signing_key_path} (mode 0600), log {signer.origin}"
+
     def retention() -> str:
         preset = get_preset(settings.retention.preset)
         window = settings.retention_window("non_hit_reads")
@@ -82,6 +87,7 @@ def run_checks(home: Path | None) -> list[Check]:
         return settings.evidence_public_key[:16] + "…"
 
     attempt("key-encryption key", keyfile)
+    attempt("audit signing key", audit_key)
     attempt("retention", retention)
     if attempt("database", database):
         attempt("keyring", keyring)
