@@ -27,6 +27,7 @@ import platform
 import pstats
 import random
 import secrets
+import signal
 import sqlite3
 import statistics
 import sys
@@ -672,6 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    # On SIGTERM, unwind normally so the temporary directory and PostgreSQL schema go away.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
 
     base = QUICK if args.quick else FULL
     sizes = dataclasses.replace(

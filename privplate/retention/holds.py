@@ -68,9 +68,10 @@ def _info(r: Any) -> HoldInfo:
     )
 
 
-def _target_exists(conn: Connection, kind: HoldKind, target_id: uuid.UUID) -> bool:
-    column = _reads.c.read_id if kind == "read" else _evidence.c.id
-    return conn.execute(select(column).where(column == target_id).limit(1)).first() is not None
+def _target_time(conn: Connection, kind: HoldKind, target_id: uuid.UUID) -> datetime | None:
+    """When the target was observed, or None if it is not stored."""
+    table, column = (_reads, _reads.c.read_id) if kind == "read" else (_evidence, _evidence.c.id)
+    return conn.execute(select(table.c.observed_at).where(column == target_id).limit(1)).scalar()
 
 
 def request_hold(
@@ -91,7 +92,8 @@ def request_hold(
     if not timedelta(0) < duration <= MAX_HOLD:
         raise HoldRefused("a legal hold lasts between one second and ten years")
     with db.write() as conn:
-        if not _target_exists(conn, kind, target_id):
+        observed_at = _target_time(conn, kind, target_id)
+        if observed_at is None:
             raise NotFound(f"no {kind} with id {target_id} is stored (it may have been purged)")
         hold_id = uuid.uuid4()
         conn.execute(
@@ -99,6 +101,7 @@ def request_hold(
                 id=hold_id,
                 target_kind=kind,
                 target_id=target_id,
+                target_observed_at=observed_at,
                 case_number=case_number.strip(),
                 justification=justification.strip(),
                 requested_by=requested_by,

@@ -185,31 +185,35 @@ def _drop_partition(conn: Connection, parent: str, name: str) -> None:
     conn.execute(text(f"DROP TABLE {name}"))
 
 
-def _held_ids(conn: Connection, kind: str, now: datetime) -> list[object]:
-    return [
-        r[0]
-        for r in conn.execute(
-            text(
-                "SELECT target_id FROM legal_holds WHERE target_kind = :kind AND approved_at IS "
-                "NOT NULL AND released_at IS NULL AND expires_at > :now"
-            ),
-            {"kind": kind, "now": now},
-        )
-    ]
+_HELD_IN_DAY = text(
+    "SELECT EXISTS (SELECT 1 FROM legal_holds WHERE target_kind = :kind AND approved_at IS NOT "
+    "NULL AND released_at IS NULL AND expires_at > :now AND target_observed_at >= :start AND "
+    "target_observed_at < :end)"
+)
 
 
-def _old_partitions(dep: Deployment, parent: str, cutoff: datetime) -> list[str]:
-    """Partitions of ``parent`` whose whole day lies before ``cutoff``."""
+def _held_in_day(conn: Connection, kind: str, day: datetime, now: datetime) -> bool:
+    """Whether an active hold covers an item observed that day (no partition scan)."""
+    return bool(
+        conn.execute(
+            _HELD_IN_DAY,
+            {"kind": kind, "now": now, "start": day, "end": day + timedelta(days=1)},
+        ).scalar_one()
+    )
+
+
+def _old_partitions(dep: Deployment, parent: str, cutoff: datetime) -> list[tuple[str, datetime]]:
+    """(name, start of day) of the partitions of ``parent`` whose whole day is before ``cutoff``."""
     with dep.db.read() as conn:
         names = existing_partitions(conn, parent)
     old = []
     for name in names:
         day = _partition_day(name)
-        if (
-            day is not None
-            and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cutoff
-        ):
-            old.append(name)
+        if day is None:
+            continue
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        if start + timedelta(days=1) <= cutoff:
+            old.append((name, start))
     return old
 
 
@@ -219,18 +223,14 @@ def _pg_drop_reads(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeRe
         return
     # One transaction for all drops: DETACH locks the parent, so take that lock once.
     with dep.db.write() as conn:
-        held = _held_ids(conn, "read", now)
-        for name in old:
+        for name, day in old:
             # A partition with a hit still inside its window, or a held read, is not dropped;
-            # its expired rows are deleted one by one in _pg_delete.
-            must_stay = conn.execute(
-                text(
-                    f"SELECT EXISTS (SELECT 1 FROM {name} WHERE (is_hit AND observed_at >= :hit)"
-                    " OR read_id = ANY(:held))"
-                ),
-                {"hit": cut.hit, "held": held},
+            # its expired rows are deleted one by one in _pg_delete. Both checks use indexes.
+            live_hit = conn.execute(
+                text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE is_hit AND observed_at >= :hit)"),
+                {"hit": cut.hit},
             ).scalar_one()
-            if must_stay:
+            if live_hit or _held_in_day(conn, "read", day, now):
                 continue
             counts = conn.execute(
                 text(f"SELECT epoch_id, count(*) FROM {name} GROUP BY epoch_id")
@@ -245,12 +245,8 @@ def _pg_drop_evidence(dep: Deployment, cut: Cutoffs, now: datetime, report: Purg
     if not old:
         return
     with dep.db.write() as conn:
-        held = _held_ids(conn, "evidence", now)
-        for name in old:
-            if conn.execute(
-                text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE id = ANY(:held))"),
-                {"held": held},
-            ).scalar_one():
+        for name, day in old:
+            if _held_in_day(conn, "evidence", day, now):
                 continue
             report.evidence_deleted += conn.execute(
                 text(f"SELECT count(*) FROM {name}")

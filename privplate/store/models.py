@@ -21,6 +21,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,6 +80,13 @@ class Read(Base):
     __table_args__ = (
         PrimaryKeyConstraint("observed_at", "read_id", "token"),
         Index("ix_reads_epoch_token", "epoch_id", "token"),
+        # Hits are rare; this lets retention ask "any live hit in this day?" without a scan.
+        Index(
+            "ix_reads_hits",
+            "observed_at",
+            postgresql_where=text("is_hit"),
+            sqlite_where=text("is_hit"),
+        ),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )
 
@@ -163,6 +171,9 @@ class LegalHold(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     target_kind: Mapped[str] = mapped_column(String(16))  # "read" or "evidence"
     target_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    #: When the held item was observed: retention finds the partitions with held rows from
+    #: this table alone instead of scanning them.
+    target_observed_at: Mapped[datetime]
     case_number: Mapped[str] = mapped_column(String(64))
     justification: Mapped[str] = mapped_column(String(2000))
     requested_by: Mapped[str] = mapped_column(String(200))

@@ -58,6 +58,13 @@ def upgrade() -> None:
         postgresql_partition_by="RANGE (observed_at)",
     )
     op.create_index("ix_reads_epoch_token", "reads", ["epoch_id", "token"])
+    op.create_index(
+        "ix_reads_hits",
+        "reads",
+        ["observed_at"],
+        postgresql_where=sa.text("is_hit"),
+        sqlite_where=sa.text("is_hit"),
+    )
     op.create_table(
         "evidence",
         sa.Column("id", sa.Uuid(), nullable=False),

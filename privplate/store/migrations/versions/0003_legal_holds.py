@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("target_kind", sa.String(16), nullable=False),
         sa.Column("target_id", sa.Uuid(), nullable=False),
+        sa.Column("target_observed_at", UTCDateTime(), nullable=False),
         sa.Column("case_number", sa.String(64), nullable=False),
         sa.Column("justification", sa.String(2000), nullable=False),
         sa.Column("requested_by", sa.String(200), nullable=False),
