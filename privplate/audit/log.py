@@ -45,6 +45,13 @@ class StoredEntry:
     entry: Entry | None  # None once pruned
 
 
+def _check_names(actor: str, action: str) -> None:
+    if not action or set(action) - _ACTION_CHARS:
+        raise AuditError("audit action must be lower-case letters, digits, '.', '_' or '-'")
+    if not actor:
+        raise AuditError("every audit entry needs an actor")
+
+
 class AuditLog:
     def __init__(self, db: Database, signer: AuditSigner) -> None:
         self.db = db
@@ -65,15 +72,25 @@ class AuditLog:
     ) -> Entry:
         """Append one entry in ``conn``'s transaction; raises AuditError (and the caller's
         transaction must then roll back) if it cannot be recorded."""
-        if not action or set(action) - _ACTION_CHARS:
-            raise AuditError("audit action must be lower-case letters, digits, '.', '_' or '-'")
-        if not actor:
-            raise AuditError("every audit entry needs an actor")
+        _check_names(actor, action)
         if not conn.in_transaction():
             raise AuditError("audit entries are appended inside the action's transaction")
         # Straight to the driver, inside the caller's transaction: appends sit on the path of
         # every privileged action, and SQLAlchemy's statement machinery would double their cost.
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        return self._append_on(
+            conn.connection.driver_connection, actor=actor, action=action, details=details, now=now
+        )
+
+    def _append_on(
+        self,
+        driver: Any,
+        *,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None,
+        now: datetime | None,
+    ) -> Entry:
+        cursor = driver.cursor()
         try:
             if self.db.is_postgres:
                 cursor.execute(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
@@ -102,8 +119,27 @@ class AuditLog:
 
     def record(self, *, actor: str, action: str, details: dict[str, Any] | None = None) -> Entry:
         """Append in a transaction of its own (for events that change nothing else)."""
-        with self.db.write() as conn:
-            return self.append(conn, actor=actor, action=action, details=details)
+        if not self.db.is_sqlite:
+            with self.db.write() as conn:
+                return self.append(conn, actor=actor, action=action, details=details)
+        _check_names(actor, action)
+        # SQLite: one pooled driver connection and an explicit BEGIN IMMEDIATE ... COMMIT, so a
+        # standalone entry costs no more than the two statements it runs.
+        raw = self.db.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            driver.execute("BEGIN IMMEDIATE")
+            try:
+                entry = self._append_on(
+                    driver, actor=actor, action=action, details=details, now=None
+                )
+                driver.execute("COMMIT")
+            except BaseException:
+                driver.execute("ROLLBACK")
+                raise
+            return entry
+        finally:
+            raw.close()
 
     # -- the tree ----------------------------------------------------------------------------
 
