@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -76,3 +76,47 @@ def copy_reads_postgres(conn: Connection, rows: Sequence[ReadRow]) -> None:
     with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+_SQLITE_EXISTS = "SELECT 1 FROM reads WHERE observed_at = ? AND read_id = ? LIMIT 1"
+_PG_EXISTING = (
+    "SELECT DISTINCT r.read_id FROM unnest(%s::timestamptz[], %s::uuid[]) AS k(observed_at, "
+    "read_id) JOIN reads r ON r.observed_at = k.observed_at AND r.read_id = k.read_id"
+)
+
+
+class _Keyed(Protocol):
+    @property
+    def read_id(self) -> uuid.UUID: ...
+
+    @property
+    def observed_at(self) -> datetime: ...
+
+
+def stored_read_ids(conn: Connection, db: Any, reads: Sequence[_Keyed]) -> set[uuid.UUID]:
+    """Which of ``reads`` are already stored, by exact primary-key prefix (time, id).
+
+    One index probe per read: a batch spread over weeks (a late upload) costs the same as a
+    batch from the last minute, unlike an IN-list bounded by the batch's time span.
+    """
+    if not reads:
+        return set()
+    driver: Any = conn.connection.driver_connection
+    if db.is_postgres:
+        with driver.cursor() as cursor:
+            cursor.execute(
+                _PG_EXISTING, ([r.observed_at for r in reads], [r.read_id for r in reads])
+            )
+            return {row[0] for row in cursor.fetchall()}
+    cursor = driver.cursor()
+    try:
+        return {
+            r.read_id
+            for r in reads
+            if cursor.execute(
+                _SQLITE_EXISTS, (_sqlite_time(r.observed_at), r.read_id.hex)
+            ).fetchone()
+            is not None
+        }
+    finally:
+        cursor.close()

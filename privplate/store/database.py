@@ -59,7 +59,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        # No server-side prepared statements: after a few runs PostgreSQL switches them to a
+        # generic plan that searches long IN-lists linearly (seconds per ingest batch).
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"prepare_threshold": None}, **kwargs
+        )
     raise StoreError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or "
         "postgresql+psycopg://USER@HOST/DB in database_url"

@@ -18,7 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from privplate.errors import IngestRejected, StoreError, UnknownCamera
-from privplate.store.bulk import COLUMNS, ReadRow, copy_reads_postgres, insert_reads_sqlite
+from privplate.store.bulk import (
+    COLUMNS,
+    ReadRow,
+    copy_reads_postgres,
+    insert_reads_sqlite,
+    stored_read_ids,
+)
 from privplate.store.cameras import active_camera_ids
 from privplate.store.database import Database
 from privplate.store.models import Epoch, Evidence, Read
@@ -299,9 +305,7 @@ def _ingest(
     epochs = _check_epochs(conn, reads)
     batch_evidence = {e.evidence_id for e in evidence}
     _check_evidence_refs(conn, reads, batch_evidence)
-    existing_reads = _existing(
-        conn, _reads, "read_id", [r.read_id for r in reads], [r.observed_at for r in reads]
-    )
+    existing_reads = stored_read_ids(conn, db, reads)
     existing_evidence = _existing(
         conn, _evidence, "id", [e.evidence_id for e in evidence], [e.observed_at for e in evidence]
     )
