@@ -164,7 +164,13 @@ def _sqlite_release_space(dep: Deployment) -> None:
         assert driver is not None  # noqa: S101 - a pooled connection always has one
         # executescript steps the pragma to completion; execute() would free a single page.
         driver.executescript("PRAGMA incremental_vacuum;")
-        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        # A reader elsewhere can make the checkpoint stop short (busy = 1); the purged pages
+        # would then linger in the WAL, so retry briefly until it completes.
+        for _attempt in range(50):
+            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.05)
     finally:
         raw.close()
 
@@ -372,9 +378,6 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
             report.epochs_destroyed = dep.keyring.destroy_epochs(
                 _dead_epochs(dep, cut, now), now=now
             )
-        if dep.db.is_sqlite:
-            with _phase(report, "space"):
-                _sqlite_release_space(dep)
         report.oldest_remaining_read = oldest_remaining_read(dep, now)
         report.seconds = time.perf_counter() - started
         dep.audit.record(
@@ -394,4 +397,9 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
                 "preset": dep.settings.retention.preset,
             },
         )
+        if dep.db.is_sqlite:
+            # Last, so no later write in this run brings purged pages back into the WAL.
+            with _phase(report, "space"):
+                _sqlite_release_space(dep)
+            report.seconds = time.perf_counter() - started
     return report
