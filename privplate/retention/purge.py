@@ -162,6 +162,10 @@ def _sqlite_release_space(dep: Deployment) -> None:
     try:
         driver = raw.driver_connection
         assert driver is not None  # noqa: S101 - a pooled connection always has one
+        # secure_delete zeroes deleted cells, but a B-tree rebalance can leave copies of moved
+        # index keys in the unallocated part of a page; rebuilding the indexes of ``reads``
+        # writes fresh pages and frees (and zeroes) the old ones.
+        driver.executescript("REINDEX reads;")
         # executescript steps the pragma to completion; execute() would free a single page.
         driver.executescript("PRAGMA incremental_vacuum;")
         # A reader elsewhere can make the checkpoint stop short (busy = 1); the purged pages
