@@ -17,10 +17,11 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, delete
 
 from privplate.audit import AuditLog, canonical_json, create_signing_key, read_signing_key
 from privplate.errors import ConfigError, StoreError
+from privplate.server_secret import create_server_secret
 from privplate.settings import CONFIG_FILENAME, Settings, load_settings, resolve_home
 from privplate.store import (
     CameraInfo,
@@ -36,8 +37,13 @@ from privplate.store import (
     insert_camera,
     lookup_plate,
 )
+from privplate.store.ingest import AfterIngest
+from privplate.store.server_models import HotlistToken, HotlistTokenEpoch
 from privplate.tokens import kek as kekfile
 from privplate.tokens.keyring import Keyring
+
+_hl_tokens: Table = HotlistToken.__table__  # type: ignore[assignment]
+_hl_synced: Table = HotlistTokenEpoch.__table__  # type: ignore[assignment]
 
 CONFIG_TEMPLATE = """\
 # privplate deployment configuration. Environment variables PRIVPLATE_* override these
@@ -109,6 +115,10 @@ def init_deployment(
     else:
         create_signing_key(settings.audit_signing_key_path)
         report.created.append(_shown(settings.audit_signing_key_path, root))
+    if create_server_secret(settings.server_secret_path):
+        report.created.append(_shown(settings.server_secret_path, root))
+    else:
+        report.kept.append(_shown(settings.server_secret_path, root))
     Database(settings.resolved_database_url).migrate_and_dispose()
     report.created.append("database schema (migrated to the newest revision)")
     with Deployment.open(root, settings=settings, actor=cli_actor()) as dep:
@@ -132,7 +142,15 @@ def _settings_digest(settings: Settings) -> tuple[str, dict[str, object]]:
     # What governs behaviour (not where files live): retention, plates, epochs, ingest limits.
     summary = settings.model_dump(
         mode="json",
-        include={"epoch_seconds", "evidence_public_key", "plates", "retention", "ingest"},
+        include={
+            "epoch_seconds",
+            "evidence_public_key",
+            "plates",
+            "retention",
+            "ingest",
+            "queries",
+            "hotlists",
+        },
     )
     return hashlib.sha256(canonical_json(summary)).hexdigest(), summary
 
@@ -179,6 +197,10 @@ class Deployment:
             who = actor or cli_actor()
 
             def record_destruction(conn: Connection, epochs: Sequence[int], kek_gen: int) -> None:
+                # Hotlist tokens of a destroyed epoch could only ever match its (now
+                # unmatchable) reads; they go with the key.
+                conn.execute(delete(_hl_tokens).where(_hl_tokens.c.epoch_id.in_(list(epochs))))
+                conn.execute(delete(_hl_synced).where(_hl_synced.c.epoch_id.in_(list(epochs))))
                 audit.append(
                     conn,
                     actor=who,
@@ -272,6 +294,7 @@ class Deployment:
         *,
         hits: Collection[UUID] = (),
         now: datetime | None = None,
+        then: AfterIngest | None = None,
     ) -> IngestResult:
         return ingest_reads(
             db=self.db,
@@ -281,6 +304,7 @@ class Deployment:
             limits=self.limits,
             hits=hits,
             now=now,
+            then=then,
         )
 
     def lookup(self, plate: str, start: datetime, end: datetime | None = None) -> list[ReadMatch]:

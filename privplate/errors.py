@@ -67,3 +67,53 @@ class StoreError(PrivplateError):
 
 class AuditError(PrivplateError):
     """The audit log could not be appended to or failed verification."""
+
+
+class InvalidRequest(PrivplateError, ValueError):
+    """A request is malformed or breaks a rule; the message says which."""
+
+    exit_code = 65
+
+
+class AuthenticationFailed(PrivplateError):
+    """Credentials were missing or wrong. The message never says which part was wrong."""
+
+    exit_code = 77  # EX_NOPERM
+
+
+class PermissionDenied(PrivplateError):
+    """The caller is known but their role may not do this."""
+
+    exit_code = 77
+
+
+class PurposeDenied(PrivplateError):
+    """A query's purpose, justification or sharing basis is not allowed; it was recorded."""
+
+    exit_code = 77
+
+
+class QuotaExceeded(PrivplateError):
+    """A query or hotlist quota is used up; compliance officers were flagged."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class DeviceRejected(PrivplateError):
+    """A device request failed authentication, was replayed, stale or tampered with."""
+
+    exit_code = 77
+
+
+class Conflict(PrivplateError):
+    """The request conflicts with stored state (e.g. a batch id re-used with other content)."""
+
+    exit_code = 65
+
+
+class ModelRejected(ConfigError):
+    """A model file is not in the registry or its sha256 differs: it is not loaded."""
+
+
+class SourceError(PrivplateError):
+    """A camera, video or image source could not be opened or read."""

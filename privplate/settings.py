@@ -11,7 +11,7 @@ import os
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from privplate.errors import ConfigError
+from privplate.policy.purposes import DEFAULT_ALLOWED, DEFAULT_FORBIDDEN, Purpose
 from privplate.retention.presets import WINDOW_NAMES, WindowName, get_preset, parse_duration
 from privplate.tokens.canonical import DEFAULT_CONFUSABLES, validate_fold_table
 from privplate.tokens.kek import check_private
@@ -80,6 +81,85 @@ class IngestSettings(BaseModel):
     max_tokens_per_read: int = Field(default=8, ge=1, le=64)
 
 
+class QuerySettings(BaseModel):
+    """The only search there is ("was this plate seen"), and who may ask it how often."""
+
+    allowed_purposes: list[Purpose] = Field(default_factory=lambda: list(DEFAULT_ALLOWED))
+    #: Forbidden whatever else says otherwise; the preset's forbidden purposes are added.
+    forbidden_purposes: list[Purpose] = Field(default_factory=lambda: list(DEFAULT_FORBIDDEN))
+    #: Extra words or phrases that deny a query when found in its justification or case number.
+    forbidden_terms: list[str] = Field(default_factory=list)
+    per_user_per_day: int = Field(default=25, ge=1, le=10_000)
+    per_deployment_per_day: int = Field(default=500, ge=1, le=1_000_000)
+    #: Longest time window one query may cover.
+    max_window_days: int = Field(default=31, ge=1, le=3_650)
+    min_justification_chars: int = Field(default=20, ge=1, le=500)
+
+
+class HotlistSettings(BaseModel):
+    #: Caps, so that a "hotlist" cannot become a way to enumerate plates.
+    max_entries_per_list: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_entries_total: int = Field(default=10_000, ge=1, le=1_000_000)
+    entries_per_user_per_day: int = Field(default=2_000, ge=1, le=1_000_000)
+    #: How long an entry stays live when its creator gives no expiry.
+    default_entry_days: int = Field(default=30, ge=1, le=3_650)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=1, le=65_535)
+    #: Secret from which the hotlist, webhook and session keys are derived (mode 0600).
+    secret_file: Path = Path("keys/server.key")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: Largest request body accepted (device batches carry sealed images).
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    #: How old a signed device request may be, and how far ahead of the server's clock.
+    device_request_max_age_seconds: int = Field(default=300, ge=10, le=86_400)
+    #: Run the retention purge inside the server process (APScheduler).
+    run_purge_scheduler: bool = True
+
+
+CropName = Literal["plain", "gray", "wide", "tight", "deskew"]
+DEFAULT_CROPS: tuple[CropName, ...] = ("plain", "gray", "wide", "tight")
+
+
+class EdgeSettings(BaseModel):
+    """The edge: which models, how plates are read, and where reads wait for the server."""
+
+    detector: str = "yolov8n-plate-640"
+    recognizer: str = "cct-xs-v1-global-model"
+    #: Explicit model files; otherwise looked up by registry name in models_dir.
+    detector_path: Path | None = None
+    recognizer_path: Path | None = None
+    recognizer_config_path: Path | None = None
+    #: Load a model whose sha256 differs from the registry's (a tampered model could miss plates).
+    allow_unregistered_models: bool = False
+    allow_download: bool = False
+    #: onnxruntime threads per model; 0 uses every core.
+    threads: int = Field(default=1, ge=0, le=256)
+    detector_confidence: float = Field(default=0.05, gt=0.0, lt=1.0)
+    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+    crop_variants: list[CropName] = Field(default_factory=lambda: list(DEFAULT_CROPS))
+    #: Character prior of the deployment's region (a file in models/priors, e.g. "us"); "" = none.
+    format_prior: str = ""
+    alternates: int = Field(default=5, ge=0, le=7)
+    alternate_ratio: float = Field(default=0.05, gt=0.0, le=1.0)
+    #: A plate whose OCR confidence is lower is not reported (detector false positives).
+    min_ocr_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: The same plate seen again within this many seconds belongs to the same read.
+    track_seconds: float = Field(default=3.0, gt=0.0, le=600.0)
+    max_fps: float = Field(default=0.0, ge=0.0)
+    #: Share of pixels that must change between frames before detection runs again.
+    motion_threshold: float = Field(default=0.002, ge=0.0, le=1.0)
+    evidence_frame_side: int = Field(default=640, ge=64, le=4096)
+    spool_file: Path = Path("edge/spool.db")
+    server_url: str = ""
+    device_id: str = ""
+    device_key_file: Path = Path("keys/device.key")
+    webhook_url: str = ""
+    uplink_batch_reads: int = Field(default=200, ge=1, le=5_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PRIVPLATE_",
@@ -98,6 +178,10 @@ class Settings(BaseSettings):
     plates: PlateSettings = Field(default_factory=PlateSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    queries: QuerySettings = Field(default_factory=QuerySettings)
+    hotlists: HotlistSettings = Field(default_factory=HotlistSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -140,6 +224,10 @@ class Settings(BaseSettings):
     @property
     def audit_signing_key_path(self) -> Path:
         return self.path(self.audit_signing_key_file)
+
+    @property
+    def server_secret_path(self) -> Path:
+        return self.path(self.server.secret_file)
 
     @property
     def resolved_database_url(self) -> str:
@@ -197,9 +285,12 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
 __all__ = [
     "CONFIG_FILENAME",
     "WINDOW_NAMES",
+    "HotlistSettings",
     "IngestSettings",
     "PlateSettings",
+    "QuerySettings",
     "RetentionSettings",
+    "ServerSettings",
     "Settings",
     "load_settings",
     "resolve_home",

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import audit, cameras, retention
+from privplate.cli import audit, cameras, edge, retention, server
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -22,6 +22,12 @@ app.add_typer(cameras.app, name="cameras")
 app.add_typer(audit.app, name="audit")
 app.add_typer(retention.retention_app, name="retention")
 app.add_typer(retention.holds_app, name="holds")
+app.add_typer(edge.app, name="edge")
+app.add_typer(server.users_app, name="users")
+app.add_typer(server.devices_app, name="devices")
+app.add_typer(server.hotlist_app, name="hotlist")
+app.command("serve")(server.serve)
+app.command("query")(server.query)
 app.command("purge")(retention.purge_command)
 app.command("status")(retention.status_command)
 

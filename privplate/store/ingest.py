@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -87,6 +87,9 @@ class IngestLimits:
     max_batch_reads: int = 5_000
     max_future_skew: timedelta = timedelta(minutes=5)
     max_tokens_per_read: int = 8
+
+
+AfterIngest = Callable[[Connection, IngestResult], None]
 
 
 def _check_shape(
@@ -191,8 +194,13 @@ def ingest_reads(
     limits: IngestLimits | None = None,
     hits: Collection[uuid.UUID] = (),
     now: datetime | None = None,
+    then: AfterIngest | None = None,
 ) -> IngestResult:
-    """Store a batch. Reads in ``hits`` matched a hotlist and keep the hit-read window."""
+    """Store a batch. Reads in ``hits`` matched a hotlist and keep the hit-read window.
+
+    ``then`` runs inside the batch's transaction once the rows are in (alerts, the device's
+    batch record): if it raises, nothing of the batch is stored.
+    """
     limits = limits or IngestLimits()
     now = now or datetime.now(UTC)
     _check_shape(reads, evidence, limits, now)
@@ -203,7 +211,7 @@ def ingest_reads(
         db.ensure_partitions(days)
         try:
             with db.write() as conn:
-                return _ingest(conn, db, reads, evidence, windows, hits, now)
+                return _ingest(conn, db, reads, evidence, windows, hits, now, then)
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
             if db.is_postgres and attempt == 0:
                 # Another process may have dropped a partition we believed existed.
@@ -300,6 +308,7 @@ def _ingest(
     windows: RetentionWindows,
     hits: Collection[uuid.UUID],
     now: datetime,
+    then: AfterIngest | None,
 ) -> IngestResult:
     _check_cameras(conn, reads, evidence)
     epochs = _check_epochs(conn, reads)
@@ -346,9 +355,12 @@ def _ingest(
         conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
     if rows:
         _insert_reads(conn, db, rows)
-    return IngestResult(
+    result = IngestResult(
         inserted=len(inserted),
         duplicates=len(reads) - len(inserted) - expired,
         expired=expired,
         inserted_ids=tuple(inserted),
     )
+    if then is not None:
+        then(conn, result)
+    return result

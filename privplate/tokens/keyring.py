@@ -292,6 +292,10 @@ class Keyring:
                 return self._unwrap(record)
         raise EpochKeyDestroyed(f"epoch {epoch_id} is unknown or its key was destroyed")
 
+    def live_keys(self) -> list[EpochKey]:
+        """Keys of every epoch whose key still exists (hotlists are tokenized under each)."""
+        return [self._unwrap(r) for r in self._storage.live_epochs()]
+
     def keys_between(self, start: datetime, end: datetime) -> list[EpochKey]:
         """Live keys of every epoch overlapping [start, end); destroyed epochs are skipped."""
         start, end = _utc(start), _utc(end)

@@ -1,0 +1,147 @@
+"""Alerts: a read whose token matched a live hotlist entry, recorded in the ingest
+transaction and then pushed to consoles (SSE), webhooks and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select
+
+from privplate.audit import AuditLog
+from privplate.hotlists.tokens import Hit
+from privplate.store.database import Database
+from privplate.store.ingest import ReadIn
+from privplate.store.server_models import Alert, Hotlist, HotlistEntry
+
+_alerts: Table = Alert.__table__  # type: ignore[assignment]
+_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
+_lists: Table = Hotlist.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    """What a console or webhook receives. It names the hotlist entry, never a plate."""
+
+    id: int
+    read_id: uuid.UUID
+    observed_at: datetime
+    camera_id: str
+    hotlist: str
+    entry_id: uuid.UUID
+    reason: str
+    case_number: str
+    via_alternate: bool
+    confidence: float
+    evidence_id: uuid.UUID | None
+    created_at: datetime
+
+    def payload(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("read_id", "entry_id", "evidence_id"):
+            out[name] = str(out[name]) if out[name] is not None else None
+        for name in ("observed_at", "created_at"):
+            out[name] = out[name].isoformat()
+        return out
+
+
+def record_alerts(
+    conn: Connection,
+    *,
+    audit: AuditLog,
+    actor: str,
+    hits: Sequence[Hit],
+    reads: Mapping[uuid.UUID, ReadIn],
+    now: datetime | None = None,
+) -> list[AlertInfo]:
+    """Insert one alert per (read, entry) hit, inside the ingest transaction."""
+    now = now or datetime.now(UTC)
+    out: list[AlertInfo] = []
+    for hit in hits:
+        read = reads[hit.read_id]
+        row = {
+            "read_id": hit.read_id,
+            "observed_at": read.observed_at,
+            "camera_id": read.camera_id,
+            "hotlist_id": hit.hotlist_id,
+            "entry_id": hit.entry_id,
+            "via_alternate": hit.via_alternate,
+            "confidence": float(read.confidence),
+            "evidence_id": read.evidence_id,
+            "created_at": now,
+        }
+        alert_id = conn.execute(insert(_alerts).values(**row).returning(_alerts.c.id)).scalar_one()
+        info = AlertInfo(
+            id=int(alert_id),
+            read_id=hit.read_id,
+            observed_at=read.observed_at,
+            camera_id=read.camera_id,
+            hotlist=hit.hotlist,
+            entry_id=hit.entry_id,
+            reason=hit.reason,
+            case_number=hit.case_number,
+            via_alternate=hit.via_alternate,
+            confidence=float(read.confidence),
+            evidence_id=read.evidence_id,
+            created_at=now,
+        )
+        audit.append(
+            conn,
+            actor=actor,
+            action="alerts.raised",
+            details={
+                "alert": info.id,
+                "hotlist": hit.hotlist,
+                "entry": str(hit.entry_id),
+                "camera": read.camera_id,
+                "read": str(hit.read_id),
+                "via_alternate": hit.via_alternate,
+            },
+        )
+        out.append(info)
+    return out
+
+
+def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[AlertInfo]:
+    """Alerts with an id above ``after_id``, oldest first (the SSE stream's cursor)."""
+    stmt = (
+        select(
+            _alerts,
+            _lists.c.name.label("hotlist"),
+            _entries.c.reason,
+            _entries.c.case_number,
+        )
+        .join(_entries, _entries.c.id == _alerts.c.entry_id)
+        .join(_lists, _lists.c.id == _alerts.c.hotlist_id)
+        .where(_alerts.c.id > after_id)
+        .order_by(_alerts.c.id)
+        .limit(limit)
+    )
+    with db.read() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        AlertInfo(
+            id=int(r.id),
+            read_id=r.read_id,
+            observed_at=r.observed_at,
+            camera_id=r.camera_id,
+            hotlist=r.hotlist,
+            entry_id=r.entry_id,
+            reason=r.reason,
+            case_number=r.case_number,
+            via_alternate=bool(r.via_alternate),
+            confidence=float(r.confidence),
+            evidence_id=r.evidence_id,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def latest_alert_id(*, db: Database) -> int:
+    with db.read() as conn:
+        value = conn.execute(select(_alerts.c.id).order_by(_alerts.c.id.desc()).limit(1)).scalar()
+    return int(value or 0)

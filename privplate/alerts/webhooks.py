@@ -1,0 +1,184 @@
+"""Webhooks: each alert is POSTed as JSON to every active webhook, signed with HMAC-SHA256.
+
+Receivers check ``X-Privplate-Signature: sha256=<hex>`` over ``<timestamp>.<body>`` with the
+secret shown once at creation, and refuse timestamps older than a few minutes. Delivery runs on
+a background thread with retries; a failure is logged with the webhook id and status only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import nacl.secret
+from sqlalchemy import Table, insert, select, update
+
+from privplate.alerts.records import AlertInfo
+from privplate.audit import AuditLog
+from privplate.errors import InvalidRequest, NotFound
+from privplate.server_secret import ServerSecret
+from privplate.store.database import Database
+from privplate.store.server_models import Webhook
+
+log = logging.getLogger("privplate.webhooks")
+_hooks: Table = Webhook.__table__  # type: ignore[assignment]
+RETRY_DELAYS = (0.5, 2.0, 8.0)
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    id: uuid.UUID
+    url: str
+    created_by: str
+    created_at: datetime
+    active: bool
+
+
+def sign_body(secret: bytes, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={mac}"
+
+
+def verify_body(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    """For receivers (and tests): constant-time check of a delivery's signature."""
+    try:
+        expected = sign_body(secret, int(timestamp), body)
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, signature)
+
+
+class Webhooks:
+    def __init__(self, *, db: Database, audit: AuditLog, secret: ServerSecret) -> None:
+        self.db = db
+        self.audit = audit
+        self._box = nacl.secret.SecretBox(secret.subkey("webhook-box"))
+        self._queue: queue.Queue[tuple[dict[str, Any], int] | None] = queue.Queue(10_000)
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    # -- registry --------------------------------------------------------------------------
+
+    def create(self, *, actor: str, url: str) -> tuple[WebhookInfo, str]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+            raise InvalidRequest("a webhook URL is an http:// or https:// URL of a receiver")
+        secret = secrets.token_bytes(32)
+        info = WebhookInfo(uuid.uuid4(), url, actor, datetime.now(UTC), True)
+        with self.db.write() as conn:
+            conn.execute(
+                insert(_hooks).values(
+                    id=info.id,
+                    url=url,
+                    secret_box=bytes(self._box.encrypt(secret)),
+                    created_by=actor,
+                    created_at=info.created_at,
+                    active=True,
+                )
+            )
+            self.audit.append(
+                conn,
+                actor=actor,
+                action="webhooks.created",
+                details={"webhook": str(info.id), "url": url},
+            )
+        return info, secret.hex()
+
+    def all(self) -> list[WebhookInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(_hooks).order_by(_hooks.c.created_at)).all()
+        return [WebhookInfo(r.id, r.url, r.created_by, r.created_at, r.active) for r in rows]
+
+    def deactivate(self, *, actor: str, webhook_id: uuid.UUID) -> None:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(_hooks)
+                .where(_hooks.c.id == webhook_id, _hooks.c.active.is_(True))
+                .values(active=False)
+            )
+            if done.rowcount == 0:
+                raise NotFound("no active webhook with this id")
+            self.audit.append(
+                conn,
+                actor=actor,
+                action="webhooks.deactivated",
+                details={"webhook": str(webhook_id)},
+            )
+
+    def _targets(self) -> list[tuple[uuid.UUID, str, bytes]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(_hooks.c.id, _hooks.c.url, _hooks.c.secret_box).where(
+                    _hooks.c.active.is_(True)
+                )
+            ).all()
+        return [(r.id, r.url, bytes(self._box.decrypt(r.secret_box))) for r in rows]
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def publish(self, alerts: list[AlertInfo]) -> None:
+        for alert in alerts:
+            try:
+                self._queue.put_nowait((alert.payload(), 0))
+            except queue.Full:
+                self.failed += 1
+                log.error("webhook queue full; alert %s not delivered by webhook", alert.id)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                payload, _ = item
+                body = json.dumps({"type": "alert", "alert": payload}, sort_keys=True).encode()
+                for hook_id, url, secret in self._targets():
+                    self._deliver(client, hook_id, url, secret, body)
+
+    def _deliver(
+        self, client: httpx.Client, hook_id: uuid.UUID, url: str, secret: bytes, body: bytes
+    ) -> None:
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
+            time.sleep(delay)
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "X-Privplate-Timestamp": str(timestamp),
+                "X-Privplate-Signature": sign_body(secret, timestamp, body),
+            }
+            try:
+                answer = client.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            else:
+                if answer.status_code < 300:
+                    self.delivered += 1
+                    return
+                status = str(answer.status_code)
+            log.warning("webhook %s attempt %d failed (%s)", hook_id, attempt + 1, status)
+        self.failed += 1
+        log.error("webhook %s: alert not delivered after %d attempts", hook_id, attempt + 1)

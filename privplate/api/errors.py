@@ -1,0 +1,95 @@
+"""The one place where privplate errors become HTTP answers.
+
+Every error answers ``{"error": {"type": ..., "message": ...}}``. Validation errors list the
+fields and what is wrong with them, never the submitted values (they could hold a plate).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from privplate import errors as e
+from privplate.retention.holds import HoldRefused
+
+log = logging.getLogger("privplate.api")
+
+STATUS: list[tuple[type[e.PrivplateError], int]] = [
+    (e.AuthenticationFailed, 401),
+    (e.DeviceRejected, 401),
+    (e.PermissionDenied, 403),
+    (e.PurposeDenied, 403),
+    (HoldRefused, 403),
+    (e.QuotaExceeded, 429),
+    (e.NotFound, 404),
+    (e.AlreadyExists, 409),
+    (e.Conflict, 409),
+    (e.EpochKeyDestroyed, 410),
+    (e.InvalidPlate, 400),
+    (e.IngestRejected, 400),
+    (e.InvalidRequest, 400),
+    (e.StoreError, 503),
+    (e.ConfigError, 500),
+]
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(examples=["purpose_denied"])
+    message: str = Field(examples=["purpose 'immigration-enforcement' is forbidden ..."])
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorBody
+
+
+def status_for(exc: e.PrivplateError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def _type_name(exc: Exception) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def answer(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.PrivplateError)
+    async def _privplate(_request: Request, exc: e.PrivplateError) -> JSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return answer(status, _type_name(exc), str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:20]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return answer(422, "invalid_request", "; ".join(problems) or "the request is malformed")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return answer(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # The type only: an unexpected exception's text could carry request data.
+        log.error("unexpected %s while handling a request", type(exc).__name__)
+        return answer(500, "internal_error", "the server failed; the error was logged")

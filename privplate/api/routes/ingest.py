@@ -1,0 +1,101 @@
+"""Signed batches of token-only reads and sealed evidence from edge devices."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, Table, insert, select
+
+from privplate.api.deps import DeviceCaller, ServicesDep
+from privplate.devices.batches import IngestBatch
+from privplate.devices.registry import check_cameras
+from privplate.errors import Conflict, DeviceRejected, IngestRejected
+from privplate.store.ingest import IngestResult
+from privplate.store.server_models import DeviceBatch
+
+router = APIRouter(tags=["ingest"])
+_batches: Table = DeviceBatch.__table__  # type: ignore[assignment]
+
+
+class IngestOut(BaseModel):
+    batch_id: uuid.UUID
+    inserted: int
+    duplicates: int
+    expired: int = Field(description="Reads already past retention on arrival (not kept).")
+    replayed: bool = Field(description="True when this batch was stored by an earlier send.")
+    alerts: list[int] = Field(description="Ids of the alerts this batch raised.")
+
+
+@router.post(
+    "/ingest", summary="Store a signed batch of reads from an edge device", response_model=IngestOut
+)
+def ingest(
+    batch: IngestBatch, device: DeviceCaller, services: ServicesDep, request: Request
+) -> IngestOut:
+    """All-or-nothing per batch and idempotent: re-sending the same body with the same
+    ``batch_id`` stores nothing twice and answers ``replayed: true``."""
+    dep = services.dep
+    digest: bytes = request.state.body_digest
+    with dep.db.read() as conn:
+        prior = conn.execute(
+            select(_batches).where(
+                _batches.c.device_id == device.id, _batches.c.batch_id == batch.batch_id
+            )
+        ).first()
+    if prior is not None:
+        if bytes(prior.digest) != digest:
+            _refused(services, device.actor, batch.batch_id, "batch id re-used with other content")
+            raise Conflict(
+                "this batch_id was already stored with different content (tampered or "
+                "re-serialized); a retry must send the same bytes"
+            )
+        return IngestOut(
+            batch_id=batch.batch_id,
+            inserted=0,
+            duplicates=prior.inserted + prior.duplicates,
+            expired=prior.expired,
+            replayed=True,
+            alerts=[],
+        )
+    try:
+        check_cameras(
+            device, {r.camera_id for r in batch.reads} | {e.camera_id for e in batch.evidence}
+        )
+        reads, evidence = batch.to_store()
+
+        def record_batch(conn: Connection, result: IngestResult) -> None:
+            conn.execute(
+                insert(_batches).values(
+                    device_id=device.id,
+                    batch_id=batch.batch_id,
+                    digest=digest,
+                    received_at=datetime.now(UTC),
+                    inserted=result.inserted,
+                    duplicates=result.duplicates,
+                    expired=result.expired,
+                )
+            )
+
+        result, alerts = services.ingest(reads, evidence, actor=device.actor, then=record_batch)
+    except (IngestRejected, DeviceRejected) as exc:
+        _refused(services, device.actor, batch.batch_id, str(exc))
+        raise
+    return IngestOut(
+        batch_id=batch.batch_id,
+        inserted=result.inserted,
+        duplicates=result.duplicates,
+        expired=result.expired,
+        replayed=False,
+        alerts=[a.id for a in alerts],
+    )
+
+
+def _refused(services: ServicesDep, actor: str, batch_id: uuid.UUID, reason: str) -> None:
+    services.dep.audit.record(
+        actor=actor,
+        action="ingest.refused",
+        details={"batch": str(batch_id), "reason": reason},
+    )

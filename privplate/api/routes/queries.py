@@ -1,0 +1,103 @@
+"""The only search there is: "was this plate seen", for an allowed purpose, with a case."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from privplate.api.deps import ServicesDep, allow
+from privplate.identity.accounts import UserInfo
+from privplate.identity.roles import Role
+from privplate.policy.purposes import Purpose
+from privplate.policy.queries import QueryRecord, QueryRequest, list_queries
+
+router = APIRouter(tags=["queries"])
+Investigator = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR))]
+
+
+class QueryIn(BaseModel):
+    plate: str = Field(min_length=1, max_length=32, examples=["7ABC123"])
+    start: datetime = Field(examples=["2026-11-20T00:00:00Z"])
+    end: datetime = Field(examples=["2026-11-22T00:00:00Z"])
+    purpose: Purpose = Field(examples=[Purpose.STOLEN_VEHICLE])
+    case_number: str = Field(min_length=1, max_length=64, examples=["SPD-2026-004211"])
+    justification: str = Field(
+        min_length=1,
+        max_length=2000,
+        examples=["Vehicle reported stolen from the Elm St lot on 2026-11-20; owner statement."],
+    )
+    agreement_id: uuid.UUID | None = Field(
+        default=None, description="Sharing agreement, for a query on another agency's behalf."
+    )
+
+
+class MatchOut(BaseModel):
+    read_id: uuid.UUID
+    camera_id: str
+    observed_at: datetime
+    confidence: float
+    evidence_id: uuid.UUID | None
+    via_alternate: bool = Field(description="Only an alternate OCR reading matched.")
+
+
+class QueryOut(BaseModel):
+    """Same shape whether or not anything matched."""
+
+    query_id: uuid.UUID
+    start: datetime
+    end: datetime
+    matches: list[MatchOut]
+
+
+class QueryRecordOut(BaseModel):
+    id: uuid.UUID
+    user: str
+    created_at: datetime
+    purpose: str
+    case_number: str
+    justification: str
+    agreement_id: uuid.UUID | None
+    window_start: datetime
+    window_end: datetime
+    outcome: str = Field(examples=["answered", "denied", "refused"])
+    reason: str
+    match_count: int
+
+    @classmethod
+    def of(cls, q: QueryRecord) -> QueryRecordOut:
+        return cls(**q.__dict__)
+
+
+@router.post("/queries", summary="Ask whether a plate was seen", response_model=QueryOut)
+def query(body: QueryIn, user: Investigator, services: ServicesDep) -> QueryOut:
+    """Refused (and recorded, and flagged to compliance) for a forbidden or unlisted purpose,
+    a forbidden term in the justification or case number, a missing case number, a window
+    that is too long, an unknown sharing agreement, or a used-up quota."""
+    answer = services.queries.run(
+        user,
+        QueryRequest(
+            plate=body.plate,
+            start=body.start,
+            end=body.end,
+            purpose=body.purpose,
+            case_number=body.case_number,
+            justification=body.justification,
+            agreement_id=body.agreement_id,
+        ),
+    )
+    services.counters["queries"] += 1
+    return QueryOut(
+        query_id=answer.query_id,
+        start=answer.start,
+        end=answer.end,
+        matches=[MatchOut(**m.__dict__) for m in answer.matches],
+    )
+
+
+@router.get("/queries/mine", summary="My own queries", response_model=list[QueryRecordOut])
+def my_queries(user: Investigator, services: ServicesDep) -> list[QueryRecordOut]:
+    return [QueryRecordOut.of(q) for q in list_queries(db=services.dep.db, user_id=user.id)]

@@ -1,0 +1,1 @@
+"""Who may ask what: query purposes, the forbidden-purpose screen and quotas."""

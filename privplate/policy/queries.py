@@ -1,0 +1,311 @@
+"""The only search: "was this plate seen", asked by a named investigator, for an allowed
+purpose, with a case number and a justification, within a quota, on the record.
+
+A query is refused before anything is looked up if any rule fails; the refusal is recorded
+(without the plate), audited and flagged to compliance officers. An answer with matches and
+one without have the same shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Table, func, insert, select, update
+
+from privplate.audit import AuditLog
+from privplate.errors import InvalidPlate, PermissionDenied, PurposeDenied, QuotaExceeded
+from privplate.identity.accounts import UserInfo
+from privplate.identity.roles import Role
+from privplate.policy.flags import FlagKind, raise_flag
+from privplate.policy.purposes import Purpose
+from privplate.policy.rules import PurposePolicy
+from privplate.policy.sharing import check_agreement
+from privplate.settings import QuerySettings
+from privplate.store.database import Database
+from privplate.store.lookup import ReadMatch, lookup_plate
+from privplate.store.server_models import Query, User
+from privplate.tokens.canonical import canonical_plate
+from privplate.tokens.keyring import Keyring
+
+_queries: Table = Query.__table__  # type: ignore[assignment]
+COUNTED = ("answered", "denied")
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    plate: str = field(repr=False)
+    start: datetime
+    end: datetime
+    purpose: Purpose
+    case_number: str
+    justification: str
+    agreement_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    query_id: uuid.UUID
+    start: datetime
+    end: datetime
+    matches: list[ReadMatch]
+
+
+class QueryService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        keyring: Keyring,
+        policy: PurposePolicy,
+        settings: QuerySettings,
+        fold: dict[str, str] | None,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.keyring = keyring
+        self.policy = policy
+        self.settings = settings
+        self.fold = fold
+
+    def run(self, user: UserInfo, req: QueryRequest, now: datetime | None = None) -> QueryAnswer:
+        now = now or datetime.now(UTC)
+        if user.role is not Role.INVESTIGATOR:
+            raise PermissionDenied("only investigators may query plates")
+        query_id = uuid.uuid4()
+        canonical = ""
+        with self.db.write() as conn:
+            failure = self._quota_problem(conn, user, now)
+            outcome = "refused"
+            if failure is None:
+                try:
+                    canonical = self._check(conn, req, now)
+                except (PurposeDenied, InvalidPlate) as exc:
+                    failure, outcome = exc, "denied"
+                    raise_flag(
+                        conn,
+                        kind=FlagKind.DENIED_QUERY,
+                        subject=user.name,
+                        details={"last_reason": str(exc)},
+                        now=now,
+                    )
+            # An allowed query is reserved before the lookup: it counts even if the lookup fails.
+            self._record(
+                conn,
+                query_id,
+                user,
+                req,
+                now,
+                outcome if failure else "answered",
+                str(failure) if failure else "",
+            )
+        if failure is not None:
+            raise failure
+        matches = lookup_plate(
+            db=self.db,
+            keyring=self.keyring,
+            plate=canonical,
+            start=req.start,
+            end=req.end,
+        )
+        with self.db.write() as conn:
+            conn.execute(
+                update(_queries).where(_queries.c.id == query_id).values(match_count=len(matches))
+            )
+            self.audit.append(
+                conn,
+                actor=user.actor,
+                action="queries.answered",
+                details={
+                    "query": str(query_id),
+                    "purpose": req.purpose.value,
+                    "case_number": req.case_number,
+                    "agreement": str(req.agreement_id) if req.agreement_id else None,
+                    "window": [req.start.isoformat(), req.end.isoformat()],
+                    "matches": len(matches),
+                },
+            )
+        return QueryAnswer(query_id, req.start, req.end, matches)
+
+    def _quota_problem(self, conn: Connection, user: UserInfo, now: datetime) -> Exception | None:
+        day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        base = (
+            select(func.count())
+            .select_from(_queries)
+            .where(_queries.c.created_at >= day, _queries.c.outcome.in_(COUNTED))
+        )
+        mine = conn.execute(base.where(_queries.c.user_id == user.id)).scalar_one()
+        if mine >= self.settings.per_user_per_day:
+            raise_flag(
+                conn,
+                kind=FlagKind.QUERY_QUOTA,
+                subject=user.name,
+                details={"quota": self.settings.per_user_per_day},
+                now=now,
+            )
+            return QuotaExceeded(
+                f"you have used your {self.settings.per_user_per_day} queries for today "
+                "(queries.per_user_per_day); compliance officers were notified"
+            )
+        everyone = conn.execute(base).scalar_one()
+        if everyone >= self.settings.per_deployment_per_day:
+            raise_flag(
+                conn,
+                kind=FlagKind.DEPLOYMENT_QUERY_QUOTA,
+                subject="deployment",
+                details={"quota": self.settings.per_deployment_per_day},
+                now=now,
+            )
+            return QuotaExceeded(
+                f"this deployment has used its {self.settings.per_deployment_per_day} queries "
+                "for today (queries.per_deployment_per_day); compliance officers were notified"
+            )
+        return None
+
+    def _check(self, conn: Connection, req: QueryRequest, now: datetime) -> str:
+        self.policy.check_purpose(req.purpose)
+        self.policy.check_case_number(req.case_number)
+        self.policy.check_justification(req.justification)
+        if req.start.tzinfo is None or req.end.tzinfo is None:
+            raise PurposeDenied("the time window must carry a time zone")
+        if req.end <= req.start:
+            raise PurposeDenied("the time window ends before it starts")
+        if req.end - req.start > timedelta(days=self.settings.max_window_days):
+            raise PurposeDenied(
+                f"the time window is longer than {self.settings.max_window_days} days "
+                "(queries.max_window_days); narrow it"
+            )
+        if req.agreement_id is not None:
+            check_agreement(
+                conn, req.agreement_id, req.purpose, self.policy.out_of_state_sharing, now
+            )
+        canonical = canonical_plate(req.plate, fold=self.fold)
+        if canonical and canonical in canonical_plate_words(req.justification, self.fold):
+            raise PurposeDenied(
+                "the justification must not contain the plate (it is kept on the record, and "
+                "plates are never stored); rephrase it"
+            )
+        return canonical
+
+    def _record(
+        self,
+        conn: Connection,
+        query_id: uuid.UUID,
+        user: UserInfo,
+        req: QueryRequest,
+        now: datetime,
+        outcome: str,
+        reason: str,
+    ) -> None:
+        # A justification that contains the plate is never stored, even on a refusal.
+        justification = req.justification[:2000]
+        try:
+            canonical = canonical_plate(req.plate, fold=self.fold)
+        except InvalidPlate:
+            canonical = ""
+        if canonical and canonical in canonical_plate_words(justification, self.fold):
+            justification = "(withheld: it contained the queried plate)"
+        case_number = req.case_number[:64]
+        if canonical and canonical in canonical_plate_words(case_number, self.fold):
+            case_number = "(withheld)"
+        conn.execute(
+            insert(_queries).values(
+                id=query_id,
+                user_id=user.id,
+                created_at=now,
+                purpose=req.purpose.value,
+                case_number=case_number,
+                justification=justification,
+                agreement_id=req.agreement_id,
+                window_start=req.start,
+                window_end=req.end,
+                outcome=outcome,
+                reason=reason[:500],
+                match_count=0,
+            )
+        )
+        if outcome != "answered":
+            self.audit.append(
+                conn,
+                actor=user.actor,
+                action=f"queries.{outcome}",
+                details={
+                    "query": str(query_id),
+                    "purpose": req.purpose.value,
+                    "case_number": case_number,
+                    "reason": reason,
+                },
+            )
+
+
+def canonical_plate_words(text: str, fold: dict[str, str] | None) -> set[str]:
+    """Every run of up to four adjacent words of ``text`` in canonical form, so that a plate
+    typed with spaces or dashes inside a sentence is still recognised."""
+    words = [w for w in text.replace("-", " ").replace(".", " ").split() if w]
+    out: set[str] = set()
+    for i in range(len(words)):
+        for j in range(i + 1, min(i + 4, len(words)) + 1):
+            try:
+                out.add(canonical_plate(" ".join(words[i:j]), fold=fold))
+            except InvalidPlate:
+                continue
+    return out
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """A query as compliance officers and auditors see it: never the plate."""
+
+    id: uuid.UUID
+    user: str
+    created_at: datetime
+    purpose: str
+    case_number: str
+    justification: str
+    agreement_id: uuid.UUID | None
+    window_start: datetime
+    window_end: datetime
+    outcome: str
+    reason: str
+    match_count: int
+
+
+def list_queries(
+    *,
+    db: Database,
+    user_id: uuid.UUID | None = None,
+    outcome: str | None = None,
+    limit: int = 200,
+) -> list[QueryRecord]:
+    users: Table = User.__table__  # type: ignore[assignment]
+    stmt = (
+        select(_queries, users.c.name.label("user_name"))
+        .join(users, users.c.id == _queries.c.user_id)
+        .order_by(_queries.c.created_at.desc())
+        .limit(limit)
+    )
+    if user_id is not None:
+        stmt = stmt.where(_queries.c.user_id == user_id)
+    if outcome is not None:
+        stmt = stmt.where(_queries.c.outcome == outcome)
+    with db.read() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        QueryRecord(
+            id=r.id,
+            user=r.user_name,
+            created_at=r.created_at,
+            purpose=r.purpose,
+            case_number=r.case_number,
+            justification=r.justification,
+            agreement_id=r.agreement_id,
+            window_start=r.window_start,
+            window_end=r.window_end,
+            outcome=r.outcome,
+            reason=r.reason,
+            match_count=r.match_count,
+        )
+        for r in rows
+    ]

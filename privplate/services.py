@@ -1,0 +1,102 @@
+"""The deployment's services, built once from a :class:`Deployment`: what the API server and
+the CLI commands that act as a user (hotlist import, query) share."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection
+
+from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
+from privplate.deployment import Deployment
+from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
+from privplate.policy.queries import QueryService
+from privplate.policy.rules import PurposePolicy
+from privplate.server_secret import read_server_secret
+from privplate.store.ingest import AfterIngest, EvidenceIn, IngestResult, ReadIn
+
+
+class Services:
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        settings = dep.settings
+        self.secret = read_server_secret(settings.server_secret_path)
+        self.box = PlateBox(self.secret)
+        self.policy = PurposePolicy.from_settings(settings)
+        self.hotlist_tokens = HotlistTokens(db=dep.db, keyring=dep.keyring, box=self.box)
+        self.hotlists = Hotlists(
+            db=dep.db,
+            audit=dep.audit,
+            box=self.box,
+            tokens=self.hotlist_tokens,
+            settings=settings.hotlists,
+            policy=self.policy,
+            fold=dep.fold,
+            entry_window=settings.retention_window("hotlist_entries"),
+        )
+        self.queries = QueryService(
+            db=dep.db,
+            audit=dep.audit,
+            keyring=dep.keyring,
+            policy=self.policy,
+            settings=settings.queries,
+            fold=dep.fold,
+        )
+        self.webhooks = Webhooks(db=dep.db, audit=dep.audit, secret=self.secret)
+        self.broker = AlertBroker()
+        #: Process counters for the metrics endpoint (never per camera, place or plate).
+        self.counters: Counter[str] = Counter()
+
+    @classmethod
+    def open(cls, dep: Deployment) -> Self:
+        return cls(dep)
+
+    def ingest(
+        self,
+        reads: Sequence[ReadIn],
+        evidence: Sequence[EvidenceIn] = (),
+        *,
+        actor: str,
+        then: AfterIngest | None = None,
+    ) -> tuple[IngestResult, list[AlertInfo]]:
+        """Store a batch, matching it against the hotlists first; alerts are recorded in the
+        batch's transaction and pushed to consoles and webhooks once it has committed."""
+        hits = self.hotlist_tokens.match(reads)
+        by_id = {r.read_id: r for r in reads}
+        alerts: list[AlertInfo] = []
+
+        def after(conn: Connection, result: IngestResult) -> None:
+            inserted = set(result.inserted_ids)
+            fresh = [h for h in hits if h.read_id in inserted]
+            alerts.extend(
+                record_alerts(conn, audit=self.dep.audit, actor=actor, hits=fresh, reads=by_id)
+            )
+            if then is not None:
+                then(conn, result)
+
+        hit_ids: set[uuid.UUID] = {h.read_id for h in hits}
+        result = self.dep.ingest(reads, evidence, hits=hit_ids, then=after)
+        self.counters["ingested_reads"] += result.inserted
+        self.counters["alerts"] += len(alerts)
+        if alerts:
+            self.broker.notify()
+            self.webhooks.publish(alerts)
+        return result, alerts
+
+    def close(self) -> None:
+        self.webhooks.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
