@@ -1,0 +1,107 @@
+"""Build a verified detector, recognizer and reader from the deployment's settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from privplate.errors import ConfigError
+from privplate.settings import EdgeSettings, Settings
+from privplate.vision.crops import CropVariant
+from privplate.vision.detector import YoloPlateDetector
+from privplate.vision.models import load_registry, registry_dir, resolve
+from privplate.vision.priors import FormatPrior, load_prior
+from privplate.vision.reader import PlateReader, ReaderOptions
+from privplate.vision.recognizer import FastPlateRecognizer
+
+
+def models_dir(settings: Settings) -> Path | None:
+    if settings.models_dir is not None:
+        return settings.path(settings.models_dir)
+    env = os.environ.get("PRIVPLATE_MODELS_DIR")
+    return Path(env) if env else None
+
+
+def load_format_prior(name: str) -> FormatPrior | None:
+    if not name:
+        return None
+    path = registry_dir() / "priors" / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (registry_dir() / "priors").glob("*.toml"))
+        raise ConfigError(f'edge.format_prior = {name!r} is unknown; use one of {known} or ""')
+    return load_prior(path)
+
+
+def build_detector(settings: Settings, edge: EdgeSettings | None = None) -> YoloPlateDetector:
+    edge = edge or settings.edge
+    registry = load_registry()
+    entry = registry.get(edge.detector)
+    if entry is None or entry.kind != "detector":
+        names = sorted(n for n, e in registry.items() if e.kind == "detector")
+        raise ConfigError(
+            f"edge.detector = {edge.detector!r} is not a known detector; use one of {names}"
+        )
+    explicit = [settings.path(edge.detector_path)] if edge.detector_path else []
+    (path,) = resolve(
+        entry,
+        explicit=explicit,
+        models_dir=models_dir(settings),
+        allow_download=edge.allow_download,
+        allow_unregistered=edge.allow_unregistered_models,
+        setting="edge.detector_path",
+    )
+    layout = entry.layout if entry.layout in ("yolov8", "end2end") else None
+    return YoloPlateDetector(
+        path,
+        confidence=edge.detector_confidence,
+        iou=edge.nms_iou,
+        threads=edge.threads,
+        layout=layout,  # type: ignore[arg-type]
+    )
+
+
+def build_recognizer(settings: Settings, edge: EdgeSettings | None = None) -> FastPlateRecognizer:
+    edge = edge or settings.edge
+    registry = load_registry()
+    entry = registry.get(edge.recognizer)
+    if entry is None or entry.kind != "recognizer":
+        names = sorted(n for n, e in registry.items() if e.kind == "recognizer")
+        raise ConfigError(
+            f"edge.recognizer = {edge.recognizer!r} is not a known recognizer; use one of {names}"
+        )
+    explicit = [
+        settings.path(p) if p is not None else None
+        for p in (edge.recognizer_path, edge.recognizer_config_path)
+    ]
+    model, config = resolve(
+        entry,
+        explicit=explicit,
+        models_dir=models_dir(settings),
+        allow_download=edge.allow_download,
+        allow_unregistered=edge.allow_unregistered_models,
+        setting="edge.recognizer_path / edge.recognizer_config_path",
+    )
+    return FastPlateRecognizer(model, config, threads=edge.threads)
+
+
+def reader_options(edge: EdgeSettings) -> ReaderOptions:
+    return ReaderOptions(
+        variants=tuple(CropVariant(v) for v in edge.crop_variants),
+        prior=load_format_prior(edge.format_prior),
+        alternates=edge.alternates,
+        alternate_ratio=edge.alternate_ratio,
+        min_ocr_confidence=edge.min_ocr_confidence,
+    )
+
+
+def build_reader(settings: Settings, edge: EdgeSettings | None = None) -> PlateReader:
+    edge = edge or settings.edge
+    return PlateReader(
+        build_detector(settings, edge), build_recognizer(settings, edge), reader_options(edge)
+    )
+
+
+def with_options(reader: PlateReader, **changes: object) -> PlateReader:
+    """The same models under other reading options (ablations share the loaded sessions)."""
+    return PlateReader(reader.detector, reader.recognizer, replace(reader.options, **changes))  # type: ignore[arg-type]
