@@ -64,3 +64,10 @@ def vectors(name: str) -> dict[str, object]:
     path = Path(__file__).resolve().parent.parent / "crypto" / "vectors" / f"{name}.json"
     data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+@pytest.fixture
+def api(home: Path) -> Iterator[object]:
+    from tests.api_support import open_api
+
+    yield from open_api(home)

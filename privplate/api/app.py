@@ -7,13 +7,14 @@ interval unless ``server.run_purge_scheduler`` is false.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from privplate import __version__
 from privplate.api import errors
@@ -64,6 +65,17 @@ def _guards(dependant: Any) -> Iterator[Guard]:
         if isinstance(dep.call, RoleGuard | DeviceGuard | PublicGuard):
             yield dep.call
         yield from _guards(dep)
+
+
+def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route the app serves, through included routers (FastAPI >= 0.16x includes them
+    lazily, so ``app.routes`` alone no longer lists them)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from iter_routes(included.routes)
+        else:
+            yield route
 
 
 def route_guard(route: APIRoute) -> Guard:
@@ -132,7 +144,7 @@ def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = N
     )
     for module in ROUTERS:
         app.include_router(module.router)
-    for route in app.routes:
+    for route in iter_routes(app.routes):
         if isinstance(route, APIRoute):
             route_guard(route)
     errors.install(app)
