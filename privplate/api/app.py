@@ -143,7 +143,7 @@ def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = N
         lifespan=lifespan,
     )
     for module in ROUTERS:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.COMMON_RESPONSES)
     for route in iter_routes(app.routes):
         if isinstance(route, APIRoute):
             route_guard(route)

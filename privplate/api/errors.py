@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +47,24 @@ class ErrorBody(BaseModel):
 
 class ErrorAnswer(BaseModel):
     error: ErrorBody
+
+
+def _doc(text: str) -> dict[str, Any]:
+    return {"model": ErrorAnswer, "description": text}
+
+
+#: Documented on every route: the shapes of the refusals any route can give.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("Bad input (the message names the problem, never a plate)"),
+    401: _doc("Not signed in, or a device request that fails authentication"),
+    403: _doc("Role not allowed, or a purpose/policy refusal (recorded)"),
+    404: _doc("No such object"),
+    409: _doc("Conflicts with stored state"),
+    413: _doc("Request body too large"),
+    422: _doc("Malformed request (fields and reasons, never the values)"),
+    429: _doc("Quota used up (compliance officers are notified)"),
+    503: _doc("Database unavailable; nothing was written, retry"),
+}
 
 
 def status_for(exc: e.PrivplateError) -> int:
