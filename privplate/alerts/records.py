@@ -114,8 +114,9 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
             _entries.c.reason,
             _entries.c.case_number,
         )
-        .join(_entries, _entries.c.id == _alerts.c.entry_id)
-        .join(_lists, _lists.c.id == _alerts.c.hotlist_id)
+        # Outer joins: an alert outlives its hotlist entry once retention removed the entry.
+        .outerjoin(_entries, _entries.c.id == _alerts.c.entry_id)
+        .outerjoin(_lists, _lists.c.id == _alerts.c.hotlist_id)
         .where(_alerts.c.id > after_id)
         .order_by(_alerts.c.id)
         .limit(limit)
@@ -128,10 +129,10 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
             read_id=r.read_id,
             observed_at=r.observed_at,
             camera_id=r.camera_id,
-            hotlist=r.hotlist,
+            hotlist=r.hotlist or "(removed)",
             entry_id=r.entry_id,
-            reason=r.reason,
-            case_number=r.case_number,
+            reason=r.reason or "(entry expired)",
+            case_number=r.case_number or "",
             via_alternate=bool(r.via_alternate),
             confidence=float(r.confidence),
             evidence_id=r.evidence_id,

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from privplate.deployment import Deployment
 from privplate.retention.holds import active_hold, expire_holds
+from privplate.retention.records import purge_records
 from privplate.store.models import Epoch, Evidence, Read
 from privplate.store.partitions import ensure_partitions_ahead, existing_partitions
 
@@ -44,6 +45,8 @@ class PurgeReport:
     reads_deleted: Counter[int] = field(default_factory=Counter)  # rows per epoch id
     evidence_deleted: int = 0
     holds_expired: int = 0
+    #: Server records deleted, per table (hotlist entries, alerts, nonces, sessions, ...).
+    records_deleted: dict[str, int] = field(default_factory=dict)
     epochs_destroyed: list[int] = field(default_factory=list)
     partitions_dropped: list[str] = field(default_factory=list)
     oldest_remaining_read: datetime | None = None
@@ -378,6 +381,8 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
                 report.evidence_deleted += _sqlite_delete(
                     dep, _evidence, _expired_evidence(cut, now), report
                 )
+        with _phase(report, "records"):
+            report.records_deleted = purge_records(dep, now)
         with _phase(report, "keys"):
             report.epochs_destroyed = dep.keyring.destroy_epochs(
                 _dead_epochs(dep, cut, now), now=now
@@ -393,6 +398,7 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
                 },
                 "evidence_deleted": report.evidence_deleted,
                 "holds_expired": report.holds_expired,
+                "records_deleted": report.records_deleted,
                 "epochs_destroyed": report.epochs_destroyed,
                 "partitions_dropped": report.partitions_dropped,
                 "oldest_remaining_read": report.oldest_remaining_read.isoformat()

@@ -1,0 +1,54 @@
+"""Retention of server records: expired hotlist entries (and their tokens), old alerts,
+spent nonces and sessions go with the purge; the purge's audit entry counts them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from privplate.alerts import alerts_after
+from privplate.deployment import Deployment
+from privplate.hotlists import EntryIn, HotlistSource
+from privplate.retention.purge import purge
+from privplate.services import Services
+from tests import factories
+
+
+def _count(dep: Deployment, table: str) -> int:
+    with dep.db.read() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_purge_removes_expired_entries_old_alerts_and_counts_them(dep: Deployment) -> None:
+    services = Services(dep)
+    factories.camera(dep, "gate-1")
+    now = datetime.now(UTC)
+    services.hotlists.create(actor="op", name="stolen", source=HotlistSource.STOLEN_VEHICLE)
+    services.hotlists.add_entries(
+        actor="op",
+        hotlist="stolen",
+        entries=[
+            EntryIn("1ABC234", "stolen", "C-1", now + timedelta(hours=1)),
+            EntryIn("5XYZ678", "stolen", "C-2", now + timedelta(days=20)),
+        ],
+    )
+    _, alerts = services.ingest([factories.read(dep, "1ABC234", camera_id="gate-1")], actor="t")
+    assert len(alerts) == 1
+    assert _count(dep, "hotlist_tokens") == 2
+
+    report = purge(dep, now=now + timedelta(hours=2))
+    assert report.records_deleted["hotlist_entries"] == 1
+    assert report.records_deleted["hotlist_tokens"] == 1
+    assert _count(dep, "hotlist_entries") == 1
+    # The alert outlives its entry until the hit-read window passes.
+    listed = alerts_after(db=dep.db, after_id=0)
+    assert len(listed) == 1 and listed[0].reason == "(entry expired)"
+    audit = next(iter(dep.audit.entries(action="retention.purged", newest_first=True, limit=1)))
+    assert audit.entry is not None
+    assert audit.entry.details["records_deleted"]["hotlist_entries"] == 1
+
+    later = now + dep.settings.retention_window("hit_reads") + timedelta(days=1)
+    report = purge(dep, now=later)
+    assert report.records_deleted["alerts"] == 1
+    assert alerts_after(db=dep.db, after_id=0) == []
