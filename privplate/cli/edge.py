@@ -121,3 +121,60 @@ def _print_summary(report: dict[str, object]) -> None:
                 f"  {escape(name)}: exact {figures['exact_accuracy']:.1%}, per region "
                 f"{escape(str(figures['per_region']))}"
             )
+
+
+@app.command("run")
+def run_command(
+    source: Annotated[
+        str, typer.Option(help="Image, folder, video file, or rtsp:// / http:// URL.")
+    ],
+    camera: Annotated[
+        str | None, typer.Option("--camera", help="Registered camera id (privplate cameras add).")
+    ] = None,
+    display: Annotated[bool, typer.Option(help="Live figures on the terminal.")] = True,
+    verbose: Annotated[bool, typer.Option(help="Log progress, not only problems.")] = False,
+    home: DirOption = None,
+) -> None:
+    """Read plates from a source: alerts as JSON lines on stdout, reads to the spool and store."""
+    import threading  # noqa: PLC0415
+    from contextlib import ExitStack  # noqa: PLC0415
+
+    from privplate.edge.display import live_display  # noqa: PLC0415 - needs the edge extra
+    from privplate.edge.runtime import build_edge  # noqa: PLC0415
+    from privplate.edge.sources import open_source  # noqa: PLC0415
+    from privplate.vision.factory import build_reader  # noqa: PLC0415
+
+    _logging(verbose)
+    settings = load_settings(home)
+    frames = open_source(source)
+    with ExitStack() as stack:
+        edge = build_edge(settings, build_reader(settings), stack, camera_id=camera)
+        edge.worker.start()
+        stop = threading.Event()
+        try:
+            with live_display(edge, frames, enabled=display and err_console.is_terminal):
+                edge.pipeline.run(frames, max_fps=settings.edge.max_fps, stop=stop)
+        except KeyboardInterrupt:
+            stop.set()
+            edge.pipeline.finish()
+        finally:
+            edge.worker.stop(drain_seconds=10.0)
+        stats = edge.pipeline.stats
+        err_console.print(
+            f"{stats.frames} frames, {stats.reads} reads, {stats.alerts} alerts; "
+            f"{edge.spool.depth()} reads waiting in the spool ({edge.mode})"
+        )
+
+
+@app.command("keygen")
+def keygen_command(
+    device_id: Annotated[str, typer.Option(help="This device's id on the server.")],
+    home: DirOption = None,
+) -> None:
+    """Create this edge device's signing key; prints the public key to register on the server."""
+    from privplate.edge.runtime import write_device_key  # noqa: PLC0415
+
+    settings = load_settings(home)
+    key = write_device_key(settings.path(settings.edge.device_key_file), device_id)
+    console.print(f"device {device_id}: public key {key.public_key.hex()}")
+    console.print("register it on the server (POST /devices), then set edge.server_url")

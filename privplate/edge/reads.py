@@ -1,0 +1,96 @@
+"""From a closed track to what leaves the edge: tokens under the current epoch key, sealed
+evidence and a confidence. The plate text is dropped here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from privplate.edge.evidence import seal_evidence
+from privplate.edge.tracking import Track
+from privplate.errors import InvalidPlate
+from privplate.store.ingest import EvidenceIn, ReadIn, TokenIn
+from privplate.tokens import canonical_plate, plate_token
+from privplate.tokens.keyring import EpochKey
+
+log = logging.getLogger(__name__)
+
+
+class KeySource(Protocol):
+    """Where the edge gets the epoch key: the local keyring, or the server (sealed to us)."""
+
+    def current_key(self, now: datetime | None = None) -> EpochKey: ...
+
+
+@dataclass(frozen=True)
+class EdgeRead:
+    read: ReadIn
+    evidence: EvidenceIn | None
+
+
+def _tokens(
+    texts: list[str], key: bytes, fold: Mapping[str, str] | None, limit: int
+) -> list[TokenIn]:
+    tokens: list[TokenIn] = []
+    seen: set[bytes] = set()
+    for position, text in enumerate(texts):
+        try:
+            token = plate_token(key, canonical_plate(text, fold=fold))
+        except InvalidPlate:
+            continue  # e.g. too long for a plate: never tokenized, never reported
+        if token in seen:
+            continue  # folding can make an alternate equal to the best reading
+        if position > 0 and not tokens:
+            return []  # the best reading itself was not a plate
+        seen.add(token)
+        tokens.append(TokenIn(token, is_alternate=position > 0))
+        if len(tokens) >= limit:
+            break
+    return tokens
+
+
+def reading_tokens(
+    track: Track, keys: KeySource, fold: Mapping[str, str] | None, max_tokens: int = 8
+) -> tuple[EpochKey, list[TokenIn]]:
+    """Tokens of the track's best reading and its alternates under the current epoch key."""
+    best = track.best
+    epoch = keys.current_key(track.best_at)
+    texts = [best.best.text, *(a.text for a in best.alternates)]
+    return epoch, _tokens(texts, epoch.key, fold, max_tokens)
+
+
+def build_read(
+    track: Track,
+    *,
+    camera_id: str,
+    keys: KeySource,
+    fold: Mapping[str, str] | None,
+    evidence_key: bytes | None,
+    frame_side: int = 640,
+    max_tokens: int = 8,
+) -> EdgeRead | None:
+    best = track.best
+    epoch, tokens = reading_tokens(track, keys, fold, max_tokens)
+    if not tokens:
+        log.info("a reading was not a valid plate (length or characters) and was dropped")
+        return None
+    evidence = None
+    evidence_id = None
+    if evidence_key is not None:
+        evidence_id, sealed = seal_evidence(
+            track.best_frame, best.detection.box, evidence_key, longest_side=frame_side
+        )
+        evidence = EvidenceIn(evidence_id, camera_id, track.best_at, sealed)
+    read = ReadIn(
+        read_id=track.read_id,
+        camera_id=camera_id,
+        observed_at=track.best_at,
+        epoch_id=epoch.epoch_id,
+        tokens=tokens,
+        confidence=round(min(1.0, max(0.0, best.confidence)), 4),
+        evidence_id=evidence_id,
+    )
+    return EdgeRead(read, evidence)

@@ -1,0 +1,161 @@
+"""Durable local spool: reads wait here (tokens and sealed evidence only) until the server
+has them.
+
+A read is committed to the spool before the edge counts it as done. Reads leave in batches:
+forming a batch writes its id and exact body bytes in the same transaction that assigns the
+reads to it, so a batch that was in flight when the edge died is re-sent byte for byte with
+the same id (the server answers such a replay without storing anything twice). Rows are
+deleted only after the server acknowledged them; ``secure_delete`` zeroes their pages.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from privplate.devices.batches import IngestBatch, WireEvidence, WireRead
+from privplate.edge.reads import EdgeRead
+from privplate.errors import StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reads (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    read_id TEXT NOT NULL UNIQUE,
+    read_json TEXT NOT NULL,
+    evidence_json TEXT,
+    batch_id TEXT
+);
+CREATE INDEX IF NOT EXISTS reads_batch ON reads (batch_id);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SpooledBatch:
+    batch_id: uuid.UUID
+    body: bytes
+    reads: int
+    attempts: int
+
+
+class Spool:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"edge spool {path} cannot be opened ({type(exc).__name__})") from None
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def put(self, item: EdgeRead) -> None:
+        read = item.read
+        wire = IngestBatch.from_store(
+            uuid.UUID(int=0), [read], [item.evidence] if item.evidence else []
+        )
+        evidence_json = wire.evidence[0].model_dump_json() if wire.evidence else None
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO reads (read_id, read_json, evidence_json) VALUES (?, ?, ?)",
+                (str(read.read_id), wire.reads[0].model_dump_json(), evidence_json),
+            )
+
+    def depth(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM reads").fetchone()
+        return int(row[0])
+
+    def next_batch(self, max_reads: int) -> SpooledBatch | None:
+        """The batch in flight, if one is; else a new one from the oldest waiting reads."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT batch_id, body, attempts FROM batches ORDER BY created_at LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                count = self._db.execute(
+                    "SELECT count(*) FROM reads WHERE batch_id = ?", (row[0],)
+                ).fetchone()[0]
+                return SpooledBatch(uuid.UUID(row[0]), bytes(row[1]), int(count), int(row[2]))
+            rows = self._db.execute(
+                "SELECT seq, read_json, evidence_json FROM reads WHERE batch_id IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (max_reads,),
+            ).fetchall()
+            if not rows:
+                return None
+            batch = IngestBatch(
+                batch_id=uuid.uuid4(),
+                reads=[WireRead.model_validate_json(r[1]) for r in rows],
+                evidence=[WireEvidence.model_validate_json(r[2]) for r in rows if r[2]],
+            )
+            body = batch.model_dump_json().encode()
+            batch_id = str(batch.batch_id)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO batches (batch_id, body, created_at) VALUES (?, ?, ?)",
+                    (batch_id, body, time.time()),
+                )
+                self._db.executemany(
+                    "UPDATE reads SET batch_id = ? WHERE seq = ?", [(batch_id, r[0]) for r in rows]
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return SpooledBatch(batch.batch_id, body, len(rows), 0)
+
+    def attempted(self, batch_id: uuid.UUID) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE batches SET attempts = attempts + 1 WHERE batch_id = ?", (str(batch_id),)
+            )
+
+    def acknowledge(self, batch_id: uuid.UUID) -> None:
+        """The server stored the batch: forget it and its reads."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM reads WHERE batch_id = ?", (str(batch_id),))
+                self._db.execute("DELETE FROM batches WHERE batch_id = ?", (str(batch_id),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_state(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def set_state(self, name: str, value: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO state (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )

@@ -1,0 +1,107 @@
+"""One read per car: plate readings of consecutive frames grouped into tracks.
+
+A reading joins an open track when its box overlaps the track's last box and the texts are
+alike, or when the texts are nearly the same (the car moved further than one box). A track
+closes when it has not been seen for ``window`` seconds; its best frame (highest confidence)
+becomes the read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from privplate.vision.types import Box, ImageArray, PlateReading
+
+OVERLAP_IOU = 0.3
+SIMILAR_WITH_OVERLAP = 0.5
+SIMILAR_ALONE = 0.8
+
+
+def similarity(a: str, b: str) -> float:
+    """1 - normalised edit distance."""
+    if not a and not b:
+        return 1.0
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return 1.0 - previous[-1] / max(len(a), len(b))
+
+
+def _texts(reading: PlateReading) -> list[str]:
+    return [reading.best.text, *(a.text for a in reading.alternates)]
+
+
+@dataclass(eq=False)
+class Track:
+    best: PlateReading = field(repr=False)
+    best_frame: ImageArray = field(repr=False)
+    best_at: datetime
+    first_at: datetime
+    last_at: datetime
+    last_box: Box
+    sightings: int = 1
+    #: Chosen when the car is first seen, so an alert and the later read share it.
+    read_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    alerted: bool = False
+
+    def text_similarity(self, reading: PlateReading) -> float:
+        return max(similarity(a, b) for a in _texts(self.best) for b in _texts(reading))
+
+    def add(self, reading: PlateReading, frame: ImageArray, at: datetime) -> None:
+        self.sightings += 1
+        self.last_at = at
+        self.last_box = reading.detection.box
+        if reading.confidence > self.best.confidence:
+            self.best, self.best_frame, self.best_at = reading, frame, at
+
+
+class Tracker:
+    def __init__(self, window: float = 3.0) -> None:
+        self.window = timedelta(seconds=window)
+        self.open: list[Track] = []
+
+    def update(
+        self, at: datetime, readings: list[PlateReading], frame: ImageArray
+    ) -> tuple[list[Track], list[Track]]:
+        """Add one frame's readings; return (tracks that closed before ``at``, tracks seen)."""
+        closed = self.expire(at)
+        taken: set[int] = set()
+        seen: list[Track] = []
+        for reading in sorted(readings, key=lambda r: -r.confidence):
+            track = self._match(reading, taken)
+            if track is None:
+                box = reading.detection.box
+                track = Track(reading, frame, at, at, at, box)
+                self.open.append(track)
+            else:
+                track.add(reading, frame, at)
+            taken.add(id(track))
+            seen.append(track)
+        return closed, seen
+
+    def _match(self, reading: PlateReading, taken: set[int]) -> Track | None:
+        best: tuple[float, Track] | None = None
+        for track in self.open:
+            if id(track) in taken:
+                continue  # two plates of one frame are two cars
+            alike = track.text_similarity(reading)
+            overlap = track.last_box.iou(reading.detection.box)
+            if (overlap >= OVERLAP_IOU and alike >= SIMILAR_WITH_OVERLAP) or alike >= SIMILAR_ALONE:
+                score = alike + overlap
+                if best is None or score > best[0]:
+                    best = (score, track)
+        return best[1] if best else None
+
+    def expire(self, now: datetime) -> list[Track]:
+        closed = [t for t in self.open if now - t.last_at > self.window]
+        self.open = [t for t in self.open if now - t.last_at <= self.window]
+        return closed
+
+    def flush(self) -> list[Track]:
+        closed, self.open = self.open, []
+        return closed

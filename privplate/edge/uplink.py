@@ -1,0 +1,222 @@
+"""Sending spooled batches: to the local store (single-box mode) or to the server (signed).
+
+The worker retries with exponential backoff and jitter for as long as it takes; a batch is
+acknowledged in the spool only after the store or server answered that it holds it. Because
+read ids are chosen by the edge and a batch is re-sent with the same id and bytes, sending
+twice stores once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from privplate.deployment import Deployment
+from privplate.devices.batches import IngestBatch
+from privplate.devices.protocol import DeviceKey
+from privplate.edge.spool import Spool, SpooledBatch
+from privplate.errors import KeyringError, PrivplateError
+from privplate.tokens.keyring import EpochKey
+
+log = logging.getLogger(__name__)
+
+
+class UplinkError(PrivplateError):
+    """The batch did not reach the store or server this time; it stays in the spool."""
+
+
+class Uplink(Protocol):
+    def send(self, batch: SpooledBatch) -> None: ...
+
+
+class LocalUplink:
+    """Single-box mode: the edge writes to the deployment's own store."""
+
+    def __init__(self, dep: Deployment, hits: Callable[[], Collection[UUID]] = frozenset) -> None:
+        self.dep = dep
+        self.hits = hits
+
+    def send(self, batch: SpooledBatch) -> None:
+        reads, evidence = IngestBatch.model_validate_json(batch.body).to_store()
+        try:
+            self.dep.ingest(reads, evidence, hits=set(self.hits()))
+        except PrivplateError as exc:
+            raise UplinkError(f"local store refused the batch: {exc}") from None
+
+
+class DeviceClient:
+    """Signed requests to the server (see privplate.devices.protocol)."""
+
+    def __init__(self, server_url: str, key: DeviceKey, *, timeout: float = 30.0) -> None:
+        self.base = server_url.rstrip("/")
+        self.key = key
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: bytes = b"") -> Any:
+        headers = self.key.sign_request(method, path, body)
+        headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(  # noqa: S310 - the configured server URL
+            self.base + path, data=body if method != "GET" else None, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = _detail(exc)
+            raise UplinkError(f"server answered {exc.code} to {method} {path}: {detail}") from None
+        except (OSError, ValueError) as exc:
+            raise UplinkError(
+                f"server unreachable for {method} {path} ({type(exc).__name__})"
+            ) from None
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return "no detail"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail)[:300] if detail else "no detail"
+
+
+class HttpUplink:
+    def __init__(self, client: DeviceClient) -> None:
+        self.client = client
+
+    def send(self, batch: SpooledBatch) -> None:
+        self.client.request("POST", "/ingest", batch.body)
+
+
+class ServerKeys:
+    """The current epoch key from the server, sealed to this device; the sealed answer is kept
+    in the spool so a restart while the server is down can still tokenize."""
+
+    STATE = "epoch"
+
+    def __init__(self, client: DeviceClient, spool: Spool) -> None:
+        self.client = client
+        self.spool = spool
+        self._key: EpochKey | None = None
+
+    def _from(self, answer: dict[str, Any]) -> EpochKey:
+        key = self.client.key.open_sealed_key(base64.b64decode(answer["sealed_key"]))
+        return EpochKey(
+            int(answer["epoch_id"]),
+            datetime.fromisoformat(answer["starts_at"]),
+            datetime.fromisoformat(answer["ends_at"]),
+            key,
+        )
+
+    def current_key(self, now: datetime | None = None) -> EpochKey:
+        now = now or datetime.now(UTC)
+        if self._key is not None and self._key.starts_at <= now < self._key.ends_at:
+            return self._key
+        try:
+            answer = self.client.request("GET", "/device/epoch")
+            self.spool.set_state(self.STATE, json.dumps(answer).encode())
+        except UplinkError as exc:
+            cached = self.spool.get_state(self.STATE)
+            if cached is None:
+                raise KeyringError(
+                    f"no epoch key yet and the server is unreachable ({exc})"
+                ) from None
+            answer = json.loads(cached)
+        key = self._from(answer)
+        if not key.starts_at <= now < key.ends_at:
+            raise KeyringError("the held epoch key has ended and the server is unreachable")
+        self._key = key
+        return key
+
+
+class ServerHotlistFeed:
+    def __init__(self, client: DeviceClient) -> None:
+        self.client = client
+
+    def epoch_tokens(self, epoch_id: int) -> list[tuple[bytes, str]]:
+        query = urllib.parse.urlencode({"epoch_id": epoch_id})
+        answer = self.client.request("GET", f"/device/hotlist-tokens?{query}")
+        return [(bytes.fromhex(t["token"]), str(t["hotlist"])) for t in answer["tokens"]]
+
+
+class UplinkWorker:
+    """Drains the spool in a background thread."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        uplink: Uplink,
+        *,
+        batch_reads: int = 200,
+        initial_delay: float = 0.5,
+        max_delay: float = 30.0,
+        idle_poll: float = 0.5,
+    ) -> None:
+        self.spool = spool
+        self.uplink = uplink
+        self.batch_reads = batch_reads
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+        self.idle_poll = idle_poll
+        self.status = "idle"
+        self.sent_reads = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> bool:
+        """Send one batch; True if one was sent, False if the spool was empty.
+        Raises UplinkError when the batch could not be delivered."""
+        batch = self.spool.next_batch(self.batch_reads)
+        if batch is None:
+            self.status = "idle"
+            return False
+        try:
+            self.uplink.send(batch)
+        except UplinkError:
+            self.spool.attempted(batch.batch_id)
+            raise
+        self.spool.acknowledge(batch.batch_id)
+        self.sent_reads += batch.reads
+        self.status = "sending"
+        return True
+
+    def run(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            try:
+                sent = self.step()
+            except UplinkError as exc:
+                delay = min(self.max_delay, max(self.initial_delay, delay * 2))
+                self.status = f"retrying in {delay:.0f}s"
+                log.warning("uplink: %s; retrying in %.1f s", exc, delay)
+                self._stop.wait(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+                continue
+            delay = 0.0
+            if not sent:
+                self._stop.wait(self.idle_poll)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="privplate-uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, drain_seconds: float = 0.0) -> None:
+        """Stop; first try for up to ``drain_seconds`` to send what is waiting."""
+        if drain_seconds > 0 and self._thread is not None:
+            deadline = threading.Event()
+            timer = threading.Timer(drain_seconds, deadline.set)
+            timer.start()
+            while not deadline.is_set() and self.spool.depth() > 0:
+                deadline.wait(0.1)
+            timer.cancel()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
