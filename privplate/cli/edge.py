@@ -152,7 +152,9 @@ def run_command(
         edge.worker.start()
         stop = threading.Event()
         try:
-            with live_display(edge, frames, enabled=display and err_console.is_terminal):
+            with live_display(
+                edge, frames, console=err_console, enabled=display and err_console.is_terminal
+            ):
                 edge.pipeline.run(frames, max_fps=settings.edge.max_fps, stop=stop)
         except KeyboardInterrupt:
             stop.set()

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from privplate.cli.app import err_console
 
 if TYPE_CHECKING:
     from privplate.edge.runtime import Edge
@@ -30,14 +29,14 @@ def render(edge: Edge, source: Source) -> Table:
 
 
 @contextmanager
-def live_display(edge: Edge, source: Source, *, enabled: bool) -> Iterator[None]:
+def live_display(edge: Edge, source: Source, *, console: Console, enabled: bool) -> Iterator[None]:
     if not enabled:
         with nullcontext():
             yield
         return
     with Live(
         get_renderable=lambda: render(edge, source),
-        console=err_console,
+        console=console,
         refresh_per_second=2,
         transient=False,
     ):
