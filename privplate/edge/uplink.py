@@ -169,6 +169,7 @@ class UplinkWorker:
         self.idle_poll = idle_poll
         self.status = "idle"
         self.sent_reads = 0
+        self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -182,6 +183,7 @@ class UplinkWorker:
         try:
             self.uplink.send(batch)
         except UplinkError:
+            self.failures += 1
             self.spool.attempted(batch.batch_id)
             raise
         self.spool.acknowledge(batch.batch_id)
