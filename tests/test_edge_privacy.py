@@ -106,7 +106,7 @@ def test_edge_run_logs_and_temp_dir_hold_no_plate(tmp_path: Path, home: Path) ->
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    assert b"8 frames" in result.stderr
+    assert b"8 frames" in result.stderr, result.stderr.decode()[-2000:]
     assert hits_in_bytes(result.stdout + result.stderr, plates) == []
     leftovers = [p for p in temp.rglob("*") if p.is_file()]
     assert hits_in_files(leftovers, plates) == {}
