@@ -117,3 +117,15 @@ class ModelRejected(ConfigError):
 
 class SourceError(PrivplateError):
     """A camera, video or image source could not be opened or read."""
+
+
+class EvidenceExpired(PrivplateError):
+    """Retention already purged the evidence item: there is nothing left to unseal."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class UnsealRefused(PrivplateError):
+    """An unseal request or approval breaks the two-person rule or the request's state."""
+
+    exit_code = 77

@@ -20,7 +20,7 @@ from privplate.errors import ConfigError
 from privplate.tokens.kek import decode_key, read_key_file, write_private_file
 
 _FORMAT = "privplate-server-secret"
-Purpose = Literal["hotlist-box", "hotlist-mac", "webhook-box", "session-mac"]
+Purpose = Literal["hotlist-box", "hotlist-mac", "webhook-box", "session-mac", "unseal-box"]
 
 
 @dataclass(frozen=True)

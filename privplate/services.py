@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, select
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
 from privplate.deployment import Deployment
@@ -18,6 +18,10 @@ from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
 from privplate.server_secret import read_server_secret
 from privplate.store.ingest import AfterIngest, EvidenceIn, IngestResult, ReadIn
+from privplate.store.unseal_models import EvidenceKey
+from privplate.unseal.workflow import UnsealService
+
+_evidence_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
 
 
 class Services:
@@ -45,6 +49,13 @@ class Services:
             policy=self.policy,
             settings=settings.queries,
             fold=dep.fold,
+        )
+        self.unseal = UnsealService(
+            db=dep.db,
+            audit=dep.audit,
+            secret=self.secret,
+            settings=settings.unseal,
+            policy=self.policy,
         )
         self.webhooks = Webhooks(db=dep.db, audit=dep.audit, secret=self.secret)
         self.broker = AlertBroker()
@@ -86,6 +97,16 @@ class Services:
             self.broker.notify()
             self.webhooks.publish(alerts)
         return result, alerts
+
+    def evidence_public_key(self) -> str | None:
+        """The active evidence key X (from the last ceremony), else the configured one."""
+        with self.dep.db.read() as conn:
+            key = conn.execute(
+                select(_evidence_keys.c.public_key).where(_evidence_keys.c.retired_at.is_(None))
+            ).scalar()
+        if key is not None:
+            return bytes(key).hex()
+        return self.dep.settings.evidence_public_key or None
 
     def close(self) -> None:
         self.webhooks.stop()

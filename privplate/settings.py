@@ -105,6 +105,15 @@ class HotlistSettings(BaseModel):
     default_entry_days: int = Field(default=30, ge=1, le=3_650)
 
 
+class UnsealSettings(BaseModel):
+    #: An officer's approval (partial decryption) counts for this long.
+    approval_hours: int = Field(default=24, ge=1, le=24 * 30)
+    #: A request nobody decided on expires after this many days.
+    request_days: int = Field(default=7, ge=1, le=365)
+    #: After release, the requester may fetch the image for this long.
+    release_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=1, le=65_535)
@@ -182,6 +191,7 @@ class Settings(BaseSettings):
     queries: QuerySettings = Field(default_factory=QuerySettings)
     hotlists: HotlistSettings = Field(default_factory=HotlistSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    unseal: UnsealSettings = Field(default_factory=UnsealSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -292,6 +302,7 @@ __all__ = [
     "RetentionSettings",
     "ServerSettings",
     "Settings",
+    "UnsealSettings",
     "load_settings",
     "resolve_home",
 ]

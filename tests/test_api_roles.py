@@ -73,6 +73,13 @@ TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/audit/entries"): frozenset({AUD, CMP}),
     ("GET", "/audit/verify"): frozenset({AUD, CMP}),
     ("GET", "/audit/checkpoint"): frozenset({AUD, CMP}),
+    ("POST", "/unseal/requests"): frozenset({INV}),
+    ("GET", "/unseal/requests"): frozenset({INV, CMP, AUD}),
+    ("GET", "/unseal/requests/{request_id}"): frozenset({INV, CMP, AUD}),
+    ("POST", "/unseal/requests/{request_id}/approvals"): frozenset({CMP}),
+    ("POST", "/unseal/requests/{request_id}/deny"): frozenset({CMP}),
+    ("GET", "/unseal/requests/{request_id}/image"): frozenset({INV}),
+    ("GET", "/evidence-keys/current"): frozenset({ADM, OPR, CMP, AUD}),
     ("GET", "/retention/status"): frozenset({ADM, AUD, CMP}),
     ("GET", "/metrics"): frozenset({ADM, AUD, CMP}),
 }

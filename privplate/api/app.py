@@ -33,6 +33,7 @@ from privplate.api.routes import (
     sessions,
     sharing,
     system,
+    unseal,
     users,
     webhooks,
 )
@@ -55,6 +56,7 @@ ROUTERS = (
     compliance,
     sharing,
     holds,
+    unseal,
     audit,
 )
 Guard = RoleGuard | DeviceGuard | PublicGuard

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import audit, cameras, edge, retention, server
+from privplate.cli import audit, cameras, edge, retention, server, unseal
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -26,6 +26,9 @@ app.add_typer(edge.app, name="edge")
 app.add_typer(server.users_app, name="users")
 app.add_typer(server.devices_app, name="devices")
 app.add_typer(server.hotlist_app, name="hotlist")
+app.add_typer(unseal.keys_app, name="keys")
+app.add_typer(unseal.unseal_app, name="unseal")
+app.add_typer(unseal.officer_app, name="officer")
 app.command("serve")(server.serve)
 app.command("query")(server.query)
 app.command("purge")(retention.purge_command)

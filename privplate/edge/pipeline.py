@@ -15,7 +15,7 @@ from typing import Protocol
 
 from privplate.edge.alerts import EdgeAlerts
 from privplate.edge.reads import EdgeRead, KeySource, build_read, reading_tokens
-from privplate.edge.sources import Frame, MotionGate, Source, cap_rate
+from privplate.edge.sources import Frame, MotionGate, Source, cap_rate, prefetch
 from privplate.edge.tracking import Track, Tracker
 from privplate.errors import KeyringError
 from privplate.store.ingest import ReadIn
@@ -144,7 +144,7 @@ class EdgePipeline:
         self, source: Source, *, max_fps: float = 0.0, stop: threading.Event | None = None
     ) -> Stats:
         """Process every frame of ``source`` (until ``stop`` is set), then close open tracks."""
-        for frame in cap_rate(source.frames(), max_fps):
+        for frame in cap_rate(prefetch(source.frames()), max_fps):
             if stop is not None and stop.is_set():
                 break
             self.process(frame)

@@ -8,6 +8,8 @@ exponential backoff.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -229,6 +231,42 @@ def cap_rate(frames: Iterator[Frame], max_fps: float) -> Iterator[Frame]:
         if frame.clock >= next_at - slack:
             next_at = max(next_at + interval, frame.clock + interval - slack)
             yield frame
+
+
+def prefetch(frames: Iterator[Frame], depth: int = 2) -> Iterator[Frame]:
+    """Decode the next frames in a background thread while this one is being read.
+
+    Decoding (JPEG, video) releases the GIL, so on a machine with a spare core it overlaps
+    with detection instead of adding to it. At most ``depth`` frames wait in memory.
+    """
+    slots: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        slots.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    worker = threading.Thread(target=produce, name="privplate-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := slots.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 class MotionGate:

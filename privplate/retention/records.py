@@ -1,6 +1,6 @@
 """Retention of the server's own records: expired hotlist entries and their tokens, alerts
-past the hit-read window, spent device nonces and batch receipts, expired sessions, and query
-records and compliance flags past the audit window."""
+past the hit-read window, spent device nonces and batch receipts, expired sessions, the item keys of
+expired unseal releases, and query records and compliance flags past the audit window."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from privplate.store.server_models import (
     Query,
     Session,
 )
+from privplate.unseal.workflow import expire_release_keys
 
 _entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
 _tokens: Table = HotlistToken.__table__  # type: ignore[assignment]
@@ -65,6 +66,7 @@ def purge_records(dep: Deployment, now: datetime) -> dict[str, int]:
         counts["queries"] = conn.execute(
             delete(_queries).where(_queries.c.created_at < audit_cutoff)
         ).rowcount
+        counts["unseal_release_keys"] = expire_release_keys(conn, now)
         counts["compliance_flags"] = conn.execute(
             delete(_flags).where(_flags.c.created_at < audit_cutoff)
         ).rowcount

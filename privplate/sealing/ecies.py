@@ -95,7 +95,19 @@ def open_with_shared_point(
 ) -> bytes:
     """Decrypt with S = x*R, however it was obtained (threshold combination or x itself)."""
     parts = parse_sealed(blob)
-    key = derive_item_key(shared, parts.ephemeral, public_key)
+    return open_with_item_key(
+        blob,
+        derive_item_key(shared, parts.ephemeral, public_key),
+        public_key,
+        evidence_id=evidence_id,
+    )
+
+
+def open_with_item_key(
+    blob: bytes, key: bytes, public_key: bytes, *, evidence_id: uuid.UUID
+) -> bytes:
+    """Decrypt with the item's key k = KDF(S, R, X) (kept by the server after a release)."""
+    parts = parse_sealed(blob)
     try:
         return bytes(
             sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(

@@ -7,6 +7,8 @@ rest of the code never handles an unvalidated point.
 
 from __future__ import annotations
 
+import hashlib
+
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
@@ -17,6 +19,8 @@ SCALAR_BYTES = 32
 POINT_BYTES = 32
 #: l, the order of the prime-order subgroup of Curve25519.
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
+#: B, the Ed25519 base point (compressed).
+BASE_POINT = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
 
 
 def random_scalar() -> bytes:
@@ -71,3 +75,16 @@ def mul(scalar: bytes, point: bytes) -> bytes:
 
 def add(p: bytes, q: bytes) -> bytes:
     return bytes(sodium.crypto_core_ed25519_add(p, q))
+
+
+def sub(p: bytes, q: bytes) -> bytes:
+    return bytes(sodium.crypto_core_ed25519_sub(p, q))
+
+
+def hash_to_scalar(*parts: bytes) -> bytes:
+    """SHA-512 of the length-prefixed parts, reduced mod l (for Fiat-Shamir challenges)."""
+    digest = hashlib.sha512()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return bytes(sodium.crypto_core_ed25519_scalar_reduce(digest.digest()))

@@ -60,6 +60,9 @@ class EpochOut(BaseModel):
     sealed_key: str = Field(description="base64 sealed box of the epoch key to the device key")
     fold_confusables: bool
     confusables: dict[str, str]
+    evidence_public_key: str | None = Field(
+        description="X to seal evidence to (hex); null until a key ceremony was held"
+    )
 
 
 class HotlistTokenOut(BaseModel):
@@ -122,6 +125,7 @@ def device_epoch(device: DeviceCaller, services: ServicesDep) -> EpochOut:
         sealed_key=base64.b64encode(seal_to_device(device.public_key, key.key)).decode(),
         fold_confusables=plates.fold_confusables,
         confusables=plates.confusables,
+        evidence_public_key=services.evidence_public_key(),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from privplate.store import server_models  # noqa: F401 - registers the server tables
+from privplate.store import server_models, unseal_models  # noqa: F401 - registers tables
 from privplate.store.models import Base
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,472 @@
+"""The two-person unseal workflow.
+
+An investigator files a request for one evidence item with a case number and justification.
+Compliance officers each send a partial decryption of that item's point R made with their own
+share, with a proof; when the threshold of distinct officers is reached the server combines the
+partials into S = x*R, derives the item's key, checks that the item opens, and releases it to
+the requester (watermarked). The requester cannot approve; one officer counts once; approvals
+expire; any officer's denial ends the request. Every step is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import nacl.secret
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from privplate.audit import AuditLog
+from privplate.errors import EvidenceExpired, NotFound, SealingError, UnsealRefused
+from privplate.identity.accounts import UserInfo
+from privplate.identity.roles import Role
+from privplate.policy.rules import PurposePolicy
+from privplate.sealing import ecies
+from privplate.sealing.layout import unpack_evidence
+from privplate.server_secret import ServerSecret
+from privplate.settings import UnsealSettings
+from privplate.store.database import Database
+from privplate.store.models import Evidence
+from privplate.store.unseal_models import (
+    EvidenceKey,
+    ShareCommitment,
+    ShareSet,
+    UnsealApproval,
+    UnsealRequest,
+)
+from privplate.threshold.combine import Partial, combine_partials, verified_partial
+from privplate.threshold.dleq import Proof
+from privplate.unseal.watermark import watermark
+
+_evidence: Table = Evidence.__table__  # type: ignore[assignment]
+_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
+_sets: Table = ShareSet.__table__  # type: ignore[assignment]
+_commits: Table = ShareCommitment.__table__  # type: ignore[assignment]
+_requests: Table = UnsealRequest.__table__  # type: ignore[assignment]
+_approvals: Table = UnsealApproval.__table__  # type: ignore[assignment]
+CONTEXT_DOMAIN = b"privplate/v1/unseal-request\x00"
+
+
+def request_context(request_id: uuid.UUID, evidence_id: uuid.UUID, share_set: uuid.UUID) -> bytes:
+    """What every partial's proof is bound to: this request, this item, this share set."""
+    return CONTEXT_DOMAIN + request_id.bytes + evidence_id.bytes + share_set.bytes
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    id: uuid.UUID
+    evidence_id: uuid.UUID
+    requested_by: str
+    case_number: str
+    justification: str
+    created_at: datetime
+    status: str
+    reason: str
+    share_set_id: uuid.UUID
+    public_key: bytes
+    threshold: int
+    ephemeral: bytes  # R of the evidence item ("" once the item is gone)
+    approvals: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Released:
+    crop_jpeg: bytes
+    frame_jpeg: bytes
+    watermark: str
+
+
+class UnsealService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        secret: ServerSecret,
+        settings: UnsealSettings,
+        policy: PurposePolicy,
+        visible_watermark: bool = True,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self._box = nacl.secret.SecretBox(secret.subkey("unseal-box"))
+        self.settings = settings
+        self.policy = policy
+        self.visible_watermark = visible_watermark
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _row(self, conn: Connection, request_id: uuid.UUID) -> object:
+        row = conn.execute(select(_requests).where(_requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFound("no unseal request with this id")
+        return row
+
+    def _sealed(
+        self, conn: Connection, evidence_id: uuid.UUID, observed_at: datetime
+    ) -> bytes | None:
+        value = conn.execute(
+            select(_evidence.c.sealed).where(
+                _evidence.c.id == evidence_id, _evidence.c.observed_at == observed_at
+            )
+        ).scalar()
+        return bytes(value) if value is not None else None
+
+    def _info(self, conn: Connection, row: object, now: datetime) -> RequestInfo:
+        r = row._mapping  # type: ignore[attr-defined]
+        share_set = conn.execute(select(_sets).where(_sets.c.id == r["share_set_id"])).one()
+        sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
+        approvals = conn.execute(
+            select(_approvals.c.share_index).where(
+                _approvals.c.request_id == r["id"], _approvals.c.expires_at > now
+            )
+        ).all()
+        return RequestInfo(
+            id=r["id"],
+            evidence_id=r["evidence_id"],
+            requested_by=r["requested_by"],
+            case_number=r["case_number"],
+            justification=r["justification"],
+            created_at=r["created_at"],
+            status=r["status"],
+            reason=r["reason"],
+            share_set_id=r["share_set_id"],
+            public_key=bytes(share_set.public_key),
+            threshold=share_set.threshold,
+            ephemeral=ecies.parse_sealed(sealed).ephemeral if sealed else b"",
+            approvals=len(approvals),
+            expires_at=r["created_at"] + timedelta(days=self.settings.request_days),
+        )
+
+    def get(self, request_id: uuid.UUID, *, viewer: UserInfo) -> RequestInfo:
+        now = datetime.now(UTC)
+        with self.db.read() as conn:
+            row = self._row(conn, request_id)
+            info = self._info(conn, row, now)
+        if viewer.role is Role.INVESTIGATOR and info.requested_by != viewer.name:
+            raise NotFound("no unseal request with this id")
+        return info
+
+    def queue(self, *, viewer: UserInfo, status: str | None = None) -> list[RequestInfo]:
+        now = datetime.now(UTC)
+        stmt = select(_requests).order_by(_requests.c.created_at.desc()).limit(500)
+        if status is not None:
+            stmt = stmt.where(_requests.c.status == status)
+        if viewer.role is Role.INVESTIGATOR:
+            stmt = stmt.where(_requests.c.requested_by == viewer.name)
+        with self.db.read() as conn:
+            return [self._info(conn, row, now) for row in conn.execute(stmt).all()]
+
+    # -- filing ----------------------------------------------------------------------------
+
+    def request(
+        self, user: UserInfo, *, evidence_id: uuid.UUID, case_number: str, justification: str
+    ) -> RequestInfo:
+        if user.role is not Role.INVESTIGATOR:
+            raise UnsealRefused("only investigators file unseal requests")
+        self.policy.check_case_number(case_number)
+        self.policy.check_justification(justification)
+        now = datetime.now(UTC)
+        request_id = uuid.uuid4()
+        with self.db.write() as conn:
+            observed = conn.execute(
+                select(_evidence.c.observed_at).where(_evidence.c.id == evidence_id)
+            ).scalar()
+            if observed is None:
+                self._audit_refusal(conn, user.actor, evidence_id, "evidence expired or unknown")
+                raise EvidenceExpired(
+                    "evidence expired: retention has purged this item (or it never existed)"
+                )
+            key = conn.execute(
+                select(_keys.c.public_key).where(
+                    _keys.c.activated_at <= observed,
+                    or_(_keys.c.retired_at.is_(None), _keys.c.retired_at > observed),
+                )
+            ).scalar()
+            if key is None:
+                raise NotFound(
+                    "no evidence key was active when this item was sealed; hold a key "
+                    "ceremony first (privplate keys ceremony)"
+                )
+            share_set = conn.execute(
+                select(_sets.c.id).where(_sets.c.public_key == key, _sets.c.superseded_at.is_(None))
+            ).scalar_one()
+            conn.execute(
+                insert(_requests).values(
+                    id=request_id,
+                    evidence_id=evidence_id,
+                    evidence_observed_at=observed,
+                    share_set_id=share_set,
+                    requested_by=user.name,
+                    case_number=case_number,
+                    justification=justification,
+                    created_at=now,
+                    status="pending",
+                    reason="",
+                )
+            )
+            self.audit.append(
+                conn,
+                actor=user.actor,
+                action="unseal.requested",
+                details={
+                    "request": str(request_id),
+                    "evidence": str(evidence_id),
+                    "case_number": case_number,
+                    "justification": justification,
+                },
+            )
+            return self._info(conn, self._row(conn, request_id), now)
+
+    def _audit_refusal(self, conn: Connection, actor: str, subject: uuid.UUID, why: str) -> None:
+        self.audit.append(
+            conn,
+            actor=actor,
+            action="unseal.refused",
+            details={"subject": str(subject), "reason": why},
+        )
+
+    def _refuse(self, actor: str, request_id: uuid.UUID, error: Exception) -> None:
+        with self.db.write() as conn:
+            self._audit_refusal(conn, actor, request_id, str(error))
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _pending(self, conn: Connection, request_id: uuid.UUID, now: datetime) -> object:
+        row = self._row(conn, request_id)
+        r = row._mapping  # type: ignore[attr-defined]
+        if r["status"] != "pending":
+            raise UnsealRefused(f"this request is already {r['status']}")
+        if r["created_at"] + timedelta(days=self.settings.request_days) <= now:
+            conn.execute(
+                update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(status="expired", decided_at=now)
+            )
+            raise UnsealRefused("this request expired before enough officers approved it")
+        return row
+
+    def approve(
+        self,
+        officer: UserInfo,
+        request_id: uuid.UUID,
+        *,
+        share_index: int,
+        partial: bytes,
+        proof: bytes,
+        now: datetime | None = None,
+    ) -> RequestInfo:
+        """Record one officer's partial; release the item once enough distinct officers did."""
+        now = now or datetime.now(UTC)
+        try:
+            with self.db.write() as conn:
+                return self._approve(conn, officer, request_id, share_index, partial, proof, now)
+        except (UnsealRefused, SealingError, EvidenceExpired) as exc:
+            self._refuse(officer.actor, request_id, exc)
+            raise
+
+    def _approve(
+        self,
+        conn: Connection,
+        officer: UserInfo,
+        request_id: uuid.UUID,
+        share_index: int,
+        partial: bytes,
+        proof: bytes,
+        now: datetime,
+    ) -> RequestInfo:
+        if officer.role is not Role.COMPLIANCE:
+            raise UnsealRefused("only compliance officers approve unseal requests")
+        row = self._pending(conn, request_id, now)
+        r = row._mapping  # type: ignore[attr-defined]
+        if r["requested_by"] == officer.name:
+            raise UnsealRefused("the requester cannot approve their own request")
+        commitment = conn.execute(
+            select(_commits.c.commitment, _commits.c.officer).where(
+                _commits.c.share_set_id == r["share_set_id"], _commits.c.share_index == share_index
+            )
+        ).first()
+        if commitment is None or commitment.officer != officer.name:
+            raise UnsealRefused(
+                "this share is not one of yours in the current key ceremony (officer not in "
+                "the ceremony, or a share of another ceremony)"
+            )
+        prior = conn.execute(
+            select(_approvals.c.share_index, _approvals.c.expires_at).where(
+                _approvals.c.request_id == request_id,
+                or_(_approvals.c.officer == officer.name, _approvals.c.share_index == share_index),
+            )
+        ).first()
+        if prior is not None and prior.expires_at > now:
+            raise UnsealRefused("you already approved this request (one officer counts once)")
+        sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
+        if sealed is None:
+            conn.execute(
+                update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(status="evidence-expired", decided_at=now)
+            )
+            raise EvidenceExpired("evidence expired: retention purged this item; the request ended")
+        ephemeral = ecies.parse_sealed(sealed).ephemeral
+        context = request_context(request_id, r["evidence_id"], r["share_set_id"])
+        verified_partial(
+            share_index,
+            bytes(commitment.commitment),
+            ephemeral,
+            partial,
+            Proof.from_bytes(proof),
+            context,
+        )
+        if prior is not None:  # an expired approval by this officer is replaced
+            conn.execute(
+                _approvals.delete().where(
+                    _approvals.c.request_id == request_id,
+                    or_(
+                        _approvals.c.officer == officer.name,
+                        _approvals.c.share_index == share_index,
+                    ),
+                )
+            )
+        try:
+            conn.execute(
+                insert(_approvals).values(
+                    request_id=request_id,
+                    share_index=share_index,
+                    officer=officer.name,
+                    partial=partial,
+                    proof=proof,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=self.settings.approval_hours),
+                )
+            )
+        except IntegrityError:
+            raise UnsealRefused(
+                "you already approved this request (one officer counts once)"
+            ) from None
+        self.audit.append(
+            conn,
+            actor=officer.actor,
+            action="unseal.approved",
+            details={"request": str(request_id), "share_index": share_index},
+        )
+        live = conn.execute(
+            select(_approvals.c.share_index, _approvals.c.partial).where(
+                _approvals.c.request_id == request_id, _approvals.c.expires_at > now
+            )
+        ).all()
+        info = self._info(conn, row, now)
+        if len(live) >= info.threshold:
+            self._release(
+                conn, info, sealed, [Partial(a.share_index, bytes(a.partial)) for a in live], now
+            )
+        return self._info(conn, self._row(conn, request_id), now)
+
+    def _release(
+        self,
+        conn: Connection,
+        info: RequestInfo,
+        sealed: bytes,
+        partials: list[Partial],
+        now: datetime,
+    ) -> None:
+        shared = combine_partials(partials, info.threshold)
+        key = ecies.derive_item_key(shared, info.ephemeral, info.public_key)
+        ecies.open_with_item_key(sealed, key, info.public_key, evidence_id=info.evidence_id)
+        conn.execute(
+            update(_requests)
+            .where(_requests.c.id == info.id)
+            .values(
+                status="released",
+                decided_at=now,
+                release_box=bytes(self._box.encrypt(key)),
+                release_expires_at=now + timedelta(hours=self.settings.release_hours),
+            )
+        )
+        self.audit.append(
+            conn,
+            actor="server",
+            action="unseal.released",
+            details={
+                "request": str(info.id),
+                "evidence": str(info.evidence_id),
+                "to": info.requested_by,
+                "share_indices": sorted(p.index for p in partials[: info.threshold]),
+            },
+        )
+
+    def deny(self, officer: UserInfo, request_id: uuid.UUID, *, why: str) -> RequestInfo:
+        now = datetime.now(UTC)
+        if officer.role is not Role.COMPLIANCE:
+            raise UnsealRefused("only compliance officers deny unseal requests")
+        if not why.strip():
+            raise UnsealRefused("a denial needs a reason")
+        with self.db.write() as conn:
+            self._pending(conn, request_id, now)
+            conn.execute(
+                update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(status="denied", decided_at=now, decided_by=officer.name, reason=why)
+            )
+            conn.execute(_approvals.delete().where(_approvals.c.request_id == request_id))
+            self.audit.append(
+                conn,
+                actor=officer.actor,
+                action="unseal.denied",
+                details={"request": str(request_id), "reason": why},
+            )
+            return self._info(conn, self._row(conn, request_id), now)
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def fetch(self, user: UserInfo, request_id: uuid.UUID) -> Released:
+        now = datetime.now(UTC)
+        with self.db.read() as conn:
+            row = self._row(conn, request_id)
+            r = row._mapping  # type: ignore[attr-defined]
+            if r["requested_by"] != user.name:
+                raise NotFound("no unseal request with this id")
+            if r["status"] != "released" or r["release_box"] is None:
+                raise UnsealRefused(f"this request is {r['status']}, not released")
+            if r["release_expires_at"] is not None and r["release_expires_at"] <= now:
+                raise UnsealRefused("the release has expired; file a new request")
+            sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
+            public_key = conn.execute(
+                select(_sets.c.public_key).where(_sets.c.id == r["share_set_id"])
+            ).scalar_one()
+        if sealed is None:
+            raise EvidenceExpired("evidence expired: retention purged this item after release")
+        key = bytes(self._box.decrypt(r["release_box"]))
+        plaintext = ecies.open_with_item_key(
+            sealed, key, bytes(public_key), evidence_id=r["evidence_id"]
+        )
+        crop, frame = unpack_evidence(plaintext)
+        mark = (
+            f"privplate unseal {request_id} for {user.name} at {now.isoformat(timespec='seconds')}"
+        )
+        released = Released(
+            watermark(crop, mark, visible=False),
+            watermark(frame, mark, visible=self.visible_watermark),
+            mark,
+        )
+        self.audit.record(
+            actor=user.actor,
+            action="unseal.fetched",
+            details={"request": str(request_id), "evidence": str(r["evidence_id"])},
+        )
+        return released
+
+
+def expire_release_keys(conn: Connection, now: datetime) -> int:
+    """Retention: erase item keys whose release window passed (unseal artefacts)."""
+    return int(
+        conn.execute(
+            update(_requests)
+            .where(
+                and_(_requests.c.release_box.is_not(None), _requests.c.release_expires_at <= now)
+            )
+            .values(release_box=None)
+        ).rowcount
+    )
