@@ -153,7 +153,11 @@ def test_only_the_ceremony_imports_the_secret_reconstruction() -> None:
 
 
 def test_the_running_server_never_loads_the_reconstruction_or_vision() -> None:
-    forbidden = ("privplate.ceremony.reconstruct", "privplate.ceremony.ceremony", "privplate.vision")
+    forbidden = (
+        "privplate.ceremony.reconstruct",
+        "privplate.ceremony.ceremony",
+        "privplate.vision",
+    )
     code = (
         "import sys, privplate.api.app, privplate.services, privplate.cli.main;"
         f"print(','.join(m for m in sys.modules if m.startswith({forbidden!r})))"
