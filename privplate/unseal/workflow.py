@@ -54,6 +54,12 @@ def request_context(request_id: uuid.UUID, evidence_id: uuid.UUID, share_set: uu
     return CONTEXT_DOMAIN + request_id.bytes + evidence_id.bytes + share_set.bytes
 
 
+def _ends(error: Exception, status: str) -> Exception:
+    """Mark a refusal that also ends the request (recorded once the transaction rolled back)."""
+    error.ends_request = status  # type: ignore[attr-defined]
+    return error
+
+
 @dataclass(frozen=True)
 class RequestInfo:
     id: uuid.UUID
@@ -230,7 +236,17 @@ class UnsealService:
         )
 
     def _refuse(self, actor: str, request_id: uuid.UUID, error: Exception) -> None:
+        """Audit a refusal after its transaction rolled back, and end the request if the
+        refusal means it can never be released."""
+        now = datetime.now(UTC)
         with self.db.write() as conn:
+            status = getattr(error, "ends_request", None)
+            if status is not None:
+                conn.execute(
+                    update(_requests)
+                    .where(_requests.c.id == request_id, _requests.c.status == "pending")
+                    .values(status=status, decided_at=now, reason=str(error))
+                )
             self._audit_refusal(conn, actor, request_id, str(error))
 
     # -- deciding --------------------------------------------------------------------------
@@ -241,12 +257,9 @@ class UnsealService:
         if r["status"] != "pending":
             raise UnsealRefused(f"this request is already {r['status']}")
         if r["created_at"] + timedelta(days=self.settings.request_days) <= now:
-            conn.execute(
-                update(_requests)
-                .where(_requests.c.id == request_id)
-                .values(status="expired", decided_at=now)
+            raise _ends(
+                UnsealRefused("this request expired before enough officers approved it"), "expired"
             )
-            raise UnsealRefused("this request expired before enough officers approved it")
         return row
 
     def approve(
@@ -304,12 +317,10 @@ class UnsealService:
             raise UnsealRefused("you already approved this request (one officer counts once)")
         sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
         if sealed is None:
-            conn.execute(
-                update(_requests)
-                .where(_requests.c.id == request_id)
-                .values(status="evidence-expired", decided_at=now)
+            raise _ends(
+                EvidenceExpired("evidence expired: retention purged this item; the request ended"),
+                "evidence-expired",
             )
-            raise EvidenceExpired("evidence expired: retention purged this item; the request ended")
         ephemeral = ecies.parse_sealed(sealed).ephemeral
         context = request_context(request_id, r["evidence_id"], r["share_set_id"])
         verified_partial(
@@ -403,6 +414,12 @@ class UnsealService:
             raise UnsealRefused("only compliance officers deny unseal requests")
         if not why.strip():
             raise UnsealRefused("a denial needs a reason")
+        try:
+            with self.db.write() as conn:
+                self._pending(conn, request_id, now)
+        except UnsealRefused as exc:
+            self._refuse(officer.actor, request_id, exc)
+            raise
         with self.db.write() as conn:
             self._pending(conn, request_id, now)
             conn.execute(
