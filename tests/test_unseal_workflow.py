@@ -81,6 +81,8 @@ def test_requester_cannot_approve(api: Api, tmp_path: Path) -> None:
     )
     assert answer.status_code == 403
     assert _released(api) == 0
+    denied = [e.entry.details for e in api.dep.audit.entries(action="access.denied") if e.entry]
+    assert denied[-1]["path"].endswith("/approvals")
 
 
 def test_same_officer_twice_and_a_replayed_partial(api: Api, tmp_path: Path) -> None:

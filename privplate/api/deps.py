@@ -54,6 +54,12 @@ class RoleGuard:
         if user is None:
             raise AuthenticationFailed("the bearer token is unknown, expired or revoked")
         if user.role not in self.roles:
+            # A signed-in person trying what their role may not do is worth a record.
+            services.dep.audit.record(
+                actor=user.actor,
+                action="access.denied",
+                details={"method": request.method, "path": request.url.path},
+            )
             raise PermissionDenied(
                 f"role {user.role.value!r} may not do this "
                 f"(allowed: {', '.join(sorted(r.value for r in self.roles))})"
