@@ -58,7 +58,7 @@ def alerts(
 @router.get(
     "/alerts/stream",
     summary="Live alerts as Server-Sent Events",
-    response_class=StreamingResponse,
+    response_model=None,
     responses={200: {"content": {"text/event-stream": {}}, "description": "event: alert"}},
 )
 async def stream(

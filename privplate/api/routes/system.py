@@ -46,7 +46,7 @@ def retention(_: Watcher, services: ServicesDep) -> RetentionOut:
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
-    response_class=PlainTextResponse,
+    response_model=None,
     responses={200: {"content": {"text/plain": {}}}},
 )
 def metrics(_: Watcher, services: ServicesDep) -> PlainTextResponse:

@@ -176,7 +176,7 @@ def deny(
 @router.get(
     "/unseal/requests/{request_id}/image",
     summary="The released image (watermarked), for the requester",
-    response_class=Response,
+    response_model=None,
     responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}},
 )
 def image(
