@@ -48,6 +48,8 @@ def test_two_officers_release_to_the_requester_only(api: Api, tmp_path: Path) ->
     assert _image(api, request).status_code == 403
     second = u.approve("compliance-3", request)
     assert second.status_code == 200 and second.json()["status"] == "released"
+    with api.dep.db.read() as conn:  # T stored partials would rebuild S: none remain
+        assert conn.execute(text("SELECT count(*) FROM unseal_approvals")).scalar_one() == 0
     crop = _image(api, request)
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
     comments = jpeg_comments(crop.content)

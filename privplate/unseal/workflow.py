@@ -396,6 +396,9 @@ class UnsealService:
                 release_expires_at=now + timedelta(hours=self.settings.release_hours),
             )
         )
+        # T stored partials would let anyone with the database rebuild S: once released, they
+        # go (the audit log keeps who approved).
+        conn.execute(_approvals.delete().where(_approvals.c.request_id == info.id))
         self.audit.append(
             conn,
             actor="server",
@@ -477,7 +480,14 @@ class UnsealService:
 
 
 def expire_release_keys(conn: Connection, now: datetime) -> int:
-    """Retention: erase item keys whose release window passed (unseal artefacts)."""
+    """Retention: erase item keys whose release window passed, and partial decryptions that
+    no longer count (expired approvals, or approvals of requests that ended)."""
+    ended = select(_requests.c.id).where(_requests.c.status != "pending")
+    conn.execute(
+        _approvals.delete().where(
+            or_(_approvals.c.expires_at <= now, _approvals.c.request_id.in_(ended))
+        )
+    )
     return int(
         conn.execute(
             update(_requests)
