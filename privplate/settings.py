@@ -149,6 +149,9 @@ class EdgeSettings(BaseModel):
     detector_confidence: float = Field(default=0.05, gt=0.0, lt=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
     crop_variants: list[CropName] = Field(default_factory=lambda: list(DEFAULT_CROPS))
+    #: Read the other crops only when the first crop's least sure slot is below this
+    #: (0: never, 1: always).
+    vote_below: float = Field(default=1.0, ge=0.0, le=1.0)
     #: Character prior of the deployment's region (a file in models/priors, e.g. "us"); "" = none.
     format_prior: str = ""
     alternates: int = Field(default=5, ge=0, le=7)

@@ -45,18 +45,28 @@ def test_reads_most_sample_plates_exactly(reader) -> None:  # type: ignore[no-un
     assert exact >= 24, f"{exact} of {len(rows)} read exactly"
 
 
-def test_all_plates_of_several_frames_go_to_the_ocr_in_one_call(reader) -> None:  # type: ignore[no-untyped-def]
+def test_all_plates_of_several_frames_go_to_the_ocr_together(reader) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
     from privplate.edge.images import decode_image
     from privplate.vision.reader import PlateReader
 
-    spy = CountingRecognizer(reader.recognizer)
-    batched = PlateReader(reader.detector, spy, reader.options)
     frames = [decode_image(ENDTOEND / r["filename"]) for r in labelled_rows("us", 6)]
-    results = batched.read(frames)
-    plates = sum(len(r) for r in results)
-    assert plates >= 4, "expected most of 6 plates read"
-    assert len(spy.calls) == 1
-    assert spy.calls[0] >= plates * len(reader.options.variants)
+    detections = reader.detect(frames)
+    plates = sum(len(d) for d in detections)
+    assert plates >= 5, "expected most of 6 plates detected"
+    # Every crop of every plate of every frame in one call.
+    spy = CountingRecognizer(reader.recognizer)
+    always = PlateReader(reader.detector, spy, replace(reader.options, vote_below=None))
+    results = always.recognize(frames, detections)
+    assert spy.calls == [plates * len(reader.options.variants)]
+    # Adaptive voting: first crops of all plates in one call, other crops of unsure plates in
+    # at most one more.
+    spy.calls.clear()
+    adaptive = PlateReader(reader.detector, spy, replace(reader.options, vote_below=0.9))
+    adaptive.recognize(frames, detections)
+    assert spy.calls[0] == plates and len(spy.calls) <= 2
+    assert sum(spy.calls[1:]) % (len(reader.options.variants) - 1) == 0
     for readings in results:
         for reading in readings:
             assert reading.slots.probs.shape == (9, 37)

@@ -63,6 +63,7 @@ def build_variants(
         ("plain + deskew", replace(plain, variants=(CropVariant.DESKEW,)), PLAIN_THRESHOLD, False),
         ("full - low detector threshold", full, PLAIN_THRESHOLD, True),
         ("full - multi-crop voting", replace(full, variants=(CropVariant.PLAIN,)), threshold, True),
+        ("full, voting only below 0.9", replace(full, vote_below=0.9), threshold, True),
         ("full - format prior", full, threshold, False),
         ("full - OCR confidence filter", replace(full, min_ocr_confidence=0.0), threshold, True),
         ("full + crop padding", replace(full, padding=pad), threshold, True),

@@ -88,6 +88,7 @@ def build_recognizer(settings: Settings, edge: EdgeSettings | None = None) -> Fa
 def reader_options(edge: EdgeSettings) -> ReaderOptions:
     return ReaderOptions(
         variants=tuple(CropVariant(v) for v in edge.crop_variants),
+        vote_below=edge.vote_below if edge.vote_below < 1.0 else None,
         prior=load_format_prior(edge.format_prior),
         alternates=edge.alternates,
         alternate_ratio=edge.alternate_ratio,

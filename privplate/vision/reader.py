@@ -21,6 +21,9 @@ from privplate.vision.types import Detection, ImageArray, PlateReading, SlotProb
 class ReaderOptions:
     #: Crops read per plate; their per-slot probabilities are averaged.
     variants: tuple[CropVariant, ...] = DEFAULT_VARIANTS
+    #: Read the other crops only of plates whose least sure slot is below this probability
+    #: (None: every crop of every plate, always).
+    vote_below: float | None = None
     #: Extra margin around the detector's box (share of width, share of height).
     padding: tuple[float, float] = (0.0, 0.0)
     prior: FormatPrior | None = None
@@ -57,26 +60,47 @@ class PlateReader:
     def recognize(
         self, frames: Sequence[ImageArray], detections: Sequence[Sequence[Detection]]
     ) -> list[list[PlateReading]]:
+        """Read every detected plate: the first crop of all plates in one OCR call; then, when
+        ``vote_below`` is set, the other crops of the plates the OCR was unsure of in a
+        second call (a confident plate is not re-read)."""
         opts = self.options
         variants = opts.variants or (CropVariant.PLAIN,)
-        crops = [
-            make_crop(frame, det.box, variant, opts.padding)
-            for frame, dets in zip(frames, detections, strict=True)
+        plates = [
+            (k, frame, det)
+            for k, (frame, dets) in enumerate(zip(frames, detections, strict=True))
             for det in dets
-            for variant in variants
         ]
-        outputs = self.recognizer.recognize(crops)
-        results: list[list[PlateReading]] = []
-        at = 0
-        for dets in detections:
-            readings: list[PlateReading] = []
-            for det in dets:
-                slots = _average(outputs[at : at + len(variants)])
-                at += len(variants)
-                reading = self._decode(det, slots)
-                if reading is not None:
-                    readings.append(reading)
-            results.append(readings)
+        if opts.vote_below is None:
+            first = variants
+            rest: tuple[CropVariant, ...] = ()
+        else:
+            first, rest = variants[:1], variants[1:]
+        outputs = self.recognizer.recognize(
+            [make_crop(f, d.box, v, opts.padding) for _, f, d in plates for v in first]
+        )
+        parts = [outputs[i * len(first) : (i + 1) * len(first)] for i in range(len(plates))]
+        if rest and opts.vote_below is not None:
+            unsure = [
+                i
+                for i, p in enumerate(parts)
+                if float(p[0].probs.max(axis=1).min()) < opts.vote_below
+            ]
+            extra = self.recognizer.recognize(
+                [
+                    make_crop(plates[i][1], plates[i][2].box, v, opts.padding)
+                    for i in unsure
+                    for v in rest
+                ]
+                if unsure
+                else []
+            )
+            for n, i in enumerate(unsure):
+                parts[i] = [*parts[i], *extra[n * len(rest) : (n + 1) * len(rest)]]
+        results: list[list[PlateReading]] = [[] for _ in frames]
+        for (k, _, det), part in zip(plates, parts, strict=True):
+            reading = self._decode(det, _average(part))
+            if reading is not None:
+                results[k].append(reading)
         return results
 
     def _decode(self, det: Detection, slots: SlotProbabilities) -> PlateReading | None:
