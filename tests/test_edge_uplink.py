@@ -330,3 +330,66 @@ def test_edge_run_against_the_server_tokenizes_with_the_served_key(
         since = datetime.now(UTC).replace(hour=0, minute=0, second=0)
         found = [len(dep.lookup(r["plate"], since)) for r in rows]
     assert sum(found) >= 2 and max(found) == 1
+
+
+def test_epoch_key_from_the_server_survives_a_restart_while_it_is_down(
+    home: Path, tmp_path: Path, server: Server, device: DeviceKey
+) -> None:
+    from privplate.edge.uplink import ServerKeys
+    from privplate.errors import KeyringError
+
+    spool = Spool(tmp_path / "spool.db")
+    client = DeviceClient(server.url, device, timeout=2)
+    with pytest.raises(KeyringError, match="no epoch key yet"):
+        ServerKeys(client, spool).current_key()  # never reached the server: nothing to use
+    server.start()
+    online = ServerKeys(client, spool).current_key()
+    with Deployment.open(home) as dep:
+        assert online.key == dep.keyring.current_key().key  # opened from the sealed answer
+    server.kill()
+    offline = ServerKeys(client, spool).current_key()  # edge restarted, server still down
+    assert (offline.epoch_id, offline.key) == (online.epoch_id, online.key)
+    assert b"sealed_key" in (spool.get_state(ServerKeys.STATE) or b"")
+    assert online.key not in (tmp_path / "spool.db").read_bytes()  # held sealed, not in clear
+
+
+def test_a_refused_batch_is_set_aside_and_the_rest_flows(home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from privplate.cli.main import app
+    from privplate.edge.uplink import LocalUplink
+
+    with Deployment.open(home) as dep:
+        dep.add_camera(CAMERA)
+        spool = Spool(tmp_path / "spool.db")
+        good = spool_reads(home, spool, 3)
+        worker = UplinkWorker(spool, LocalUplink(dep), batch_reads=3)
+        assert worker.step()
+        # A batch from a camera the store does not know: refused as it is, set aside.
+        epoch = dep.keyring.current_key()
+        stray = ReadIn(
+            uuid.uuid4(),
+            "gate-9",
+            datetime.now(UTC),
+            epoch.epoch_id,
+            [TokenIn(secrets.token_bytes(16))],
+            0.5,
+        )
+        spool.put(EdgeRead(stray, None))
+        assert worker.step() and worker.rejected == 1
+        later = spool_reads(home, spool, 2)
+        assert worker.step() and spool.depth() == 0
+        assert spool.set_aside_count() == (1, 1)
+        assert stored(home)[0] == good | later
+        spool.close()
+        # After the operator registers the camera, the refused batch goes through.
+        dep.add_camera("gate-9")
+    env = {"PRIVPLATE_EDGE__SPOOL_FILE": str(tmp_path / "spool.db")}
+    result = CliRunner().invoke(app, ["edge", "spool", "--retry", "--dir", str(home)], env=env)
+    assert result.exit_code == 0 and "1 refused batches queued again" in result.output
+    with Deployment.open(home) as dep:
+        spool = Spool(tmp_path / "spool.db")
+        drain_worker = UplinkWorker(spool, LocalUplink(dep))
+        assert drain_worker.step() and not drain_worker.step()
+        assert spool.set_aside_count() == (0, 0)
+    assert stored(home)[0] == good | later | {stray.read_id}

@@ -64,3 +64,27 @@ def test_missing_model_offline_names_the_setting(
     with pytest.raises(ConfigError, match="PRIVPLATE_MODELS_DIR") as caught:
         resolve(entry, models_dir=tmp_path, allow_download=False)
     assert "allow_download" in str(caught.value)
+
+
+def test_failed_download_says_what_to_do_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        '[[model]]\nname = "x"\nkind = "detector"\nfiles = [{ filename = "x.onnx", sha256 = "00", '
+        f'url = "https://127.0.0.1:{port}/x.onnx" }}]\n'
+    )
+    entry = load_registry(registry)["x"]
+    with pytest.raises(ConfigError, match="offline"):
+        resolve(entry, models_dir=tmp_path / "models", allow_download=True)
+    assert not list((tmp_path / "cache").rglob("x.onnx*"))
+    entry_http = load_registry(registry)["x"]
+    object.__setattr__(entry_http.files[0], "url", f"http://127.0.0.1:{port}/x.onnx")
+    with pytest.raises(ConfigError, match="non-HTTPS"):
+        resolve(entry_http, models_dir=tmp_path / "models", allow_download=True)

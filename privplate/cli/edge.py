@@ -180,3 +180,24 @@ def keygen_command(
     key = write_device_key(settings.path(settings.edge.device_key_file), device_id)
     console.print(f"device {device_id}: public key {key.public_key.hex()}")
     console.print("register it on the server (POST /devices), then set edge.server_url")
+
+
+@app.command("spool")
+def spool_command(
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Queue the batches the server refused again.")
+    ] = False,
+    home: DirOption = None,
+) -> None:
+    """Show what waits in the edge spool; optionally send refused batches again."""
+    from privplate.edge.spool import Spool  # noqa: PLC0415
+
+    settings = load_settings(home)
+    spool = Spool(settings.path(settings.edge.spool_file))
+    try:
+        if retry:
+            console.print(f"{spool.retry_set_aside()} refused batches queued again")
+        batches, reads = spool.set_aside_count()
+        console.print(f"{spool.depth()} reads waiting; {reads} reads in {batches} refused batches")
+    finally:
+        spool.close()

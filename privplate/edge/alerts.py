@@ -98,8 +98,16 @@ class EdgeAlerts:
         out: TextIO | None = None,
         webhook: Webhook | None = None,
         on_alert: Callable[[EdgeAlert], None] | None = None,
+        retry_seconds: float = 60.0,
+        refresh_seconds: float = 60.0,
     ) -> None:
         self.feed = feed
+        #: Hotlists change: held tokens are fetched again after ``refresh_seconds``; after a
+        #: failed fetch the feed is left alone for ``retry_seconds``.
+        self.retry_seconds = retry_seconds
+        self.refresh_seconds = refresh_seconds
+        self._failed_at: dict[int, float] = {}
+        self._loaded_at: dict[int, float] = {}
         self.out = out or sys.stdout
         self.webhook = webhook
         self.on_alert = on_alert
@@ -107,20 +115,34 @@ class EdgeAlerts:
         self.count = 0
 
     def load(self, epoch_id: int, tokens: list[tuple[bytes, str]]) -> None:
-        self._epochs = {epoch_id: dict(tokens)} | {
-            k: v for k, v in self._epochs.items() if k >= epoch_id - 1
-        }
+        """Hold ``tokens`` for ``epoch_id`` (replacing what was held); keep two epochs."""
+        self._epochs[epoch_id] = dict(tokens)
+        self._loaded_at[epoch_id] = time.monotonic()
+        for old in sorted(self._epochs)[:-2]:
+            del self._epochs[old]
+            self._loaded_at.pop(old, None)
 
     def _tokens(self, epoch_id: int) -> dict[bytes, str]:
-        if epoch_id not in self._epochs and self.feed is not None:
-            try:
-                self.load(epoch_id, self.feed.epoch_tokens(epoch_id))
-            except Exception as exc:
-                log.warning(
-                    "hotlist tokens unavailable (%s); alerts use what is held", type(exc).__name__
-                )
-                return {}
-        return self._epochs.get(epoch_id, {})
+        held = self._epochs.get(epoch_id)
+        if self.feed is None:
+            return held or {}
+        now = time.monotonic()
+        if held is not None and now - self._loaded_at[epoch_id] < self.refresh_seconds:
+            return held
+        failed = self._failed_at.get(epoch_id)
+        if failed is not None and now - failed < self.retry_seconds:
+            return held or {}
+        try:
+            self.load(epoch_id, self.feed.epoch_tokens(epoch_id))
+        except Exception as exc:
+            # A feed failure must not stop the camera: keep what is held, retry later.
+            self._failed_at[epoch_id] = now
+            log.warning(
+                "hotlist tokens unavailable (%s); alerts use what is held", type(exc).__name__
+            )
+            return held or {}
+        self._failed_at.pop(epoch_id, None)
+        return self._epochs[epoch_id]
 
     def check(self, read: ReadIn, frame_clock: float = 0.0) -> EdgeAlert | None:
         held = self._tokens(read.epoch_id)

@@ -25,6 +25,9 @@ def render(edge: Edge, source: Source) -> Table:
     table.add_row("alerts", str(stats.alerts))
     table.add_row("spool depth", str(edge.spool.depth()))
     table.add_row("uplink", edge.worker.status)
+    batches, reads = edge.spool.set_aside_count()
+    if batches:
+        table.add_row("refused", f"{reads} reads in {batches} batches (privplate edge spool)")
     return table
 
 

@@ -89,6 +89,7 @@ class Tally:
     reads: int = 0
     false_alerts: int = 0
     near_miss_alerts: int = 0
+    near_miss_alerts_best: int = 0
 
     def add(self, other: Tally) -> None:
         for name in self.__dataclass_fields__:
@@ -108,6 +109,9 @@ class Tally:
             "false_alerts": self.false_alerts,
             "false_alert_rate": round(self.false_alerts / max(self.reads, 1), 6),
             "near_miss_false_alert_rate": round(self.near_miss_alerts / max(self.reads, 1), 6),
+            "near_miss_false_alert_rate_best": round(
+                self.near_miss_alerts_best / max(self.reads, 1), 6
+            ),
         }
 
 
@@ -145,6 +149,7 @@ def _score(
         texts = {r.best.text} | {a.text for a in r.alternates}
         tally.false_alerts += bool(texts & decoys)
         tally.near_miss_alerts += bool(texts & near)
+        tally.near_miss_alerts_best += r.best.text in near
     return tally
 
 

@@ -124,7 +124,10 @@ def build_edge(
             raise ConfigError("give --camera ID: the camera this device is registered for")
         client = DeviceClient(edge.server_url, read_device_key(settings.path(edge.device_key_file)))
         keys: object = ServerKeys(client, spool)
-        feed: HotlistFeed | None = ServerHotlistFeed(client)
+        # Short timeout: the feed is asked from the camera loop.
+        feed: HotlistFeed | None = ServerHotlistFeed(
+            DeviceClient(edge.server_url, client.key, timeout=5.0)
+        )
         uplink: object = HttpUplink(client)
         fold = settings.plates.fold_table
         mode = f"server {edge.server_url}"

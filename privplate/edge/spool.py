@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS set_aside (
+    batch_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    reads INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    set_aside_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -146,6 +153,59 @@ class Spool:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def set_aside(self, batch_id: uuid.UUID, reason: str) -> None:
+        """A batch the server refused as it is: keep its bytes apart so the rest can flow."""
+        key = str(batch_id)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                count = self._db.execute(
+                    "SELECT count(*) FROM reads WHERE batch_id = ?", (key,)
+                ).fetchone()[0]
+                self._db.execute(
+                    "INSERT OR REPLACE INTO set_aside (batch_id, body, reads, reason, set_aside_at)"
+                    " SELECT batch_id, body, ?, ?, ? FROM batches WHERE batch_id = ?",
+                    (count, reason[:500], time.time(), key),
+                )
+                self._db.execute("DELETE FROM reads WHERE batch_id = ?", (key,))
+                self._db.execute("DELETE FROM batches WHERE batch_id = ?", (key,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def set_aside_count(self) -> tuple[int, int]:
+        """(batches, reads) set aside."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*), coalesce(sum(reads), 0) FROM set_aside"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def retry_set_aside(self) -> int:
+        """Queue the set-aside batches again, same ids and bytes (the server cannot store a
+        read twice). Their reads are counted in ``depth`` once more only as batches."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO batches (batch_id, body, created_at) "
+                    "SELECT batch_id, body, set_aside_at FROM set_aside"
+                ).rowcount
+                self._db.execute("DELETE FROM set_aside")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(moved)
+
+    def drop_set_aside_before(self, cutoff: float) -> int:
+        """Forget set-aside batches older than ``cutoff`` (Unix time): the spool is no archive."""
+        with self._lock:
+            return int(
+                self._db.execute("DELETE FROM set_aside WHERE set_aside_at < ?", (cutoff,)).rowcount
+            )
 
     def get_state(self, name: str) -> bytes | None:
         with self._lock:

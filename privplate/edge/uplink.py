@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,14 +26,25 @@ from privplate.deployment import Deployment
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.spool import Spool, SpooledBatch
-from privplate.errors import KeyringError, PrivplateError
+from privplate.errors import IngestRejected, KeyringError, PrivplateError
 from privplate.tokens.keyring import EpochKey
 
 log = logging.getLogger(__name__)
 
 
 class UplinkError(PrivplateError):
-    """The batch did not reach the store or server this time; it stays in the spool."""
+    """The batch did not reach the store or server. ``permanent``: it was refused as it is
+    (sending it again cannot help), so it is set aside instead of blocking the spool."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+#: HTTP answers that refuse the batch itself; anything else (401 clock skew, 429, 5xx, no
+#: answer) may pass on a later try.
+PERMANENT_STATUS = frozenset({400, 404, 409, 410, 413, 422})
+SET_ASIDE_DAYS = 7
 
 
 class Uplink(Protocol):
@@ -50,8 +62,10 @@ class LocalUplink:
         reads, evidence = IngestBatch.model_validate_json(batch.body).to_store()
         try:
             self.dep.ingest(reads, evidence, hits=set(self.hits()))
+        except IngestRejected as exc:
+            raise UplinkError(f"local store refused the batch: {exc}", permanent=True) from None
         except PrivplateError as exc:
-            raise UplinkError(f"local store refused the batch: {exc}") from None
+            raise UplinkError(f"local store unavailable: {exc}") from None
 
 
 class DeviceClient:
@@ -73,7 +87,10 @@ class DeviceClient:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
-            raise UplinkError(f"server answered {exc.code} to {method} {path}: {detail}") from None
+            raise UplinkError(
+                f"server answered {exc.code} to {method} {path}: {detail}",
+                permanent=exc.code in PERMANENT_STATUS,
+            ) from None
         except (OSError, ValueError) as exc:
             raise UplinkError(
                 f"server unreachable for {method} {path} ({type(exc).__name__})"
@@ -85,7 +102,10 @@ def _detail(exc: urllib.error.HTTPError) -> str:
         body = json.loads(exc.read() or b"{}")
     except (OSError, ValueError):
         return "no detail"
-    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return "no detail"
+    error = body.get("error")
+    detail = error.get("message") if isinstance(error, dict) else body.get("detail")
     return str(detail)[:300] if detail else "no detail"
 
 
@@ -103,10 +123,12 @@ class ServerKeys:
 
     STATE = "epoch"
 
-    def __init__(self, client: DeviceClient, spool: Spool) -> None:
+    def __init__(self, client: DeviceClient, spool: Spool, *, retry_seconds: float = 30.0) -> None:
         self.client = client
         self.spool = spool
+        self.retry_seconds = retry_seconds
         self._key: EpochKey | None = None
+        self._failed_at: float | None = None
 
     def _from(self, answer: dict[str, Any]) -> EpochKey:
         key = self.client.key.open_sealed_key(base64.b64decode(answer["sealed_key"]))
@@ -121,10 +143,20 @@ class ServerKeys:
         now = now or datetime.now(UTC)
         if self._key is not None and self._key.starts_at <= now < self._key.ends_at:
             return self._key
+        # While the server is unreachable it is asked again only every retry_seconds: the
+        # camera must not wait on a network timeout for every plate.
+        recently_failed = (
+            self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_seconds
+        )
         try:
+            if recently_failed:
+                raise UplinkError("the server was unreachable moments ago")
             answer = self.client.request("GET", "/device/epoch")
             self.spool.set_state(self.STATE, json.dumps(answer).encode())
+            self._failed_at = None
         except UplinkError as exc:
+            if not recently_failed:
+                self._failed_at = time.monotonic()
             cached = self.spool.get_state(self.STATE)
             if cached is None:
                 raise KeyringError(
@@ -170,6 +202,7 @@ class UplinkWorker:
         self.status = "idle"
         self.sent_reads = 0
         self.failures = 0
+        self.rejected = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -182,8 +215,18 @@ class UplinkWorker:
             return False
         try:
             self.uplink.send(batch)
-        except UplinkError:
+        except UplinkError as exc:
             self.failures += 1
+            if exc.permanent:
+                self.spool.set_aside(batch.batch_id, str(exc))
+                self.rejected += 1
+                log.error(
+                    "uplink: batch of %d reads refused (%s); set aside in the spool, "
+                    "`privplate edge spool --retry` sends it again",
+                    batch.reads,
+                    exc,
+                )
+                return True
             self.spool.attempted(batch.batch_id)
             raise
         self.spool.acknowledge(batch.batch_id)
@@ -193,7 +236,12 @@ class UplinkWorker:
 
     def run(self) -> None:
         delay = 0.0
+        swept = 0.0
         while not self._stop.is_set():
+            if time.monotonic() - swept > 3600:
+                # Refused batches are kept for an operator, not forever (retention).
+                self.spool.drop_set_aside_before(time.time() - SET_ASIDE_DAYS * 86_400)
+                swept = time.monotonic()
             try:
                 sent = self.step()
             except UplinkError as exc:

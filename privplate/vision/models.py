@@ -109,25 +109,37 @@ def verify(path: Path, expected: ModelFile, *, allow_unregistered: bool) -> Path
     return path
 
 
-def _download(url: str, target: Path) -> None:
+def _download(url: str, target: Path, expected: ModelFile, *, allow_unregistered: bool) -> None:
+    """Fetch ``url`` next to ``target`` and move it into place only once its digest matched."""
     from rich.progress import Progress  # noqa: PLC0415 - only when a download happens
 
     if not url.startswith("https://"):
         raise ConfigError(f"refusing to download a model over a non-HTTPS URL: {url}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
-    with (
-        urllib.request.urlopen(url, timeout=60) as response,  # noqa: S310 - https checked above
-        partial.open("wb") as out,
-        Progress(transient=True) as progress,
-    ):
-        task = progress.add_task(
-            f"downloading {target.name}",
-            total=int(response.headers.get("Content-Length", 0)) or None,
-        )
-        for block in iter(lambda: response.read(1 << 16), b""):
-            out.write(block)
-            progress.advance(task, len(block))
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=60) as response,  # noqa: S310 - https checked
+            partial.open("wb") as out,
+            Progress(transient=True) as progress,
+        ):
+            task = progress.add_task(
+                f"downloading {target.name}",
+                total=int(response.headers.get("Content-Length", 0)) or None,
+            )
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                progress.advance(task, len(block))
+        verify(partial, expected, allow_unregistered=allow_unregistered)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(
+            f"downloading {target.name} failed ({type(exc).__name__}: offline?); put the file in "
+            "models_dir (PRIVPLATE_MODELS_DIR) instead"
+        ) from None
+    except ModelRejected:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, target)
 
 
@@ -166,6 +178,6 @@ def resolve(
                     "or set edge.allow_download = true on a machine that is online"
                 )
             path = cache_dir() / expected.filename
-            _download(expected.url, path)
+            _download(expected.url, path, expected, allow_unregistered=allow_unregistered)
         found.append(verify(path, expected, allow_unregistered=allow_unregistered))
     return tuple(found)
