@@ -153,3 +153,35 @@ def test_edge_run_single_box_stores_one_read_per_photo(home: Path, tmp_path: Pat
         since = datetime.now(UTC) - timedelta(minutes=5)
         found = [len(dep.lookup(r["plate"], since)) for r in rows]
     assert sum(found) >= 3 and max(found) == 1
+
+
+def test_live_display_shows_figures_not_plates(home: Path, tmp_path: Path, reader) -> None:  # type: ignore[no-untyped-def]
+    from contextlib import ExitStack
+
+    from rich.console import Console
+
+    from privplate.edge.display import render
+    from privplate.edge.runtime import build_edge
+    from privplate.edge.sources import ImageSource
+    from privplate.settings import load_settings
+
+    rows = labelled_rows("eu", 3)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for row in rows:
+        (photos / Path(row["filename"]).name).symlink_to(ENDTOEND / row["filename"])
+    with Deployment.open(home) as dep:
+        dep.add_camera("gate-1")
+    settings = load_settings(home, models_dir=MODELS_DIR)
+    with ExitStack() as stack:
+        edge = build_edge(settings, reader, stack, camera_id=None, out=io.StringIO())
+        source = ImageSource(photos)
+        edge.pipeline.run(source)
+        console = Console(record=True, width=100)
+        console.print(render(edge, source))
+        shown = console.export_text()
+    for label in ("frames/s", "plates/s", "alerts", "spool depth", "single-box"):
+        assert label in shown
+    from tests.privacy import hits_in_bytes
+
+    assert hits_in_bytes(shown.encode(), [r["plate"] for r in rows]) == []
