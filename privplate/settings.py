@@ -129,14 +129,22 @@ class ServerSettings(BaseModel):
 
 
 CropName = Literal["plain", "gray", "wide", "tight", "deskew"]
+#: The models in models/registry.toml (tests/test_vision_models.py keeps the two in step).
+DetectorName = Literal[
+    "yolov8n-plate-640",
+    "yolov8n-plate-384",
+    "yolo-v9-t-640-license-plate-end2end",
+    "yolo-v9-t-384-license-plate-end2end",
+]
+RecognizerName = Literal["cct-xs-v1-global-model"]
 DEFAULT_CROPS: tuple[CropName, ...] = ("plain", "gray", "wide", "tight")
 
 
 class EdgeSettings(BaseModel):
     """The edge: which models, how plates are read, and where reads wait for the server."""
 
-    detector: str = "yolov8n-plate-640"
-    recognizer: str = "cct-xs-v1-global-model"
+    detector: DetectorName = "yolov8n-plate-640"
+    recognizer: RecognizerName = "cct-xs-v1-global-model"
     #: Explicit model files; otherwise looked up by registry name in models_dir.
     detector_path: Path | None = None
     recognizer_path: Path | None = None

@@ -70,7 +70,10 @@ class LabelFeed:
         return [(plate_token(key, canonical_plate(p)), "stolen") for p in self.plates]
 
 
-def test_video_gives_one_read_per_car_and_alerts(tmp_path: Path, dep: Deployment, reader) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("overlap", [True, False], ids=["stages-overlapped", "one-thread"])
+def test_video_gives_one_read_per_car_and_alerts(
+    overlap: bool, tmp_path: Path, dep: Deployment, reader
+) -> None:  # type: ignore[no-untyped-def]
     from privplate.edge.alerts import EdgeAlerts
     from privplate.edge.pipeline import EdgePipeline
     from privplate.edge.sources import MotionGate, VideoSource
@@ -92,7 +95,7 @@ def test_video_gives_one_read_per_car_and_alerts(tmp_path: Path, dep: Deployment
         tracker=Tracker(window=1.0),
         motion=MotionGate(0.002),
     )
-    stats = pipeline.run(VideoSource(video, started_at=started))
+    stats = pipeline.run(VideoSource(video, started_at=started), overlap=overlap)
     assert stats.frames == CARS * FRAMES_PER_CAR
     assert stats.plates > 2 * CARS  # the plates were seen in many frames ...
     assert len(sink.items) == CARS  # ... and became one read per car
@@ -185,3 +188,23 @@ def test_live_display_shows_figures_not_plates(home: Path, tmp_path: Path, reade
     from tests.privacy import hits_in_bytes
 
     assert hits_in_bytes(shown.encode(), [r["plate"] for r in rows]) == []
+
+
+def test_a_failure_after_detection_stops_the_run_with_its_error(dep: Deployment, reader) -> None:  # type: ignore[no-untyped-def]
+    """The OCR stage runs in its own thread; its failure must reach the caller, not vanish."""
+    from privplate.edge.pipeline import EdgePipeline
+    from privplate.edge.sources import ImageSource
+    from privplate.vision.reader import PlateReader
+
+    class BrokenOcr:
+        """Fails the way a corrupted onnxruntime session would (failure injection)."""
+
+        def recognize(self, crops: list[object]) -> list[object]:
+            raise RuntimeError(f"onnxruntime failed on {len(crops)} crops")
+
+    dep.add_camera("gate-1")
+    broken = PlateReader(reader.detector, BrokenOcr(), reader.options)
+    pipeline = EdgePipeline(broken, ListSink(), camera_id="gate-1", keys=dep.keyring)
+    with pytest.raises(RuntimeError, match="onnxruntime failed"):
+        pipeline.run(ImageSource(ENDTOEND / "eu"))
+    assert pipeline.stats.frames < 108  # it stopped instead of going on without reading

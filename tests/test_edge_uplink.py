@@ -393,3 +393,20 @@ def test_a_refused_batch_is_set_aside_and_the_rest_flows(home: Path, tmp_path: P
         assert drain_worker.step() and not drain_worker.step()
         assert spool.set_aside_count() == (0, 0)
     assert stored(home)[0] == good | later | {stray.read_id}
+
+
+def test_an_edge_that_folds_differently_from_the_server_refuses_to_tokenize(
+    tmp_path: Path, server: Server, device: DeviceKey
+) -> None:
+    from privplate.edge.uplink import ServerKeys
+    from privplate.errors import ConfigError
+    from privplate.tokens import DEFAULT_CONFUSABLES
+
+    server.start()
+    keys = ServerKeys(
+        DeviceClient(server.url, device, timeout=5),
+        Spool(tmp_path / "spool.db"),
+        fold=DEFAULT_CONFUSABLES,
+    )
+    with pytest.raises(ConfigError, match="fold_confusables"):
+        keys.current_key()

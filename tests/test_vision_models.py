@@ -13,7 +13,13 @@ from tests.edge_helpers import MODELS_DIR, needs_models
 
 
 def test_registry_lists_every_shared_model_with_a_card() -> None:
+    from typing import get_args
+
+    from privplate.settings import DetectorName, RecognizerName
+
     registry = load_registry()
+    assert set(registry) == set(get_args(DetectorName)) | set(get_args(RecognizerName))
+    assert {n for n, e in registry.items() if e.kind == "detector"} == set(get_args(DetectorName))
     assert {"yolov8n-plate-640", "yolov8n-plate-384", "cct-xs-v1-global-model"} <= set(registry)
     assert {e.layout for e in registry.values()} >= {"yolov8", "end2end"}
     root = Path(__file__).resolve().parents[1] / "models"

@@ -68,7 +68,7 @@ def eval_command(
     variants = build_variants(
         reader, settings.edge.detector_confidence, prior_for, ablations=ablations
     )
-    with console.status("evaluating") as status:
+    with err_console.status("evaluating") as status:
         outcomes, timings = evaluate(
             items,
             reader.detector.detect,

@@ -34,21 +34,25 @@ class EdgeRead:
 def _tokens(
     texts: list[str], key: bytes, fold: Mapping[str, str] | None, limit: int
 ) -> list[TokenIn]:
-    tokens: list[TokenIn] = []
-    seen: set[bytes] = set()
-    for position, text in enumerate(texts):
+    """The best reading's token first, then distinct alternates' tokens, at most ``limit``."""
+    if not texts:
+        return []
+    try:
+        best = plate_token(key, canonical_plate(texts[0], fold=fold))
+    except InvalidPlate:
+        return []  # the best reading is not a plate (e.g. too long): nothing is reported
+    tokens = [TokenIn(best)]
+    seen = {best}
+    for text in texts[1:]:
+        if len(tokens) >= limit:
+            break
         try:
             token = plate_token(key, canonical_plate(text, fold=fold))
         except InvalidPlate:
-            continue  # e.g. too long for a plate: never tokenized, never reported
-        if token in seen:
-            continue  # folding can make an alternate equal to the best reading
-        if position > 0 and not tokens:
-            return []  # the best reading itself was not a plate
-        seen.add(token)
-        tokens.append(TokenIn(token, is_alternate=position > 0))
-        if len(tokens) >= limit:
-            break
+            continue
+        if token not in seen:  # folding can make an alternate equal to another reading
+            seen.add(token)
+            tokens.append(TokenIn(token, is_alternate=True))
     return tokens
 
 

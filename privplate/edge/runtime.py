@@ -14,6 +14,7 @@ from privplate.deployment import Deployment
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.alerts import EdgeAlerts, HotlistFeed, Webhook
 from privplate.edge.pipeline import EdgePipeline
+from privplate.edge.reads import KeySource
 from privplate.edge.sources import MotionGate
 from privplate.edge.spool import Spool
 from privplate.edge.tracking import Tracker
@@ -23,6 +24,7 @@ from privplate.edge.uplink import (
     LocalUplink,
     ServerHotlistFeed,
     ServerKeys,
+    Uplink,
     UplinkWorker,
 )
 from privplate.errors import ConfigError, NotFound, PrivplateError
@@ -123,13 +125,13 @@ def build_edge(
         if not camera_id:
             raise ConfigError("give --camera ID: the camera this device is registered for")
         client = DeviceClient(edge.server_url, read_device_key(settings.path(edge.device_key_file)))
-        keys: object = ServerKeys(client, spool)
+        fold = settings.plates.fold_table
+        keys: KeySource = ServerKeys(client, spool, fold=fold)
         # Short timeout: the feed is asked from the camera loop.
         feed: HotlistFeed | None = ServerHotlistFeed(
             DeviceClient(edge.server_url, client.key, timeout=5.0)
         )
-        uplink: object = HttpUplink(client)
-        fold = settings.plates.fold_table
+        uplink: Uplink | None = HttpUplink(client)
         mode = f"server {edge.server_url}"
     else:
         dep = stack.enter_context(Deployment.open(settings.home, settings=settings, actor="edge"))
@@ -142,7 +144,7 @@ def build_edge(
         reader,
         spool,
         camera_id=camera_id,
-        keys=keys,  # type: ignore[arg-type]
+        keys=keys,
         fold=fold,
         evidence_key=settings.evidence_public_key_bytes,
         alerts=alerts,
@@ -152,6 +154,6 @@ def build_edge(
         max_tokens=min(settings.ingest.max_tokens_per_read, 1 + edge.alternates),
     )
     if uplink is None:
-        uplink = LocalUplink(dep, hits=lambda: pipeline.hits)  # type: ignore[arg-type,return-value]
-    worker = UplinkWorker(spool, uplink, batch_reads=edge.uplink_batch_reads)  # type: ignore[arg-type]
+        uplink = LocalUplink(dep, hits=lambda: pipeline.hits)
+    worker = UplinkWorker(spool, uplink, batch_reads=edge.uplink_batch_reads)
     return Edge(pipeline, spool, worker, mode)

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -26,7 +26,7 @@ from privplate.deployment import Deployment
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.spool import Spool, SpooledBatch
-from privplate.errors import IngestRejected, KeyringError, PrivplateError
+from privplate.errors import ConfigError, IngestRejected, KeyringError, PrivplateError
 from privplate.tokens.keyring import EpochKey
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,29 @@ class ServerKeys:
 
     STATE = "epoch"
 
-    def __init__(self, client: DeviceClient, spool: Spool, *, retry_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: DeviceClient,
+        spool: Spool,
+        *,
+        fold: Mapping[str, str] | None = None,
+        retry_seconds: float = 30.0,
+    ) -> None:
         self.client = client
         self.spool = spool
+        self.fold = dict(fold) if fold else None
         self.retry_seconds = retry_seconds
         self._key: EpochKey | None = None
         self._failed_at: float | None = None
 
     def _from(self, answer: dict[str, Any]) -> EpochKey:
+        served = dict(answer.get("confusables") or {}) if answer.get("fold_confusables") else None
+        if served != self.fold:
+            # Tokens of a folding server never match tokens of an edge that does not fold.
+            raise ConfigError(
+                "the server and this edge canonicalize plates differently; set "
+                "plates.fold_confusables (and plates.confusables) on the edge as on the server"
+            )
         key = self.client.key.open_sealed_key(base64.b64decode(answer["sealed_key"]))
         return EpochKey(
             int(answer["epoch_id"]),

@@ -15,21 +15,12 @@ import tomllib
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from privplate.errors import ConfigError, ModelRejected
 
 ModelKind = Literal["detector", "recognizer"]
-
-
-class ModelName(StrEnum):
-    YOLOV8N_PLATE_640 = "yolov8n-plate-640"
-    YOLOV8N_PLATE_384 = "yolov8n-plate-384"
-    YOLO_V9_T_640_END2END = "yolo-v9-t-640-license-plate-end2end"
-    YOLO_V9_T_384_END2END = "yolo-v9-t-384-license-plate-end2end"
-    CCT_XS_V1_GLOBAL = "cct-xs-v1-global-model"
 
 
 @dataclass(frozen=True)
