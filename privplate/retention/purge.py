@@ -158,7 +158,7 @@ def _sqlite_delete(
         batch = max(50, min(50_000, int(batch * min(2.0, max(0.25, scale)))))
 
 
-def _sqlite_release_space(dep: Deployment) -> None:
+def _sqlite_release_space(dep: Deployment, *, rebuild_indexes: bool) -> None:
     """Make purged bytes leave the database file and the WAL."""
     # On the driver connection, outside any transaction: both pragmas refuse to run inside one.
     raw = dep.db.engine.raw_connection()
@@ -168,7 +168,10 @@ def _sqlite_release_space(dep: Deployment) -> None:
         # secure_delete zeroes deleted cells, but a B-tree rebalance can leave copies of moved
         # index keys in the unallocated part of a page; rebuilding the indexes of ``reads``
         # writes fresh pages and frees (and zeroes) the old ones.
-        driver.executescript("REINDEX reads;")
+        # Only needed when this run deleted reads: the rebuild holds the write lock for a time
+        # proportional to the table (seconds at millions of reads).
+        if rebuild_indexes:
+            driver.executescript("REINDEX reads;")
         # executescript steps the pragma to completion; execute() would free a single page.
         driver.executescript("PRAGMA incremental_vacuum;")
         # A reader elsewhere can make the checkpoint stop short (busy = 1); the purged pages
@@ -410,6 +413,6 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
         if dep.db.is_sqlite:
             # Last, so no later write in this run brings purged pages back into the WAL.
             with _phase(report, "space"):
-                _sqlite_release_space(dep)
+                _sqlite_release_space(dep, rebuild_indexes=report.reads_total > 0)
             report.seconds = time.perf_counter() - started
     return report
