@@ -105,6 +105,10 @@ class DeviceRejected(PrivplateError):
     exit_code = 77
 
 
+class DeviceNotAllowed(DeviceRejected):
+    """An authenticated device asked for something it may not do (e.g. another camera)."""
+
+
 class Conflict(PrivplateError):
     """The request conflicts with stored state (e.g. a batch id re-used with other content)."""
 

@@ -359,7 +359,7 @@ def test_stale_and_foreign_camera_requests_are_refused(api: Api) -> None:
     api.dep.add_camera("gate-2")
     foreign = api.batch_body([factories.read(api.dep, "1ABC234", camera_id="gate-2")])
     answer = api.signed("POST", "/ingest", foreign)
-    assert_refused(answer, 401, "device_rejected", "may not report for camera")
+    assert_refused(answer, 403, "device_not_allowed", "may not report for camera")
     assert counts(api)["reads"] == 0
 
 

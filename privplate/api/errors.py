@@ -23,6 +23,7 @@ log = logging.getLogger("privplate.api")
 
 STATUS: list[tuple[type[e.PrivplateError], int]] = [
     (e.AuthenticationFailed, 401),
+    (e.DeviceNotAllowed, 403),
     (e.DeviceRejected, 401),
     (e.PermissionDenied, 403),
     (e.PurposeDenied, 403),

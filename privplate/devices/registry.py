@@ -10,7 +10,13 @@ from sqlalchemy.exc import IntegrityError
 
 from privplate.audit import AuditLog
 from privplate.devices.protocol import SignedHeaders, verify_signature
-from privplate.errors import AlreadyExists, DeviceRejected, InvalidRequest, NotFound
+from privplate.errors import (
+    AlreadyExists,
+    DeviceNotAllowed,
+    DeviceRejected,
+    InvalidRequest,
+    NotFound,
+)
 from privplate.store.cameras import CAMERA_ID, active_camera_ids
 from privplate.store.database import Database
 from privplate.store.server_models import Device, DeviceCamera, DeviceNonce
@@ -181,7 +187,7 @@ def authenticate(
 def check_cameras(device: DeviceInfo, camera_ids: set[str]) -> None:
     foreign = sorted(camera_ids - set(device.cameras))
     if foreign:
-        raise DeviceRejected(
+        raise DeviceNotAllowed(
             f"device {device.id!r} may not report for camera {foreign[0]!r} "
             "(attach the camera to the device first)"
         )
