@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +42,15 @@ def _secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
         return line
     value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return value
+
+
+@contextmanager
+def _signed_in(server: str | None, user: str, secrets_stdin: bool) -> Iterator[ApiClient]:
+    """A session on the server as ``user`` (password from stdin or a prompt), closed after."""
+    password = _secret("password", secrets_stdin)
+    with ApiClient(server_url(server)) as api:
+        api.login(user, password)
+        yield api
 
 
 def _names(value: str) -> list[str]:
@@ -104,9 +115,7 @@ def request(
     secrets_stdin: SecretsStdin = False,
 ) -> None:
     """File an unseal request (investigators)."""
-    password = _secret("password", secrets_stdin)
-    with ApiClient(server_url(server)) as api:
-        api.login(user, password)
+    with _signed_in(server, user, secrets_stdin) as api:
         answer = api.request(
             "POST",
             "/unseal/requests",
@@ -127,9 +136,7 @@ def fetch(
     secrets_stdin: SecretsStdin = False,
 ) -> None:
     """Fetch a released image (watermarked with the request id and time)."""
-    password = _secret("password", secrets_stdin)
-    with ApiClient(server_url(server)) as api:
-        api.login(user, password)
+    with _signed_in(server, user, secrets_stdin) as api:
         crop = api.request("GET", f"/unseal/requests/{request_id}/image?part=crop").content
         frame = api.request("GET", f"/unseal/requests/{request_id}/image?part=frame").content
     frame_path = out.with_name(out.stem + ".frame.jpg")
@@ -151,9 +158,7 @@ def approve(
 ) -> None:
     """Approve with your share: the partial decryption is computed here; the share stays here."""
     share_file = read_share_file(share)
-    password = _secret("password", secrets_stdin)
-    with ApiClient(server_url(server)) as api:
-        api.login(user, password)
+    with _signed_in(server, user, secrets_stdin) as api:
         req = api.request("GET", f"/unseal/requests/{request_id}").json()
         console.print(
             f"request {req['id']} by [bold]{req['requested_by']}[/]\n"
@@ -195,8 +200,6 @@ def deny(
     secrets_stdin: SecretsStdin = False,
 ) -> None:
     """Deny an unseal request; this ends it."""
-    password = _secret("password", secrets_stdin)
-    with ApiClient(server_url(server)) as api:
-        api.login(user, password)
+    with _signed_in(server, user, secrets_stdin) as api:
         api.request("POST", f"/unseal/requests/{request_id}/deny", json={"why": why})
     console.print(f"request {request_id} denied")
