@@ -1,22 +1,20 @@
 """Evidence: the plate crop and a downscaled frame, JPEG-encoded in memory and sealed at once.
 
-The plaintext never touches a disk. Its layout (inside the sealed blob)::
-
-    b"PPEV" | u32 big-endian length of the crop JPEG | crop JPEG | frame JPEG
+The plaintext never touches a disk. Its layout is :mod:`privplate.sealing.layout`, shared with
+the server that opens it after a two-person unseal.
 """
 
 from __future__ import annotations
 
-import struct
 import uuid
 
 from privplate.errors import SealingError
 from privplate.sealing import seal
+from privplate.sealing.layout import pack_evidence, unpack_evidence
 from privplate.vision._deps import cv2_module
 from privplate.vision.crops import crop
 from privplate.vision.types import Box, ImageArray
 
-MAGIC = b"PPEV"
 JPEG_QUALITY = 85
 
 
@@ -42,15 +40,12 @@ def downscale(frame: ImageArray, longest_side: int) -> ImageArray:
 def pack(frame: ImageArray, box: Box, longest_side: int) -> bytes:
     plate = _jpeg(crop(frame, box, 0.1, 0.2))
     scene = _jpeg(downscale(frame, longest_side))
-    return MAGIC + struct.pack(">I", len(plate)) + plate + scene
+    return pack_evidence(plate, scene)
 
 
 def unpack(plaintext: bytes) -> tuple[bytes, bytes]:
     """(crop JPEG, frame JPEG) from an opened evidence blob."""
-    if len(plaintext) < 8 or not plaintext.startswith(MAGIC):
-        raise SealingError("opened evidence is not in the privplate evidence layout")
-    (length,) = struct.unpack(">I", plaintext[4:8])
-    return plaintext[8 : 8 + length], plaintext[8 + length :]
+    return unpack_evidence(plaintext)
 
 
 def seal_evidence(
