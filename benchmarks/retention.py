@@ -2,26 +2,33 @@
 
     python benchmarks/retention.py [--total 3000000] [--postgres-url URL] [--quick]
 
-SQLite: total purge time and the longest write-lock hold (the purge batches its deletes to keep
-each lock near 50 ms). PostgreSQL, in the same run: the purge (whole-partition drops) against a
-plain row DELETE + VACUUM of the same rows on an identical copy. Prints figures only.
+SQLite: total purge time and the longest write-lock hold the purge measured in each of its
+steps (batched deletes, vacuum, zeroing of free space, checkpoint), and, as a writer sees it,
+the latency of one-read ingests made by a second process every 20 ms while the purge runs,
+next to the same ingests without a purge. PostgreSQL, in the same run: the purge (whole-partition
+drops) against a plain row DELETE + VACUUM of the same rows on an identical copy. Prints figures
+only.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import statistics
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
 from privplate.deployment import Deployment, init_deployment
 from privplate.retention.purge import purge
+from privplate.store import ReadIn, TokenIn
 from privplate.store.bulk import ReadRow, copy_reads_postgres, insert_reads_sqlite
 from privplate.store.partitions import day_of
 
@@ -77,6 +84,51 @@ def write(dep: Deployment, rows: list[ReadRow]) -> None:
             insert_reads_sqlite(conn, rows)
 
 
+def ingest_probe(home: Path, stop: Any, out: Any) -> None:
+    """In its own process (no shared GIL): ingest one read every 20 ms, time each call."""
+    latencies = []
+    with Deployment.open(home, actor="probe") as dep:
+        while not stop.is_set():
+            t = datetime.now(UTC)
+            key = dep.keyring.current_key(t)
+            read = ReadIn(
+                read_id=uuid.uuid4(),
+                camera_id="bench-cam",
+                observed_at=t,
+                epoch_id=key.epoch_id,
+                tokens=[TokenIn(os.urandom(16))],
+                confidence=0.9,
+            )
+            started = time.perf_counter()
+            dep.ingest([read], now=t)
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.02)
+    out.put(latencies)
+
+
+def with_probe(home: Path, work: Any) -> tuple[Any, list[float]]:
+    ctx = multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=ingest_probe, args=(home, stop, out))
+    proc.start()
+    time.sleep(2.0)  # the probe's start-up (imports, first connection) is not measured
+    try:
+        result = work()
+    finally:
+        stop.set()
+    latencies: list[float] = out.get(timeout=60)
+    proc.join(timeout=60)
+    return result, latencies[5:]
+
+
+def describe(latencies: list[float]) -> str:
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return (
+        f"{len(latencies)} ingests, p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
+
+
 def sqlite_run(args: argparse.Namespace, workdir: Path, now: datetime) -> None:
     home = workdir / "sqlite"
     init_deployment(home)
@@ -87,16 +139,21 @@ def sqlite_run(args: argparse.Namespace, workdir: Path, now: datetime) -> None:
             f"[sqlite] stored {args.total:,} reads ({expired:,} past the window) in "
             f"{time.perf_counter() - t0:.0f} s"
         )
-        report = purge(dep, now=now)
+        _, quiet = with_probe(home, lambda: time.sleep(10))
+        report, busy = with_probe(home, lambda: purge(dep, now=now))
         size = sum(p.stat().st_size for p in home.glob("privplate.db*"))
         print(
             f"[sqlite] purge: {report.reads_total:,} rows deleted in {report.seconds:.1f} s "
             f"({report.reads_total / report.seconds:,.0f} rows/s), longest write lock "
-            f"{report.longest_lock_ms:.0f} ms, {len(report.epochs_destroyed)} epoch keys "
-            f"destroyed; phases "
+            f"{report.longest_lock_ms:.0f} ms ("
+            + ", ".join(f"{k} {v:.0f}" for k, v in report.lock_ms.items())
+            + f"), {len(report.epochs_destroyed)} epoch keys "
+            f"destroyed, {report.pages_scrubbed:,} pages' free space zeroed; phases "
             + ", ".join(f"{k} {v:.2f} s" for k, v in report.phases.items())
             + f"; database + WAL now {size / 1e6:.0f} MB"
         )
+        print(f"[sqlite] one-read ingest from another process, no purge: {describe(quiet)}")
+        print(f"[sqlite] one-read ingest from another process, during the purge: {describe(busy)}")
 
 
 def pg_schema_url(base: str, schema: str) -> str:

@@ -23,10 +23,13 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, not
 from sqlalchemy.engine import make_url
 
 from privplate.deployment import Deployment
+from privplate.errors import StoreError
 from privplate.retention.holds import active_hold, expire_holds
-from privplate.retention.records import purge_records
+from privplate.retention.records import Remover, purge_records
+from privplate.store.lock_budget import LockBudget
 from privplate.store.models import Epoch, Evidence, Read
 from privplate.store.partitions import ensure_partitions_ahead, existing_partitions
+from privplate.store.scrub import DriverConnection, scrub_free_space
 
 _reads: Table = Read.__table__  # type: ignore[assignment]
 _evidence: Table = Evidence.__table__  # type: ignore[assignment]
@@ -51,13 +54,31 @@ class PurgeReport:
     partitions_dropped: list[str] = field(default_factory=list)
     oldest_remaining_read: datetime | None = None
     longest_lock_ms: float = 0.0
+    #: SQLite: the longest write-lock hold of each step (delete:reads, vacuum, scrub, ...).
+    lock_ms: dict[str, float] = field(default_factory=dict)
+    #: SQLite: pages whose free space held leftover bytes and was zeroed.
+    pages_scrubbed: int = 0
     seconds: float = 0.0
     #: Wall time of each step (reads, evidence, keys, space), for benchmarks and logs.
     phases: dict[str, float] = field(default_factory=dict)
 
+    def held(self, step: str, seconds: float) -> None:
+        ms = seconds * 1000
+        self.lock_ms[step] = max(self.lock_ms.get(step, 0.0), ms)
+        self.longest_lock_ms = max(self.longest_lock_ms, ms)
+
     @property
     def reads_total(self) -> int:
         return sum(self.reads_deleted.values())
+
+    @property
+    def deleted_anything(self) -> bool:
+        return bool(
+            self.reads_total
+            or self.evidence_deleted
+            or any(self.records_deleted.values())
+            or self.epochs_destroyed
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +156,9 @@ def _sqlite_delete(
 ) -> int:
     """Delete in batches sized so each write transaction stays near TARGET_LOCK_SECONDS."""
     batch, total = 500, 0
-    epoch_col = table.c.get("epoch_id")
+    budget = LockBudget(target=TARGET_LOCK_SECONDS)
+    # Reads are counted per epoch for the audit entry; other tables only in total.
+    epoch_col = table.c.epoch_id if table is _reads else None
     while True:
         started = time.perf_counter()
         with dep.db.write() as conn:
@@ -147,45 +170,85 @@ def _sqlite_delete(
                     {"ids": "[" + ",".join(str(r[0]) for r in rows) + "]"},
                 )
         held = time.perf_counter() - started
-        report.longest_lock_ms = max(report.longest_lock_ms, held * 1000)
+        report.held(f"delete:{table.name}", held)
         if epoch_col is not None:
             report.reads_deleted.update(r[1] for r in rows)
         total += len(rows)
         if len(rows) < batch:
             return total
-        # Adapt the batch so the lock is held about TARGET_LOCK_SECONDS.
-        scale = TARGET_LOCK_SECONDS / max(held, 1e-4)
-        batch = max(50, min(50_000, int(batch * min(2.0, max(0.25, scale)))))
+        batch = budget.done(batch, held, low=50, high=50_000)
 
 
-def _sqlite_release_space(dep: Deployment, *, rebuild_indexes: bool) -> None:
-    """Make purged bytes leave the database file and the WAL."""
-    # On the driver connection, outside any transaction: both pragmas refuse to run inside one.
+def _remover(dep: Deployment, report: PurgeReport) -> Remover:
+    def remove(table: Table, where: ColumnElement[bool]) -> int:
+        if dep.db.is_sqlite:
+            return _sqlite_delete(dep, table, where, report)
+        with dep.db.write() as conn:
+            return int(conn.execute(delete(table).where(where)).rowcount)
+
+    return remove
+
+
+def _sqlite_vacuum(driver: DriverConnection, report: PurgeReport) -> None:
+    """Give free pages back to the file system, a few at a time so the lock stays short."""
+    pages, budget = 256, LockBudget(target=TARGET_LOCK_SECONDS)
+    while True:
+        free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+        if not free:
+            return
+        started = time.perf_counter()
+        # The pragma returns a row per page it frees: fetch them all, or only one is freed.
+        driver.execute(f"PRAGMA incremental_vacuum({min(pages, free)})").fetchall()
+        held = time.perf_counter() - started
+        report.held("vacuum", held)
+        pages = budget.done(pages, held, low=16, high=100_000)
+
+
+def _sqlite_checkpoint(driver: DriverConnection, report: PurgeReport) -> None:
+    """Copy the WAL into the database, then empty it, holding writers off only briefly."""
+    # PASSIVE copies what it can without blocking anyone; TRUNCATE then has little left to
+    # copy. TRUNCATE blocks new writers while it waits for readers, so it waits 50 ms at most
+    # per attempt (the connection's busy timeout would let it wait 30 s) and tries again.
+    driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    driver.execute("PRAGMA busy_timeout=50")
+    try:
+        for _attempt in range(100):
+            started = time.perf_counter()
+            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            report.held("checkpoint", time.perf_counter() - started)
+            if not busy:
+                return
+            time.sleep(0.05)
+        # Purged pages linger in the WAL until a later checkpoint completes; the next run
+        # tries again (the scrub marker stays).
+        raise StoreError("the WAL checkpoint stayed busy: a reader held an old snapshot")
+    finally:
+        driver.execute("PRAGMA busy_timeout=30000")
+
+
+def _scrub_marker(dep: Deployment) -> Path:
+    return Path(str(make_url(dep.db.url).database) + ".scrub-pending")
+
+
+def _sqlite_release_space(dep: Deployment, report: PurgeReport) -> None:
+    """Make deleted bytes leave the database file and the WAL."""
+    # On the driver connection, outside any transaction: the pragmas refuse to run inside one.
     raw = dep.db.engine.raw_connection()
     try:
         driver = raw.driver_connection
         assert driver is not None  # noqa: S101 - a pooled connection always has one
-        # secure_delete zeroes deleted cells, but SQLite's page rebuild during a rebalance
-        # leaves the gap between the cell pointers and the cell content unzeroed. Probing
-        # (dbstat, 80 purges without a rebuild) found purged tokens only there, and only in
-        # leaf pages of ix_reads_epoch_token, where an epoch's partly purged entries are
-        # interleaved with live ones; rebuilding that index alone writes fresh pages and
-        # frees (and zeroes) the old ones. It runs only when this purge deleted reads, and
-        # holds the write lock for a time proportional to the table: about 1.1 s at 670k
-        # remaining reads, against 2.3 s for REINDEX of the whole table.
-        if rebuild_indexes:
-            driver.executescript("REINDEX ix_reads_epoch_token;")
-        # executescript steps the pragma to completion; execute() would free a single page.
-        driver.executescript("PRAGMA incremental_vacuum;")
-        # A reader elsewhere can make the checkpoint stop short (busy = 1); the purged pages
-        # would then linger in the WAL, so retry briefly until it completes.
-        for _attempt in range(50):
-            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
-                break
-            time.sleep(0.05)
+        with _phase(report, "vacuum"):
+            _sqlite_vacuum(driver, report)
+        # After the vacuum, which moves pages (with their free space) to fill freed slots.
+        with _phase(report, "scrub"):
+            scrub = scrub_free_space(driver, LockBudget(target=TARGET_LOCK_SECONDS))
+        report.pages_scrubbed = scrub.pages_cleaned
+        report.held("scrub", scrub.longest_lock_ms / 1000)
+        with _phase(report, "checkpoint"):
+            _sqlite_checkpoint(driver, report)
     finally:
         raw.close()
+    _scrub_marker(dep).unlink(missing_ok=True)
 
 
 # -- PostgreSQL: drop whole partitions, delete only in the boundary ones ------------------------
@@ -371,6 +434,10 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
         if not acquired:
             report.skipped = True
             return report
+        # A marker left by a run that deleted but did not finish zeroing makes this run do it.
+        scrub_pending = dep.db.is_sqlite and _scrub_marker(dep).exists()
+        if dep.db.is_sqlite:
+            _scrub_marker(dep).touch(mode=0o600)
         with dep.db.write() as conn:
             report.holds_expired = expire_holds(conn, dep.audit, actor=dep.actor, now=now)
         with _phase(report, "reads"):
@@ -388,7 +455,7 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
                     dep, _evidence, _expired_evidence(cut, now), report
                 )
         with _phase(report, "records"):
-            report.records_deleted = purge_records(dep, now)
+            report.records_deleted = purge_records(dep, now, _remover(dep, report))
         with _phase(report, "keys"):
             report.epochs_destroyed = dep.keyring.destroy_epochs(
                 _dead_epochs(dep, cut, now), now=now
@@ -415,7 +482,10 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
         )
         if dep.db.is_sqlite:
             # Last, so no later write in this run brings purged pages back into the WAL.
-            with _phase(report, "space"):
-                _sqlite_release_space(dep, rebuild_indexes=report.reads_total > 0)
+            if scrub_pending or report.deleted_anything:
+                with _phase(report, "space"):
+                    _sqlite_release_space(dep, report)
+            else:
+                _scrub_marker(dep).unlink(missing_ok=True)
             report.seconds = time.perf_counter() - started
     return report

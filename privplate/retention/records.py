@@ -4,9 +4,10 @@ expired unseal releases, and query records and compliance flags past the audit w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import ColumnElement, Table, or_, select
 
 from privplate.deployment import Deployment
 from privplate.store.server_models import (
@@ -33,41 +34,29 @@ _flags: Table = ComplianceFlag.__table__  # type: ignore[assignment]
 BATCH_RECEIPTS = timedelta(days=7)
 
 
-def purge_records(dep: Deployment, now: datetime) -> dict[str, int]:
+#: Deletes the rows of a table matching a condition and returns how many; the purge passes
+#: one that batches on SQLite to keep each write lock short.
+Remover = Callable[[Table, ColumnElement[bool]], int]
+
+
+def purge_records(dep: Deployment, now: datetime, remove: Remover) -> dict[str, int]:
     s = dep.settings
     hit_cutoff = now - s.retention_window("hit_reads")
     audit_cutoff = now - s.retention_window("audit_entries")
     nonce_cutoff = now - 2 * timedelta(seconds=s.server.device_request_max_age_seconds)
+    dead = or_(_entries.c.expires_at <= now, _entries.c.removed_at.is_not(None))
     counts: dict[str, int] = {}
+    # Tokens before their entries (foreign key); a run stopped in between leaves entries
+    # without tokens, which match nothing and go on the next run.
+    dead_ids = select(_entries.c.id).where(dead)
+    counts["hotlist_tokens"] = remove(_tokens, _tokens.c.entry_id.in_(dead_ids))
+    counts["hotlist_entries"] = remove(_entries, dead)
+    counts["alerts"] = remove(_alerts, _alerts.c.observed_at < hit_cutoff)
+    counts["device_nonces"] = remove(_nonces, _nonces.c.seen_at < nonce_cutoff)
+    counts["device_batches"] = remove(_batches, _batches.c.received_at < now - BATCH_RECEIPTS)
+    counts["sessions"] = remove(_sessions, _sessions.c.expires_at <= now)
+    counts["queries"] = remove(_queries, _queries.c.created_at < audit_cutoff)
+    counts["compliance_flags"] = remove(_flags, _flags.c.created_at < audit_cutoff)
     with dep.db.write() as conn:
-        dead = select(_entries.c.id).where(
-            or_(_entries.c.expires_at <= now, _entries.c.removed_at.is_not(None))
-        )
-        counts["hotlist_tokens"] = conn.execute(
-            delete(_tokens).where(_tokens.c.entry_id.in_(dead))
-        ).rowcount
-        counts["hotlist_entries"] = conn.execute(
-            delete(_entries).where(
-                or_(_entries.c.expires_at <= now, _entries.c.removed_at.is_not(None))
-            )
-        ).rowcount
-        counts["alerts"] = conn.execute(
-            delete(_alerts).where(_alerts.c.observed_at < hit_cutoff)
-        ).rowcount
-        counts["device_nonces"] = conn.execute(
-            delete(_nonces).where(_nonces.c.seen_at < nonce_cutoff)
-        ).rowcount
-        counts["device_batches"] = conn.execute(
-            delete(_batches).where(_batches.c.received_at < now - BATCH_RECEIPTS)
-        ).rowcount
-        counts["sessions"] = conn.execute(
-            delete(_sessions).where(_sessions.c.expires_at <= now)
-        ).rowcount
-        counts["queries"] = conn.execute(
-            delete(_queries).where(_queries.c.created_at < audit_cutoff)
-        ).rowcount
         counts["unseal_release_keys"] = expire_release_keys(conn, now)
-        counts["compliance_flags"] = conn.execute(
-            delete(_flags).where(_flags.c.created_at < audit_cutoff)
-        ).rowcount
     return counts

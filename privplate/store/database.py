@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import sqlean
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -26,7 +26,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _WRITE = "privplate_write"
 
 
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+def _sqlite_pragmas(dbapi_conn: sqlean.Connection, _record: object) -> None:
     # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's implicit BEGIN would defeat it.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -54,7 +54,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # sqlean.py is the standard sqlite3 module built with a current SQLite and the
+        # sqlite_dbpage table, which the purge needs to zero free space inside pages
+        # (privplate.store.scrub). One SQLite library per process: two copies in a process
+        # would each track POSIX locks on the same file and can corrupt it.
+        engine = create_engine(url, module=sqlean, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
