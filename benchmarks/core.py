@@ -28,7 +28,6 @@ import pstats
 import random
 import secrets
 import signal
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlean
 from sqlalchemy import Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 
@@ -400,7 +400,7 @@ def preload_engine(store: Store) -> Iterator[Engine]:
     engine = make_engine(store.dep.db.url)
     if store.dep.db.is_sqlite:
 
-        def big_cache(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        def big_cache(dbapi_conn: sqlean.Connection, _record: object) -> None:
             dbapi_conn.execute(f"PRAGMA cache_size=-{PRELOAD_CACHE_KIB}")
 
         event.listen(engine, "connect", big_cache)
@@ -705,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"privplate core benchmarks ({'quick' if args.quick else 'full'}): python "
-        f"{platform.python_version()}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs"
+        f"{platform.python_version()}, sqlite {sqlean.sqlite_version}, {os.cpu_count()} CPUs"
     )
     began = time.perf_counter()
     if "crypto" in parts:

@@ -31,7 +31,6 @@ import platform
 import random
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import sqlean
 from core import (  # benchmarks/core.py, next to this script
     ALTERNATE_FRACTION,
     alternate_of,
@@ -607,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"privplate server benchmarks ({'quick' if args.quick else 'full'}): python "
-        f"{platform.python_version()}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs; "
+        f"{platform.python_version()}, sqlite {sqlean.sqlite_version}, {os.cpu_count()} CPUs; "
         f"{sizes}"
     )
     began = time.perf_counter()

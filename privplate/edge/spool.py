@@ -5,21 +5,26 @@ A read is committed to the spool before the edge counts it as done. Reads leave 
 forming a batch writes its id and exact body bytes in the same transaction that assigns the
 reads to it, so a batch that was in flight when the edge died is re-sent byte for byte with
 the same id (the server answers such a replay without storing anything twice). Rows are
-deleted only after the server acknowledged them; ``secure_delete`` zeroes their pages.
+deleted only after the server acknowledged them. ``secure_delete`` zeroes deleted rows; at most
+once a minute after an acknowledgement the spool also zeroes leftover copies inside pages and
+empties its WAL (see privplate.store.scrub), so sent tokens do not stay on the box.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlean
+
 from privplate.devices.batches import IngestBatch, WireEvidence, WireRead
 from privplate.edge.reads import EdgeRead
 from privplate.errors import StoreError
+from privplate.store.lock_budget import LockBudget
+from privplate.store.scrub import ScrubReport, scrub_free_space
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reads (
@@ -50,6 +55,10 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+#: Above this many waiting reads the periodic scrub waits for the spool to drain.
+SCRUB_MAX_DEPTH = 2000
+
+
 @dataclass(frozen=True)
 class SpooledBatch:
     batch_id: uuid.UUID
@@ -59,21 +68,47 @@ class SpooledBatch:
 
 
 class Spool:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, scrub_every_seconds: float = 60.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
+        self._scrub_every = scrub_every_seconds
+        self._scrubbed_at = float("-inf")
         try:
-            self._db = sqlite3.connect(
-                path, timeout=30, check_same_thread=False, isolation_level=None
-            )
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except sqlean.Error as exc:
             raise StoreError(f"edge spool {path} cannot be opened ({type(exc).__name__})") from None
         path.chmod(0o600)
+
+    def _connect(self) -> sqlean.Connection:
+        return sqlean.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+
+    def scrub(self) -> ScrubReport:
+        """Zero leftover bytes inside the spool's pages, then empty its WAL.
+
+        On a connection of its own, so the pipeline's inserts (on the main connection) only
+        wait for SQLite's write lock, one short transaction at a time.
+        """
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA secure_delete=ON")
+            report = scrub_free_space(conn, LockBudget(pause=0.005))
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.close()
+        self._scrubbed_at = time.monotonic()
+        return report
+
+    def _scrub_if_due(self) -> None:
+        # A backlog (the server was down) is not rescanned every minute while it drains: the
+        # scan reads every page, evidence included. It is scrubbed once it is small again.
+        due = time.monotonic() - self._scrubbed_at >= self._scrub_every
+        if due and self.depth() <= SCRUB_MAX_DEPTH:
+            self.scrub()
 
     def close(self) -> None:
         with self._lock:
@@ -153,6 +188,7 @@ class Spool:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self._scrub_if_due()
 
     def set_aside(self, batch_id: uuid.UUID, reason: str) -> None:
         """A batch the server refused as it is: keep its bytes apart so the rest can flow."""

@@ -248,7 +248,6 @@ def upgrade() -> None:
     with op.batch_alter_table("hotlist_tokens", schema=None) as batch_op:
         batch_op.create_index("ix_hotlist_tokens_entry", ["entry_id"], unique=False)
 
-
     op.create_table(
         "hotlist_token_epochs",
         sa.Column("epoch_id", sa.BigInteger(), autoincrement=False, nullable=False),
