@@ -201,7 +201,8 @@ def postgres_run(args: argparse.Namespace, workdir: Path, now: datetime) -> None
                         f"{report.phases['reads'] * 1000:,.0f} ms (whole run "
                         f"{report.seconds * 1000:,.0f} ms incl. evidence and boundary deletes "
                         f"{report.phases['evidence'] * 1000:,.0f} ms, key destruction "
-                        f"{report.phases['keys'] * 1000:,.0f} ms)"
+                        f"{report.phases['keys'] * 1000:,.0f} ms); the parent table was locked "
+                        f"(DETACH) for {report.lock_ms.get('detach:reads', 0):,.0f} ms"
                     )
                 else:
                     t0 = time.perf_counter()

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from privplate.cli.main import app
@@ -37,7 +38,38 @@ def test_purge_status_and_dry_run(home: Path) -> None:
     result = runner.invoke(app, ["purge", *d])
     assert result.exit_code == 0 and "deleted 1 read rows" in result.output
     result = runner.invoke(app, ["status", *d])
-    assert result.exit_code == 0 and "no reads stored" in result.output
+    assert result.exit_code == 0 and "non hit reads: kept 30 days" in result.output
+    assert "none stored" in result.output
+
+
+def test_a_kept_hit_does_not_break_the_non_hit_promise(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New Hampshire keeps non-hits 3 minutes and hits 30 days: each has its own promise."""
+    monkeypatch.setenv("PRIVPLATE_RETENTION__PRESET", "new-hampshire")
+    now = datetime.now(UTC)
+    with Deployment.open(home) as dep:
+        factories.camera(dep)
+        hit = factories.read(dep, "HIT123", observed_at=now - timedelta(hours=2))
+        dep.ingest([hit], hits={hit.read_id}, now=now - timedelta(hours=2))
+        fresh = factories.read(dep, "NEW123", observed_at=now - timedelta(seconds=30))
+        dep.ingest([fresh], now=now - timedelta(seconds=29))
+    result = runner.invoke(app, ["status", "--json", "--dir", str(home)])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    promises = {p["kind"]: p for p in status["promises"]}
+    assert status["within_bound"] is True
+    assert 25 < promises["non_hit_reads"]["oldest_non_held_age_seconds"] < 600
+    assert promises["hit_reads"]["oldest_non_held_age_seconds"] > 7000
+    assert promises["hit_reads"]["bound_seconds"] > 29 * 86_400
+    assert promises["evidence"]["oldest_non_held_age_seconds"] is None
+    # A non-hit that outlives its window (no purge ran) breaks the promise, and says which.
+    with Deployment.open(home) as dep:
+        stale = factories.read(dep, "OLD123", observed_at=now - timedelta(minutes=9))
+        dep.ingest([stale], now=now - timedelta(minutes=8, seconds=59))
+    result = runner.invoke(app, ["status", "--dir", str(home)])
+    assert result.exit_code == 1
+    assert "non hit reads" in result.output and "EXCEEDED" in result.output
 
 
 def test_hold_requester_cannot_approve_from_the_cli(home: Path) -> None:

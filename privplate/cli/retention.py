@@ -66,16 +66,14 @@ def status_command(
     if as_json:
         console.print_json(json.dumps(status.as_dict()))
     else:
-        age = (
-            "no reads stored"
-            if status.oldest_read_age is None
-            else f"oldest non-held read is {status.oldest_read_age} old"
-        )
-        console.print(
-            f"preset {status.preset}: non-hit reads kept {status.non_hit_window}, purge every "
-            f"{status.purge_interval}; {age} (bound {status.bound}: "
-            f"{'ok' if status.within_bound else 'EXCEEDED'})"
-        )
+        console.print(f"preset {status.preset}, purge every {status.purge_interval}")
+        for p in status.promises:
+            label = p.kind.replace("_", " ")
+            age = "none stored" if p.oldest_age is None else f"oldest {p.oldest_age} old"
+            console.print(
+                f"  {label}: kept {p.window}; {age} (bound {p.bound}: "
+                f"{'ok' if p.kept else 'EXCEEDED'})"
+            )
     if not status.within_bound:
         raise typer.Exit(1)
 

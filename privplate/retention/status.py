@@ -1,29 +1,81 @@
-"""What retention promises and whether it is keeping the promise right now."""
+"""What retention promises and whether it is keeping the promise right now.
+
+One promise per kind of item with its own window: non-hit reads, hit reads and evidence. Each
+holds while the oldest item of that kind not under a legal hold is younger than its window plus
+the purge interval. (Hits outlive non-hits by design, so one "oldest read" compared with the
+non-hit window would report a broken promise on every deployment that keeps a hit.)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import ColumnElement, Table, func, not_, select
+
 from privplate.deployment import Deployment
-from privplate.retention.purge import oldest_remaining_read
+from privplate.retention.holds import active_hold
+from privplate.retention.presets import WindowName
+from privplate.store.models import Evidence, Read
+
+_reads: Table = Read.__table__  # type: ignore[assignment]
+_evidence: Table = Evidence.__table__  # type: ignore[assignment]
+KINDS: tuple[WindowName, ...] = ("non_hit_reads", "hit_reads", "evidence")
+
+
+@dataclass(frozen=True)
+class Promise:
+    kind: str
+    window: timedelta
+    purge_interval: timedelta
+    oldest_age: timedelta | None
+
+    @property
+    def bound(self) -> timedelta:
+        """No non-held item of this kind is ever older than window + purge interval."""
+        return self.window + self.purge_interval
+
+    @property
+    def kept(self) -> bool:
+        return self.oldest_age is None or self.oldest_age <= self.bound
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "window_seconds": int(self.window.total_seconds()),
+            "bound_seconds": int(self.bound.total_seconds()),
+            "oldest_non_held_age_seconds": None
+            if self.oldest_age is None
+            else round(self.oldest_age.total_seconds(), 3),
+            "within_bound": self.kept,
+        }
 
 
 @dataclass(frozen=True)
 class RetentionStatus:
     preset: str
-    non_hit_window: timedelta
     purge_interval: timedelta
-    oldest_read_age: timedelta | None
+    promises: tuple[Promise, ...]
+
+    def promise(self, kind: str) -> Promise:
+        return next(p for p in self.promises if p.kind == kind)
+
+    # The non-hit promise is the headline one: it is what a jurisdiction's law limits.
+    @property
+    def non_hit_window(self) -> timedelta:
+        return self.promise("non_hit_reads").window
 
     @property
     def bound(self) -> timedelta:
-        """The guarantee: no non-held read is ever older than window + purge interval."""
-        return self.non_hit_window + self.purge_interval
+        return self.promise("non_hit_reads").bound
+
+    @property
+    def oldest_read_age(self) -> timedelta | None:
+        return self.promise("non_hit_reads").oldest_age
 
     @property
     def within_bound(self) -> bool:
-        return self.oldest_read_age is None or self.oldest_read_age <= self.bound
+        return all(p.kept for p in self.promises)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -35,15 +87,38 @@ class RetentionStatus:
             if self.oldest_read_age is None
             else round(self.oldest_read_age.total_seconds(), 3),
             "within_bound": self.within_bound,
+            "promises": [p.as_dict() for p in self.promises],
         }
+
+
+def _oldest(dep: Deployment, table: Table, *where: ColumnElement[bool]) -> datetime | None:
+    with dep.db.read() as conn:
+        return conn.execute(select(func.min(table.c.observed_at)).where(*where)).scalar()
+
+
+def _age(now: datetime, oldest: datetime | None) -> timedelta | None:
+    return None if oldest is None else now - oldest
 
 
 def retention_status(dep: Deployment, now: datetime | None = None) -> RetentionStatus:
     now = now or datetime.now(UTC)
-    oldest = oldest_remaining_read(dep, now)
+    interval = timedelta(seconds=dep.settings.retention.purge_interval_seconds)
+    read_not_held = not_(active_hold("read", _reads.c.read_id, now))
+    oldest = {
+        "non_hit_reads": _oldest(dep, _reads, _reads.c.is_hit.is_(False), read_not_held),
+        "hit_reads": _oldest(dep, _reads, _reads.c.is_hit.is_(True), read_not_held),
+        "evidence": _oldest(dep, _evidence, not_(active_hold("evidence", _evidence.c.id, now))),
+    }
     return RetentionStatus(
         preset=dep.settings.retention.preset,
-        non_hit_window=dep.settings.retention_window("non_hit_reads"),
-        purge_interval=timedelta(seconds=dep.settings.retention.purge_interval_seconds),
-        oldest_read_age=None if oldest is None else now - oldest,
+        purge_interval=interval,
+        promises=tuple(
+            Promise(
+                kind=kind,
+                window=dep.settings.retention_window(kind),
+                purge_interval=interval,
+                oldest_age=_age(now, oldest[kind]),
+            )
+            for kind in KINDS
+        ),
     )

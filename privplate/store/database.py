@@ -102,6 +102,15 @@ class Database:
             raise StoreError(f"database write failed: {_reason(exc)}") from None
 
     @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """One connection for a run of write transactions, each ``with conn.begin():``."""
+        try:
+            with self._write_engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database write failed: {_reason(exc)}") from None
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (rolled back at the end)."""
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -18,12 +19,17 @@ class LockBudget:
 
     target: float = 0.05
     pause: float = 0.025
+    #: Run after each batch, outside the lock (the purge checkpoints the WAL here).
+    between: Callable[[], object] | None = None
     longest_ms: float = 0.0
 
     def done(self, size: int, held: float, *, low: int, high: int) -> int:
         """Record a batch of ``size`` items that held the lock ``held`` seconds; pause; return
         the size for the next batch, within [low, high]."""
         self.longest_ms = max(self.longest_ms, held * 1000)
-        scale = min(2.0, max(0.25, self.target / max(held, 1e-4)))
+        # Grow slowly (a fast batch may have found its pages cached), shrink fast.
+        scale = min(1.5, max(0.25, self.target / max(held, 1e-4)))
+        if self.between is not None:
+            self.between()
         time.sleep(self.pause)
         return max(low, min(high, int(size * scale)))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from privplate import __version__
 from privplate.api.deps import Public, ServicesDep, allow
@@ -24,13 +24,26 @@ class HealthOut(BaseModel):
     version: str
 
 
+class PromiseOut(BaseModel):
+    kind: str = Field(
+        examples=["non_hit_reads"], description="non_hit_reads, hit_reads or evidence"
+    )
+    window_seconds: int
+    bound_seconds: int = Field(description="window plus the purge interval")
+    oldest_non_held_age_seconds: float | None
+    within_bound: bool
+
+
 class RetentionOut(BaseModel):
     preset: str
     non_hit_window_seconds: int
     purge_interval_seconds: int
     bound_seconds: int
-    oldest_non_held_read_age_seconds: float | None
-    within_bound: bool
+    oldest_non_held_read_age_seconds: float | None = Field(
+        description="the oldest non-hit read not under a legal hold"
+    )
+    within_bound: bool = Field(description="every promise below is kept")
+    promises: list[PromiseOut]
 
 
 @router.get("/health", summary="Liveness", dependencies=[Public], response_model=HealthOut)
@@ -51,15 +64,24 @@ def retention(_: Watcher, services: ServicesDep) -> RetentionOut:
 )
 def metrics(_: Watcher, services: ServicesDep) -> PlainTextResponse:
     status = retention_status(services.dep)
-    age = status.oldest_read_age.total_seconds() if status.oldest_read_age else 0.0
     c = services.counters
     lines = [
-        "# HELP privplate_oldest_non_held_read_age_seconds Age of the oldest non-held read.",
-        "# TYPE privplate_oldest_non_held_read_age_seconds gauge",
-        f"privplate_oldest_non_held_read_age_seconds {age:.3f}",
-        "# HELP privplate_retention_bound_seconds Non-hit window plus purge interval.",
+        "# HELP privplate_oldest_non_held_age_seconds Age of the oldest item not on legal hold.",
+        "# TYPE privplate_oldest_non_held_age_seconds gauge",
+        *(
+            f'privplate_oldest_non_held_age_seconds{{kind="{p.kind}"}} '
+            f"{p.oldest_age.total_seconds() if p.oldest_age else 0.0:.3f}"
+            for p in status.promises
+        ),
+        "# HELP privplate_retention_bound_seconds Window plus purge interval.",
         "# TYPE privplate_retention_bound_seconds gauge",
-        f"privplate_retention_bound_seconds {status.bound.total_seconds():.0f}",
+        *(
+            f'privplate_retention_bound_seconds{{kind="{p.kind}"}} {p.bound.total_seconds():.0f}'
+            for p in status.promises
+        ),
+        "# HELP privplate_retention_within_bound 1 while every retention promise is kept.",
+        "# TYPE privplate_retention_within_bound gauge",
+        f"privplate_retention_within_bound {int(status.within_bound)}",
         "# TYPE privplate_ingested_reads_total counter",
         f"privplate_ingested_reads_total {c['ingested_reads']}",
         "# TYPE privplate_alerts_total counter",
