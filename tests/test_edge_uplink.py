@@ -395,6 +395,33 @@ def test_a_refused_batch_is_set_aside_and_the_rest_flows(home: Path, tmp_path: P
     assert stored(home)[0] == good | later | {stray.read_id}
 
 
+def test_a_camera_the_device_may_not_report_for_is_set_aside_not_retried(
+    home: Path, tmp_path: Path, server: Server, device: DeviceKey
+) -> None:
+    with Deployment.open(home) as dep:
+        dep.add_camera("gate-2")  # known to the server, but not this device's
+        epoch = dep.keyring.current_key()
+    server.start()
+    spool = Spool(tmp_path / "spool.db")
+    worker = UplinkWorker(
+        spool, HttpUplink(DeviceClient(server.url, device, timeout=5)), batch_reads=5
+    )
+    foreign = ReadIn(
+        uuid.uuid4(),
+        "gate-2",
+        datetime.now(UTC),
+        epoch.epoch_id,
+        [TokenIn(secrets.token_bytes(16))],
+        0.5,
+    )
+    spool.put(EdgeRead(foreign, None))
+    assert worker.step() and worker.rejected == 1  # 403 device_not_allowed: set aside
+    assert spool.set_aside_count() == (1, 1)
+    later = spool_reads(home, spool, 4)
+    drain(worker, spool)
+    assert stored(home)[0] == later
+
+
 def test_an_edge_that_folds_differently_from_the_server_refuses_to_tokenize(
     tmp_path: Path, server: Server, device: DeviceKey
 ) -> None:

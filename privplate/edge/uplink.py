@@ -44,6 +44,10 @@ class UplinkError(PrivplateError):
 #: HTTP answers that refuse the batch itself; anything else (401 clock skew, 429, 5xx, no
 #: answer) may pass on a later try.
 PERMANENT_STATUS = frozenset({400, 404, 409, 410, 413, 422})
+#: 403 answers that concern the batch, not the device: a camera this device may not report
+#: for. Retrying cannot help and would hold up every batch behind it. Other 401/403 answers
+#: (revoked device, clock skew) are retried: they will pass once the device is fixed.
+PERMANENT_KINDS = frozenset({"device_not_allowed"})
 SET_ASIDE_DAYS = 7
 
 
@@ -86,10 +90,10 @@ class DeviceClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            detail = _detail(exc)
+            kind, detail = _detail(exc)
             raise UplinkError(
                 f"server answered {exc.code} to {method} {path}: {detail}",
-                permanent=exc.code in PERMANENT_STATUS,
+                permanent=exc.code in PERMANENT_STATUS or kind in PERMANENT_KINDS,
             ) from None
         except (OSError, ValueError) as exc:
             raise UplinkError(
@@ -97,16 +101,18 @@ class DeviceClient:
             ) from None
 
 
-def _detail(exc: urllib.error.HTTPError) -> str:
+def _detail(exc: urllib.error.HTTPError) -> tuple[str, str]:
+    """(error type, message) of the server's error answer."""
     try:
         body = json.loads(exc.read() or b"{}")
     except (OSError, ValueError):
-        return "no detail"
+        return "", "no detail"
     if not isinstance(body, dict):
-        return "no detail"
+        return "", "no detail"
     error = body.get("error")
+    kind = str(error.get("type", "")) if isinstance(error, dict) else ""
     detail = error.get("message") if isinstance(error, dict) else body.get("detail")
-    return str(detail)[:300] if detail else "no detail"
+    return kind, str(detail)[:300] if detail else "no detail"
 
 
 class HttpUplink:
