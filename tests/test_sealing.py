@@ -43,7 +43,23 @@ def test_sealing_vectors(vec: dict[str, str]) -> None:
         nonce=bytes.fromhex(vec["nonce"]),
     )
     assert blob.hex() == vec["sealed"]
+    assert ecies.sealed_to(blob) == big_x
     assert open_sealed(bytes.fromhex(vec["sealed"]), x, evidence_id=eid).hex() == vec["plaintext"]
+    # Items sealed before the key was named in the blob (PPS1) still open.
+    legacy = bytes.fromhex(vec["sealed_v1"])
+    assert ecies.sealed_to(legacy) is None
+    assert open_sealed(legacy, x, evidence_id=eid).hex() == vec["plaintext"]
+
+
+def test_an_item_sealed_to_another_key_says_so() -> None:
+    _x, big_x = generate_keypair()
+    other_x, other_big_x = generate_keypair()
+    eid = uuid.uuid4()
+    blob = seal(b"crop", big_x, evidence_id=eid)
+    with pytest.raises(SealingError, match="another evidence key"):
+        open_sealed(blob, other_x, evidence_id=eid)
+    with pytest.raises(SealingError, match="another evidence key"):
+        ecies.open_with_item_key(blob, bytes(32), other_big_x, evidence_id=eid)
 
 
 KEYPAIR = generate_keypair()
@@ -81,8 +97,11 @@ def test_wrong_key_and_wrong_evidence_id_fail() -> None:
     other, _ = generate_keypair()
     eid = uuid.uuid4()
     blob = seal(b"image", big_x, evidence_id=eid)
-    with pytest.raises(SealingError, match="authentication"):
+    with pytest.raises(SealingError, match="another evidence key"):
         open_sealed(blob, other, evidence_id=eid)
+    legacy = ecies.MAGIC_V1 + blob[4 + 32 :]  # the same item without X in its header
+    with pytest.raises(SealingError, match="authentication"):
+        open_sealed(legacy, other, evidence_id=eid)
     with pytest.raises(SealingError, match="authentication"):
         open_sealed(blob, x, evidence_id=uuid.uuid4())
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 
 from privplate.identity.roles import Role
 from privplate.store.models import Evidence
@@ -203,3 +203,65 @@ def test_purged_evidence_says_evidence_expired(api: Api, tmp_path: Path) -> None
     state = api.call(Role.COMPLIANCE, "GET", f"/unseal/requests/{pending['id']}").json()
     assert state["status"] == "evidence-expired"
     assert _released(api) == 0
+
+
+def test_an_item_sealed_to_the_retired_key_after_a_rotation_still_opens(
+    api: Api, tmp_path: Path
+) -> None:
+    """An edge that has not picked up the new key keeps sealing to the old one for a while;
+    the blob names its key, so the request goes to the old key's officers, not the new."""
+    import uuid
+
+    from privplate.ceremony.ceremony import hold_ceremony
+    from privplate.sealing import generate_keypair, seal
+    from privplate.sealing.layout import pack_evidence
+    from privplate.store import EvidenceIn
+    from privplate.store.unseal_models import ShareSet
+    from tests import factories
+    from tests.api_support import CAMERA
+    from tests.unseal_support import OFFICERS, PASSPHRASE
+
+    u = setup_unseal(api, tmp_path)
+    with api.dep.db.read() as conn:
+        old_key = bytes(conn.execute(text("SELECT public_key FROM evidence_keys")).scalar_one())
+    rotated = hold_ceremony(
+        api.dep,
+        officers=[(n, PASSPHRASE.format(n)) for n in OFFICERS],
+        threshold=2,
+        out_dir=tmp_path / "rotated",
+        strength="interactive",
+    )
+    assert rotated.public_key != old_key
+    late_id, observed = uuid.uuid4(), now() + timedelta(seconds=1)  # after the rotation
+    sealed = seal(pack_evidence(CROP, FRAME), old_key, evidence_id=late_id)
+    read = factories.read(api.dep, "7ABC124", camera_id=CAMERA, observed_at=observed)
+    api.dep.ingest([read], [EvidenceIn(late_id, CAMERA, observed, sealed)])
+
+    u.evidence_id = late_id
+    request = u.file()
+    sets = ShareSet.__table__
+    with api.dep.db.read() as conn:
+        share_set_key = conn.execute(
+            select(sets.c.public_key).where(sets.c.id == uuid.UUID(str(request["share_set_id"])))
+        ).scalar()
+    assert share_set_key is not None and bytes(share_set_key) == old_key
+    assert u.approve("compliance-1", request).status_code == 200  # old share files
+    assert u.approve("compliance-2", request).json()["status"] == "released"
+    assert _image(api, request).status_code == 200
+
+    # An item sealed to a key no ceremony produced is refused when filed, naming the cause.
+    stray_id = uuid.uuid4()
+    stray = seal(b"x" * 64, generate_keypair()[1], evidence_id=stray_id)
+    api.dep.ingest([], [EvidenceIn(stray_id, CAMERA, observed, stray)])
+    answer = api.call(
+        Role.INVESTIGATOR,
+        "POST",
+        "/unseal/requests",
+        json={
+            "evidence_id": str(stray_id),
+            "case_number": "SPD-2",
+            "justification": "Hit-and-run on Elm Street; the image identifies the vehicle.",
+        },
+    )
+    assert answer.status_code == 404
+    assert "no ceremony of this deployment produced" in answer.json()["error"]["message"]

@@ -52,7 +52,7 @@ class WireEvidence(BaseModel):
     evidence_id: uuid.UUID
     camera_id: str = Field(min_length=1, max_length=64)
     observed_at: datetime
-    #: base64 of the sealed blob (privplate sealing format, PPS1).
+    #: base64 of the sealed blob (privplate sealing format, PPS2; PPS1 still accepted).
     sealed: str = Field(min_length=4, max_length=3_000_000)
 
 

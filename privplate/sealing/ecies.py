@@ -19,16 +19,21 @@ import nacl.utils
 from privplate.errors import SealingError
 from privplate.sealing import group
 
-MAGIC = b"PPS1"
+#: PPS2 names the evidence key it was sealed to: MAGIC || X || R || nonce || ciphertext. PPS1
+#: (no X) is what privplate wrote before; it still opens, given the right X.
+MAGIC = b"PPS2"
+MAGIC_V1 = b"PPS1"
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
-HEADER_BYTES = len(MAGIC) + group.POINT_BYTES + NONCE_BYTES
+HEADER_BYTES = len(MAGIC) + 2 * group.POINT_BYTES + NONCE_BYTES
+HEADER_BYTES_V1 = len(MAGIC_V1) + group.POINT_BYTES + NONCE_BYTES
 _KDF_PERSON = b"privplate-seal1\x00"
 _AD_DOMAIN = b"privplate/v1/evidence\x00"
 
 
 @dataclass(frozen=True)
 class SealedParts:
+    recipient: bytes | None  # X the item was sealed to (None in a PPS1 blob)
     ephemeral: bytes  # R = r*B
     nonce: bytes
     ciphertext: bytes  # includes the Poly1305 tag
@@ -79,15 +84,39 @@ def seal_with(
     ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
         plaintext, _associated_data(public_key, ephemeral, evidence_id), nonce, key
     )
-    return MAGIC + ephemeral + nonce + bytes(ciphertext)
+    return MAGIC + public_key + ephemeral + nonce + bytes(ciphertext)
+
+
+def is_sealed(blob: object) -> bool:
+    """Whether ``blob`` looks like sealed evidence (either version); cheap, no parsing."""
+    return isinstance(blob, bytes) and blob[:4] in (MAGIC, MAGIC_V1)
 
 
 def parse_sealed(blob: bytes) -> SealedParts:
-    if len(blob) < HEADER_BYTES + TAG_BYTES or not blob.startswith(MAGIC):
+    if blob.startswith(MAGIC) and len(blob) >= HEADER_BYTES + TAG_BYTES:
+        recipient: bytes | None = group.check_point(
+            blob[4 : 4 + group.POINT_BYTES], "sealed evidence key X"
+        )
+        start = 4 + group.POINT_BYTES
+    elif blob.startswith(MAGIC_V1) and len(blob) >= HEADER_BYTES_V1 + TAG_BYTES:
+        recipient, start = None, 4
+    else:
         raise SealingError("sealed evidence is malformed (bad header or truncated)")
-    ephemeral = group.check_point(blob[4 : 4 + group.POINT_BYTES], "sealed evidence point R")
-    nonce = blob[4 + group.POINT_BYTES : HEADER_BYTES]
-    return SealedParts(ephemeral=ephemeral, nonce=nonce, ciphertext=blob[HEADER_BYTES:])
+    ephemeral = group.check_point(
+        blob[start : start + group.POINT_BYTES], "sealed evidence point R"
+    )
+    nonce = blob[start + group.POINT_BYTES : start + group.POINT_BYTES + NONCE_BYTES]
+    return SealedParts(
+        recipient=recipient,
+        ephemeral=ephemeral,
+        nonce=nonce,
+        ciphertext=blob[start + group.POINT_BYTES + NONCE_BYTES :],
+    )
+
+
+def sealed_to(blob: bytes) -> bytes | None:
+    """The evidence key X a PPS2 blob was sealed to (None for PPS1)."""
+    return parse_sealed(blob).recipient
 
 
 def open_with_shared_point(
@@ -108,6 +137,8 @@ def open_with_item_key(
 ) -> bytes:
     """Decrypt with the item's key k = KDF(S, R, X) (kept by the server after a release)."""
     parts = parse_sealed(blob)
+    if parts.recipient is not None and parts.recipient != public_key:
+        raise SealingError("sealed evidence was sealed to another evidence key")
     try:
         return bytes(
             sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from privplate.errors import IngestRejected, StoreError, UnknownCamera
+from privplate.sealing.ecies import is_sealed
 from privplate.store.bulk import (
     COLUMNS,
     ReadRow,
@@ -120,7 +121,7 @@ def _check_shape(
         _check_tokens(read.tokens, limits.max_tokens_per_read, i)
     for i, item in enumerate(evidence):
         _check_time(item.observed_at, latest, i)
-        if not isinstance(item.sealed, bytes) or not item.sealed.startswith(b"PPS1"):
+        if not is_sealed(item.sealed):
             raise IngestRejected("evidence must be sealed with the privplate format", index=i)
         if len(item.sealed) > MAX_SEALED_BYTES:
             raise IngestRejected(

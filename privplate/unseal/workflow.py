@@ -121,6 +121,34 @@ class UnsealService:
         ).scalar()
         return bytes(value) if value is not None else None
 
+    def _sealing_key(self, conn: Connection, evidence_id: uuid.UUID, observed: datetime) -> bytes:
+        """The evidence key X the item was sealed to: named in the blob (PPS2), or for an
+        older PPS1 blob the key that was active when the item was observed."""
+        sealed = self._sealed(conn, evidence_id, observed)
+        named = ecies.sealed_to(sealed) if sealed is not None else None
+        if named is not None:
+            key = conn.execute(
+                select(_keys.c.public_key).where(_keys.c.public_key == named)
+            ).scalar()
+            if key is None:
+                raise NotFound(
+                    "this item was sealed to an evidence key no ceremony of this deployment "
+                    "produced (check the edge's evidence_public_key)"
+                )
+            return bytes(key)
+        key = conn.execute(
+            select(_keys.c.public_key).where(
+                _keys.c.activated_at <= observed,
+                or_(_keys.c.retired_at.is_(None), _keys.c.retired_at > observed),
+            )
+        ).scalar()
+        if key is None:
+            raise NotFound(
+                "no evidence key was active when this item was sealed; hold a key "
+                "ceremony first (privplate keys ceremony)"
+            )
+        return bytes(key)
+
     def _info(self, conn: Connection, row: object, now: datetime) -> RequestInfo:
         r = row._mapping  # type: ignore[attr-defined]
         share_set = conn.execute(select(_sets).where(_sets.c.id == r["share_set_id"])).one()
@@ -186,17 +214,7 @@ class UnsealService:
                 raise EvidenceExpired(
                     "evidence expired: retention has purged this item (or it never existed)"
                 )
-            key = conn.execute(
-                select(_keys.c.public_key).where(
-                    _keys.c.activated_at <= observed,
-                    or_(_keys.c.retired_at.is_(None), _keys.c.retired_at > observed),
-                )
-            ).scalar()
-            if key is None:
-                raise NotFound(
-                    "no evidence key was active when this item was sealed; hold a key "
-                    "ceremony first (privplate keys ceremony)"
-                )
+            key = self._sealing_key(conn, evidence_id, observed)
             share_set = conn.execute(
                 select(_sets.c.id).where(_sets.c.public_key == key, _sets.c.superseded_at.is_(None))
             ).scalar_one()
