@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from privplate.errors import IngestRejected
 from privplate.store.ingest import EvidenceIn, ReadIn, TokenIn
+from privplate.timestamps import Timestamp
 from privplate.tokens.plate_token import TOKEN_BYTES
 
 EXAMPLE_TOKEN = "3f1c9a0b6d2e4f5a8b7c6d5e4f3a2b1c"  # noqa: S105 - a made-up token
@@ -39,7 +39,7 @@ class WireRead(BaseModel):
 
     read_id: uuid.UUID
     camera_id: str = Field(min_length=1, max_length=64, examples=["gate-north"])
-    observed_at: datetime
+    observed_at: Timestamp
     epoch_id: int = Field(ge=0)
     tokens: list[WireToken] = Field(min_length=1, max_length=64)
     confidence: float = Field(ge=0.0, le=1.0)
@@ -51,7 +51,7 @@ class WireEvidence(BaseModel):
 
     evidence_id: uuid.UUID
     camera_id: str = Field(min_length=1, max_length=64)
-    observed_at: datetime
+    observed_at: Timestamp
     #: base64 of the sealed blob (privplate sealing format, PPS2; PPS1 still accepted).
     sealed: str = Field(min_length=4, max_length=3_000_000)
 

@@ -15,6 +15,7 @@ from privplate.hotlists import EntryIn, EntryInfo, HotlistInfo, HotlistSource
 from privplate.hotlists.csv_import import parse_entries
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
+from privplate.timestamps import Timestamp
 
 router = APIRouter(tags=["hotlists"])
 Operator = Annotated[UserInfo, Depends(allow(Role.OPERATOR))]
@@ -56,7 +57,7 @@ class EntryBody(BaseModel):
     plate: str = Field(min_length=1, max_length=32, examples=["7ABC123"])
     reason: str = Field(min_length=1, max_length=500, examples=["reported stolen 2026-11-20"])
     case_number: str = Field(min_length=1, max_length=64, examples=["SPD-2026-004211"])
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
 
 
 class EntriesIn(BaseModel):

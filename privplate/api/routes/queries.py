@@ -14,6 +14,7 @@ from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
 from privplate.policy.purposes import Purpose
 from privplate.policy.queries import QueryRecord, QueryRequest, list_queries
+from privplate.timestamps import Timestamp
 
 router = APIRouter(tags=["queries"])
 Investigator = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR))]
@@ -21,8 +22,8 @@ Investigator = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR))]
 
 class QueryIn(BaseModel):
     plate: str = Field(min_length=1, max_length=32, examples=["7ABC123"])
-    start: datetime = Field(examples=["2026-11-20T00:00:00Z"])
-    end: datetime = Field(examples=["2026-11-22T00:00:00Z"])
+    start: Timestamp = Field(examples=["2026-11-20T00:00:00Z"])
+    end: Timestamp = Field(examples=["2026-11-22T00:00:00Z"])
     purpose: Purpose = Field(examples=[Purpose.STOLEN_VEHICLE])
     case_number: str = Field(min_length=1, max_length=64, examples=["SPD-2026-004211"])
     justification: str = Field(
