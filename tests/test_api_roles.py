@@ -29,6 +29,8 @@ EVERY_USER = frozenset(USER_ROLES)
 
 TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/transparency"): PUBLIC,
+    ("GET", "/transparency.md"): PUBLIC,
     ("POST", "/sessions"): PUBLIC,
     ("DELETE", "/sessions/current"): EVERY_USER,
     ("GET", "/me"): EVERY_USER,

@@ -52,3 +52,17 @@ def test_purge_removes_expired_entries_old_alerts_and_counts_them(dep: Deploymen
     report = purge(dep, now=later)
     assert report.records_deleted["alerts"] == 1
     assert alerts_after(db=dep.db, after_id=0) == []
+
+
+def test_read_totals_outlive_the_reads_until_the_audit_window(dep: Deployment) -> None:
+    factories.camera(dep, "gate-1")
+    now = datetime.now(UTC)
+    dep.ingest([factories.read(dep, "1ABC234", camera_id="gate-1", observed_at=now)], now=now)
+    assert _count(dep, "read_counts") == 1
+    after_reads = now + dep.settings.retention_window("non_hit_reads") + timedelta(days=1)
+    report = purge(dep, now=after_reads)
+    assert report.reads_total == 1 and _count(dep, "reads") == 0
+    assert _count(dep, "read_counts") == 1  # the day's total stays for transparency reports
+    after_audit = now + dep.settings.retention_window("audit_entries") + timedelta(days=2)
+    report = purge(dep, now=after_audit)
+    assert report.records_deleted["read_counts"] == 1 and _count(dep, "read_counts") == 0

@@ -33,6 +33,7 @@ from privplate.api.routes import (
     sessions,
     sharing,
     system,
+    transparency,
     unseal,
     users,
     webhooks,
@@ -58,6 +59,7 @@ ROUTERS = (
     holds,
     unseal,
     audit,
+    transparency,
 )
 Guard = RoleGuard | DeviceGuard | PublicGuard
 

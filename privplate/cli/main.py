@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import audit, cameras, edge, retention, server, unseal
+from privplate.cli import audit, cameras, edge, report, retention, server, unseal
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -33,6 +33,7 @@ app.command("serve")(server.serve)
 app.command("query")(server.query)
 app.command("purge")(retention.purge_command)
 app.command("status")(retention.status_command)
+app.command("report")(report.report_command)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Table, or_, select
 
 from privplate.deployment import Deployment
+from privplate.store.models import ReadCount
 from privplate.store.server_models import (
     Alert,
     ComplianceFlag,
@@ -30,6 +31,7 @@ _batches: Table = DeviceBatch.__table__  # type: ignore[assignment]
 _sessions: Table = Session.__table__  # type: ignore[assignment]
 _queries: Table = Query.__table__  # type: ignore[assignment]
 _flags: Table = ComplianceFlag.__table__  # type: ignore[assignment]
+_read_counts: Table = ReadCount.__table__  # type: ignore[assignment]
 # A batch receipt only spares a retrying edge a second parse; reads de-duplicate by id anyway.
 BATCH_RECEIPTS = timedelta(days=7)
 
@@ -57,6 +59,8 @@ def purge_records(dep: Deployment, now: datetime, remove: Remover) -> dict[str, 
     counts["sessions"] = remove(_sessions, _sessions.c.expires_at <= now)
     counts["queries"] = remove(_queries, _queries.c.created_at < audit_cutoff)
     counts["compliance_flags"] = remove(_flags, _flags.c.created_at < audit_cutoff)
+    # Totals for transparency reports cover the same span as the audit log they sit beside.
+    counts["read_counts"] = remove(_read_counts, _read_counts.c.day < audit_cutoff.date())
     with dep.db.write() as conn:
         counts["unseal_release_keys"] = expire_release_keys(conn, now)
     return counts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,13 +29,14 @@ from privplate.store.bulk import (
 )
 from privplate.store.cameras import active_camera_ids
 from privplate.store.database import Database
-from privplate.store.models import Epoch, Evidence, Read
+from privplate.store.models import Epoch, Evidence, Read, ReadCount
 from privplate.store.partitions import day_of
 from privplate.tokens.plate_token import TOKEN_BYTES
 
 _reads: Table = Read.__table__  # type: ignore[assignment]
 _evidence: Table = Evidence.__table__  # type: ignore[assignment]
 _epochs: Table = Epoch.__table__  # type: ignore[assignment]
+_counts: Table = ReadCount.__table__  # type: ignore[assignment]
 _CHUNK = 900  # stays under every backend's bound-parameter limit
 MAX_SEALED_BYTES = 2_000_000
 
@@ -301,6 +303,31 @@ def _insert_reads(conn: Connection, db: Database, rows: list[ReadRow]) -> None:
         conn.execute(_insert(db, _reads), [dict(zip(COLUMNS, r, strict=True)) for r in rows])  # type: ignore[call-overload]
 
 
+def _count_reads(conn: Connection, db: Database, counts: Counter[tuple[date, str, bool]]) -> None:
+    """Add this batch's reads to the per camera and day totals (transparency reports)."""
+    totals: dict[tuple[date, str], list[int]] = {}
+    for (day, camera, is_hit), n in counts.items():
+        total = totals.setdefault((day, camera), [0, 0])
+        total[0] += n
+        total[1] += n if is_hit else 0
+    dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
+    stmt = dialect_insert(_counts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_counts.c.day, _counts.c.camera_id],
+        set_={
+            "reads": _counts.c.reads + stmt.excluded.reads,
+            "hits": _counts.c.hits + stmt.excluded.hits,
+        },
+    )
+    conn.execute(
+        stmt,
+        [
+            {"day": day, "camera_id": camera, "reads": n, "hits": h}
+            for (day, camera), (n, h) in sorted(totals.items())
+        ],
+    )
+
+
 def _ingest(
     conn: Connection,
     db: Database,
@@ -323,6 +350,7 @@ def _ingest(
     rows: list[ReadRow] = []
     kept_evidence: set[uuid.UUID] = set()
     inserted: list[uuid.UUID] = []
+    counts: Counter[tuple[date, str, bool]] = Counter()
     expired = 0
     for read in reads:
         if read.read_id in existing_reads:
@@ -334,6 +362,7 @@ def _ingest(
             expired += 1
             continue
         inserted.append(read.read_id)
+        counts[(day_of(read.observed_at), read.camera_id, is_hit)] += 1
         if read.evidence_id is not None:
             kept_evidence.add(read.evidence_id)
         rows.extend(_read_rows(read, expires_at, is_hit=is_hit))
@@ -356,6 +385,7 @@ def _ingest(
         conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
     if rows:
         _insert_reads(conn, db, rows)
+        _count_reads(conn, db, counts)
     result = IngestResult(
         inserted=len(inserted),
         duplicates=len(reads) - len(inserted) - expired,

@@ -7,11 +7,12 @@ can drop whole partitions; on SQLite they are plain tables with an expiry index.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -119,6 +120,21 @@ class Evidence(Base):
     camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
     expires_at: Mapped[datetime]
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReadCount(Base):
+    """How many reads (and how many of them hits) each camera stored per day of observation.
+
+    Totals only, for transparency reports; they outlive the reads, which retention deletes,
+    and are themselves kept for the audit window.
+    """
+
+    __tablename__ = "read_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reads: Mapped[int] = mapped_column(BigInteger)
+    hits: Mapped[int] = mapped_column(BigInteger)
 
 
 PARTITIONED_TABLES = ("reads", "evidence")

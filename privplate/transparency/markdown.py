@@ -1,0 +1,132 @@
+"""The transparency report as a Markdown page, for a city's website or a council packet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
+
+
+def _table(rows: dict[str, Any], left: str, right: str) -> list[str]:
+    if not rows:
+        return ["(none)", ""]
+    lines = [f"| {left} | {right} |", "| --- | ---: |"]
+    lines += [f"| {k} | {v} |" for k, v in rows.items()]
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    p, a, r = report["policy"], report["access"], report["reads"]
+    s, al = report["searches"], report["alerts"]
+    period = report["period"]
+    out = [
+        "# ALPR transparency report",
+        "",
+        f"Period: {period['start']} to {period['end']} ({period['days']} days). "
+        f"Generated {report['generated_at']} by privplate from its own records.",
+        "",
+        "## What is kept, and for how long",
+        "",
+        *[f"- Kept: {item}" for item in report["stored"]],
+        *[f"- Never kept: {item}" for item in report["not_stored"]],
+        "",
+        f"Retention policy: **{p['preset_title']}** ({p['preset']}). {p['preset_summary']}",
+        "",
+        *[f"- Source: {src}" for src in p["sources"]],
+        "",
+        "| item | kept for |",
+        "| --- | --- |",
+        *[
+            f"| {kind.replace('_', ' ')} | {_duration(sec)} |"
+            for kind, sec in p["windows_seconds"].items()
+        ],
+        f"| audit log entries | {_duration(p['audit_entries_kept_seconds'])} |",
+        "",
+        f"Expired data is deleted every {_duration(p['purge_interval_seconds'])}; the keys of "
+        "expired epochs are destroyed, so copies and backups of old readings cannot be matched.",
+        "",
+        "## Who may search, and for what",
+        "",
+        "A search must give a plate, a purpose and a case number; there is no other search.",
+        f"Allowed purposes: {', '.join(p['allowed_purposes']) or '(none)'}.",
+        f"Forbidden purposes: {', '.join(p['forbidden_purposes']) or '(none)'}.",
+        f"Each investigator may search at most {p['search_rules']['per_investigator_per_day']} "
+        f"times a day; the deployment at most {p['search_rules']['per_deployment_per_day']}.",
+        "",
+        "Agencies whose people hold accounts:",
+        "",
+        *[
+            f"- {g['agency']}: "
+            + ", ".join(f"{n} {role}" for role, n in g["accounts_by_role"].items())
+            for g in a["agencies_with_accounts"]
+        ],
+        "",
+        "Sharing agreements in force during the period:",
+        "",
+        *(
+            [
+                f"- {g['agency']}"
+                + (" (out of state)" if g["out_of_state"] else "")
+                + (", signed declaration" if g["declaration_signed"] else "")
+                + (", revoked" if g["revoked"] else "")
+                + f", until {g['expires_at']}"
+                for g in a["sharing_agreements"]
+            ]
+            or ["- none"]
+        ),
+        "",
+        "## Activity in the period",
+        "",
+        f"- Cameras in service: {r['active_cameras']}; edge devices: {a['edge_devices']}",
+        f"- Plate readings stored: {r['reads_stored']} (of which hotlist hits: "
+        f"{r['hit_reads_stored']})",
+        f"- Alerts: {al['total']} ({al['via_an_alternate_reading']} from an alternate reading)",
+        f"- Searches: {s['total']}; answered {s['answered']} "
+        f"({s['answered_with_a_match']} with a match), by {s['people_who_searched']} people",
+        f"- Images unsealed: {report['unseal']['released']} of "
+        f"{report['unseal']['requested']} requests ({report['unseal']['denied']} denied)",
+        f"- Legal holds approved: {report['legal_holds']['approved']}",
+        f"- Purges: {report['retention']['purge_runs']}, deleting "
+        f"{report['retention']['reads_deleted']} reading rows and destroying "
+        f"{report['retention']['epoch_keys_destroyed']} epoch keys",
+        "",
+        "Searches by purpose:",
+        "",
+        *_table(s["by_purpose"], "purpose", "searches"),
+        "Searches refused:",
+        "",
+        *_table(s["refused"], "reason", "searches"),
+        "Searches answered, by agency:",
+        "",
+        *_table(s["answered_by_agency"], "agency", "searches"),
+        "Alerts by hotlist:",
+        "",
+        *_table(al["by_hotlist"], "hotlist", "alerts"),
+        "Readings and alerts by camera:",
+        "",
+        *_table(
+            {
+                cam: f"{v['reads']} / {al['by_camera'].get(cam, 0)}"
+                for cam, v in r["per_camera"].items()
+            },
+            "camera",
+            "readings / alerts",
+        ),
+        "Hotlists:",
+        "",
+        *[f"- {h['name']} ({h['source']}): {h['entries_now']} entries now" for h in r["hotlists"]],
+        "",
+        "## Checking this report",
+        "",
+        f"Built from {report['audit_entries_in_period']} audit log entries of the period. "
+        f"The audit log then held {report['audit_log']['tree_size']} entries with Merkle root "
+        f"`{report['audit_log']['root']}`; any later signed checkpoint proves, by a consistency "
+        "proof, that those entries were not changed since.",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,306 @@
+"""The public transparency report: what this deployment keeps, who may search, what happened.
+
+Everything in it comes from the system itself, never from a form someone fills in: the policy
+from the settings and the retention preset, the people and agencies with access from the
+accounts and sharing agreements, and the activity of the period from the audit log (searches,
+refusals, alerts, unseals, holds, purges) and the per-camera read totals. It carries the audit
+log's size and root at the time it was built, so anyone holding a later signed checkpoint can
+check that the log the numbers came from was not rewritten. It never contains a plate, a case
+number, a justification or a person's name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, func, select
+
+from privplate.deployment import Deployment
+from privplate.identity.roles import Role
+from privplate.policy.rules import PurposePolicy
+from privplate.retention.presets import get_preset
+from privplate.retention.status import retention_status
+from privplate.store.models import Camera, ReadCount
+from privplate.store.server_models import (
+    Device,
+    Hotlist,
+    HotlistEntry,
+    SharingAgreement,
+    User,
+)
+from privplate.store.unseal_models import ShareSet
+
+_cameras: Table = Camera.__table__  # type: ignore[assignment]
+_counts: Table = ReadCount.__table__  # type: ignore[assignment]
+_devices: Table = Device.__table__  # type: ignore[assignment]
+_hotlists: Table = Hotlist.__table__  # type: ignore[assignment]
+_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
+_agreements: Table = SharingAgreement.__table__  # type: ignore[assignment]
+_users: Table = User.__table__  # type: ignore[assignment]
+_sets: Table = ShareSet.__table__  # type: ignore[assignment]
+
+REPORT_VERSION = 1
+_REFUSALS = {"denied": "denied_by_policy", "refused": "over_quota"}
+#: What privplate stores and what it does not; true of every deployment by construction.
+STORED = (
+    "a keyed token of each plate reading (HMAC under a key that is destroyed when its epoch "
+    "expires), never the plate text",
+    "the camera and the time of each reading",
+    "a sealed image of each reading (plate crop and a downscaled frame) that opens only when "
+    "compliance officers approve, under the two-person rule",
+)
+NOT_STORED = (
+    "plate text",
+    "vehicle make, model or colour",
+    "faces or people",
+    "any search other than 'was this plate seen', which needs a plate, a purpose and a case number",
+)
+
+
+def _seconds(value: timedelta) -> int:
+    return int(value.total_seconds())
+
+
+def _policy(dep: Deployment) -> dict[str, Any]:
+    s = dep.settings
+    preset = get_preset(s.retention.preset)
+    rules = PurposePolicy.from_settings(s)
+    status = retention_status(dep)
+    return {
+        "preset": preset.name,
+        "preset_title": preset.title,
+        "preset_summary": preset.summary,
+        "sources": list(preset.sources),
+        "windows_seconds": {
+            kind: _seconds(s.retention_window(kind))
+            for kind in ("non_hit_reads", "hit_reads", "evidence", "hotlist_entries")
+        },
+        "audit_entries_kept_seconds": _seconds(s.retention_window("audit_entries")),
+        "purge_interval_seconds": s.retention.purge_interval_seconds,
+        "allowed_purposes": sorted(p.value for p in rules.allowed),
+        "forbidden_purposes": sorted(p.value for p in rules.forbidden),
+        "out_of_state_sharing": str(rules.out_of_state_sharing),
+        "search_rules": {
+            "plate_required": True,
+            "case_number_required": True,
+            "min_justification_chars": rules.min_justification_chars,
+            "max_window_days": s.queries.max_window_days,
+            "per_investigator_per_day": s.queries.per_user_per_day,
+            "per_deployment_per_day": s.queries.per_deployment_per_day,
+        },
+        "retention_promises": [p.as_dict() for p in status.promises],
+    }
+
+
+def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    with dep.db.read() as conn:
+        users = conn.execute(
+            select(_users.c.role, _users.c.agency, func.count())
+            .where(_users.c.disabled_at.is_(None))
+            .group_by(_users.c.role, _users.c.agency)
+        ).all()
+        agreements = conn.execute(
+            select(_agreements)
+            .where(_agreements.c.created_at < end, _agreements.c.expires_at > start)
+            .order_by(_agreements.c.agency)
+        ).all()
+        devices = conn.execute(
+            select(func.count()).select_from(_devices).where(_devices.c.revoked_at.is_(None))
+        ).scalar_one()
+        unseal = conn.execute(
+            select(_sets.c.threshold, _sets.c.officers).where(_sets.c.superseded_at.is_(None))
+        ).all()
+    by_role: Counter[str] = Counter()
+    agencies: dict[str, Counter[str]] = {}
+    for role, agency, n in users:
+        by_role[role] += n
+        if role in (Role.INVESTIGATOR, Role.COMPLIANCE, Role.ADMIN):
+            agencies.setdefault(agency or "(this deployment)", Counter())[role] += n
+    return {
+        "accounts_by_role": dict(sorted(by_role.items())),
+        # Every agency whose people can search, approve unseals or administer: from the
+        # accounts themselves, so no agency with access can be left off.
+        "agencies_with_accounts": [
+            {"agency": name, "accounts_by_role": dict(sorted(roles.items()))}
+            for name, roles in sorted(agencies.items())
+        ],
+        "sharing_agreements": [
+            {
+                "agency": a.agency,
+                "out_of_state": a.out_of_state,
+                "declaration_signed": a.declaration_signed,
+                "created_at": a.created_at.isoformat(),
+                "expires_at": a.expires_at.isoformat(),
+                "revoked": a.revoked_at is not None and a.revoked_at < end,
+            }
+            for a in agreements
+        ],
+        "edge_devices": int(devices),
+        "unseal_rule": [
+            {"approvals_needed": int(t), "officers": int(n)} for t, n in sorted(set(unseal))
+        ],
+    }
+
+
+def _reads(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    with dep.db.read() as conn:
+        per_camera = conn.execute(
+            select(_counts.c.camera_id, func.sum(_counts.c.reads), func.sum(_counts.c.hits))
+            .where(_counts.c.day >= first, _counts.c.day <= last)
+            .group_by(_counts.c.camera_id)
+        ).all()
+        cameras = conn.execute(
+            select(func.count()).select_from(_cameras).where(_cameras.c.active.is_(True))
+        ).scalar_one()
+        lists = conn.execute(
+            select(_hotlists.c.name, _hotlists.c.source, func.count(_entries.c.id))
+            .select_from(_hotlists.outerjoin(_entries, _entries.c.hotlist_id == _hotlists.c.id))
+            .where(_entries.c.removed_at.is_(None) | _entries.c.id.is_(None))
+            .group_by(_hotlists.c.name, _hotlists.c.source)
+            .order_by(_hotlists.c.name)
+        ).all()
+    return {
+        "active_cameras": int(cameras),
+        "reads_stored": sum(int(r[1] or 0) for r in per_camera),
+        "hit_reads_stored": sum(int(r[2] or 0) for r in per_camera),
+        "per_camera": {str(r[0]): {"reads": int(r[1] or 0)} for r in sorted(per_camera)},
+        "hotlists": [
+            {"name": name, "source": source, "entries_now": int(n)} for name, source, n in lists
+        ],
+    }
+
+
+def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    """One pass over the audit entries of the period."""
+    actions: Counter[str] = Counter()
+    purposes: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    agreements: Counter[str] = Counter()
+    alerts_by_list: Counter[str] = Counter()
+    alerts_by_camera: Counter[str] = Counter()
+    searchers: set[str] = set()
+    answered_with_matches = via_alternate = pruned = 0
+    purge = Counter[str]()
+    for stored in dep.audit.entries(since=start, until=end):
+        actions[stored.action] += 1
+        if stored.entry is None:
+            pruned += 1
+            continue
+        d = stored.entry.details
+        if stored.action.startswith("queries."):
+            outcome = stored.action.removeprefix("queries.")
+            purposes[f"{d.get('purpose')}"] += 1
+            searchers.add(stored.actor)
+            if outcome == "answered":
+                agreements[str(d.get("agreement") or "")] += 1
+                answered_with_matches += int(d.get("matches", 0) or 0) > 0
+            else:
+                refusals[_REFUSALS.get(outcome, outcome)] += 1
+        elif stored.action == "alerts.raised":
+            alerts_by_list[str(d.get("hotlist"))] += 1
+            alerts_by_camera[str(d.get("camera"))] += 1
+            via_alternate += bool(d.get("via_alternate"))
+        elif stored.action == "retention.purged":
+            purge["runs"] += 1
+            per_epoch = d.get("reads_deleted_per_epoch", {})
+            purge["reads_deleted"] += sum(int(v) for v in per_epoch.values())
+            purge["evidence_deleted"] += int(d.get("evidence_deleted", 0))
+            purge["epoch_keys_destroyed"] += len(d.get("epochs_destroyed", []))
+    with dep.db.read() as conn:
+        rows = conn.execute(select(_agreements.c.id, _agreements.c.agency))
+        agency_of = {str(a.id): a.agency for a in rows}
+    by_agency: Counter[str] = Counter()
+    for agreement, n in agreements.items():
+        name = agency_of.get(agreement, "(another agency)") if agreement else "(this deployment)"
+        by_agency[name] += n
+    searches = sum(purposes.values())
+    return {
+        "searches": {
+            "total": searches,
+            "answered": searches - sum(refusals.values()),
+            "answered_with_a_match": answered_with_matches,
+            "refused": dict(sorted(refusals.items())),
+            "by_purpose": dict(sorted(purposes.items())),
+            "answered_by_agency": dict(sorted(by_agency.items())),
+            "people_who_searched": len(searchers),
+        },
+        "alerts": {
+            "total": actions["alerts.raised"],
+            "via_an_alternate_reading": via_alternate,
+            "by_hotlist": dict(sorted(alerts_by_list.items())),
+            "by_camera": dict(sorted(alerts_by_camera.items())),
+        },
+        "unseal": {
+            "requested": actions["unseal.requested"],
+            "released": actions["unseal.released"],
+            "denied": actions["unseal.denied"],
+            "refused": actions["unseal.refused"],
+        },
+        "legal_holds": {
+            "requested": actions["hold.requested"],
+            "approved": actions["hold.approved"],
+            "released": actions["hold.released"],
+            "expired": actions["hold.expired"],
+        },
+        "retention": {
+            "purge_runs": purge["runs"],
+            "reads_deleted": purge["reads_deleted"],
+            "evidence_deleted": purge["evidence_deleted"],
+            "epoch_keys_destroyed": purge["epoch_keys_destroyed"],
+        },
+        "oversight": {
+            "refused_accesses": actions["access.denied"],
+            "refused_device_requests": actions["devices.request_refused"],
+            "hotlist_plates_revealed": actions["hotlists.entries_viewed"],
+            "config_changes": actions["config.changed"],
+        },
+        "audit_entries_in_period": sum(actions.values()),
+        "audit_entries_pruned_in_period": pruned,
+    }
+
+
+def build_report(
+    dep: Deployment, *, start: datetime, end: datetime, now: datetime | None = None
+) -> dict[str, Any]:
+    """The report for [start, end) as a JSON-ready dict (see module docstring)."""
+    now = now or datetime.now(UTC)
+    tree = dep.audit.tree()
+    checkpoints = dep.audit.checkpoints()
+    latest = checkpoints[-1] if checkpoints else None
+    return {
+        "privplate_transparency_report": REPORT_VERSION,
+        "generated_at": now.isoformat(),
+        "period": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "days": round((end - start).total_seconds() / 86_400, 2),
+        },
+        "stored": list(STORED),
+        "not_stored": list(NOT_STORED),
+        "policy": _policy(dep),
+        "access": _access(dep, start, end),
+        "reads": _reads(dep, start, end),
+        **_activity(dep, start, end),
+        "audit_log": {
+            "tree_size": tree.size,
+            "root": tree.root().hex(),
+            "latest_checkpoint": None
+            if latest is None
+            else {
+                "tree_size": latest.tree_size,
+                "root": latest.root.hex(),
+                "time": latest.time.isoformat(),
+                "public_key": latest.public_key.hex(),
+            },
+        },
+    }
+
+
+def period_ending(end: date | datetime, days: int) -> tuple[datetime, datetime]:
+    """[end - days, end) with ``end`` a date (midnight UTC) or a moment."""
+    if not isinstance(end, datetime):
+        end = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    return end - timedelta(days=days), end

@@ -1,0 +1,110 @@
+"""The public transparency report: numbers from the system's own records, nothing personal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from privplate.cli.main import app
+from privplate.identity.roles import Role
+from privplate.retention.purge import purge
+from tests import factories
+from tests.api_support import Api, now
+from tests.test_api_policy import _entries, _hotlist, ask
+
+HOTLISTED, PASSING = "7HOT123", "8PASS99"
+CASE, SECRET_WHY = "SPD-2026-0042", "Vehicle reported stolen from the Elm Street lot last night."
+
+
+def activity(api: Api) -> None:
+    """Five reads (one a hotlist hit), two searches (one denied), one sharing agreement, a purge."""
+    _hotlist(api, "stolen")
+    assert _entries(api, "stolen", [HOTLISTED]).status_code == 201
+    reads = [factories.read(api.dep, HOTLISTED, observed_at=now())]
+    reads += [factories.read(api.dep, f"{PASSING}{i}", observed_at=now()) for i in range(4)]
+    assert api.ingest(reads).status_code == 200
+    agreement = api.call(
+        Role.ADMIN,
+        "POST",
+        "/sharing-agreements",
+        json={
+            "agency": "County Sheriff",
+            "out_of_state": False,
+            "declaration_signed": False,
+            "document_reference": "MOU 2026-3",
+            "purposes": ["stolen-vehicle"],
+            "expires_at": (now() + timedelta(days=30)).isoformat(),
+        },
+    )
+    assert agreement.status_code == 201, agreement.text
+    assert ask(api, plate=HOTLISTED, agreement_id=agreement.json()["id"]).status_code == 200
+    assert ask(api, plate=PASSING, purpose="immigration-enforcement").status_code == 403
+    purge(api.dep)
+
+
+def test_the_report_counts_what_happened_and_names_nobody(api: Api) -> None:
+    activity(api)
+    answer = api.client.get("/transparency")  # no sign-in: it is public
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["reads"]["reads_stored"] == 5 and report["reads"]["hit_reads_stored"] == 1
+    assert report["reads"]["per_camera"] == {"gate-1": {"reads": 5}}
+    assert report["reads"]["hotlists"] == [
+        {"name": "stolen", "source": "stolen-vehicle", "entries_now": 1}
+    ]
+    assert report["alerts"]["total"] == 1 and report["alerts"]["by_hotlist"] == {"stolen": 1}
+    assert report["alerts"]["by_camera"] == {"gate-1": 1}
+    searches = report["searches"]
+    assert searches["total"] == 2 and searches["answered"] == 1
+    assert searches["answered_with_a_match"] == 1
+    assert searches["refused"] == {"denied_by_policy": 1}
+    assert searches["by_purpose"] == {"immigration-enforcement": 1, "stolen-vehicle": 1}
+    assert searches["answered_by_agency"] == {"County Sheriff": 1}
+    assert searches["people_who_searched"] == 1
+    access = report["access"]
+    assert [a["agency"] for a in access["sharing_agreements"]] == ["County Sheriff"]
+    assert access["accounts_by_role"]["investigator"] == 1 and access["edge_devices"] == 1
+    assert report["retention"]["purge_runs"] == 1
+    policy = report["policy"]
+    assert policy["preset"] == "vendor-default-30d"
+    assert "immigration-enforcement" in policy["forbidden_purposes"]
+    assert policy["windows_seconds"]["non_hit_reads"] == 30 * 86_400
+    assert report["audit_log"]["tree_size"] == api.dep.audit.size()
+
+    markdown = api.client.get("/transparency.md")
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith(
+        "text/markdown"
+    )
+    assert "County Sheriff" in markdown.text and "| stolen-vehicle | 1 |" in markdown.text
+    # No plate, case number, justification or person's name, in either form.
+    for text in (answer.text, markdown.text):
+        for secret in (HOTLISTED, PASSING, CASE, SECRET_WHY, *api.names.values()):
+            assert secret not in text, secret
+
+
+def test_the_public_period_is_at_least_a_week(api: Api) -> None:
+    assert api.client.get("/transparency?days=3").status_code == 422
+    assert api.client.get("/transparency?days=7").status_code == 200
+
+
+def test_a_published_report_is_bound_to_the_audit_log(api: Api, tmp_path: Path) -> None:
+    activity(api)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app, ["report", "--json", "--days", "30", "--out", str(out), "--dir", str(api.home)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["reads"]["reads_stored"] == 5
+    published = [
+        e.entry.details
+        for e in api.dep.audit.entries(action="transparency.published")
+        if e.entry is not None
+    ]
+    assert published and published[-1]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    markdown = CliRunner().invoke(app, ["report", "--dir", str(api.home)])
+    assert markdown.exit_code == 0 and "# ALPR transparency report" in markdown.output
