@@ -57,6 +57,7 @@ TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("DELETE", "/hotlists/{name}/entries/{entry_id}"): frozenset({OPR}),
     ("GET", "/alerts"): frozenset({OPR, INV, CMP}),
     ("GET", "/alerts/stream"): frozenset({OPR, INV, CMP}),
+    ("POST", "/alerts/{alert_id}/outcome"): frozenset({OPR, INV}),
     ("GET", "/webhooks"): frozenset({ADM}),
     ("POST", "/webhooks"): frozenset({ADM}),
     ("POST", "/webhooks/{webhook_id}/deactivate"): frozenset({ADM}),

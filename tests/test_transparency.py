@@ -43,6 +43,12 @@ def activity(api: Api) -> None:
     assert agreement.status_code == 201, agreement.text
     assert ask(api, plate=HOTLISTED, agreement_id=agreement.json()["id"]).status_code == 200
     assert ask(api, plate=PASSING, purpose="immigration-enforcement").status_code == 403
+    # The officer who acted on the alert reports it led to a stop (first said "confirmed").
+    alert = api.call(Role.OPERATOR, "GET", "/alerts").json()[0]["id"]
+    for outcome in ("confirmed", "stop"):
+        path = f"/alerts/{alert}/outcome"
+        answer = api.call(Role.OPERATOR, "POST", path, json={"outcome": outcome})
+        assert answer.status_code == 200, answer.text
     purge(api.dep)
 
 
@@ -58,6 +64,8 @@ def test_the_report_counts_what_happened_and_names_nobody(api: Api) -> None:
     ]
     assert report["alerts"]["total"] == 1 and report["alerts"]["by_hotlist"] == {"stolen": 1}
     assert report["alerts"]["by_camera"] == {"gate-1": 1}
+    assert report["alerts"]["outcomes_reported"] == {"stop": 1}
+    assert report["alerts"]["did_not_pan_out"] == 0
     searches = report["searches"]
     assert searches["total"] == 2 and searches["answered"] == 1
     assert searches["answered_with_a_match"] == 1
@@ -108,3 +116,25 @@ def test_a_published_report_is_bound_to_the_audit_log(api: Api, tmp_path: Path) 
     assert published and published[-1]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     markdown = CliRunner().invoke(app, ["report", "--dir", str(api.home)])
     assert markdown.exit_code == 0 and "# ALPR transparency report" in markdown.output
+
+
+def test_alert_outcomes_are_a_closed_set_and_audited(api: Api) -> None:
+    activity(api)
+    alerts = api.call(Role.INVESTIGATOR, "GET", "/alerts").json()
+    assert alerts[0]["outcome"] == "stop"
+    bad = api.call(
+        Role.OPERATOR,
+        "POST",
+        f"/alerts/{alerts[0]['id']}/outcome",
+        json={"outcome": "driver looked suspicious"},
+    )
+    assert bad.status_code == 422 and "suspicious" not in bad.text
+    missing = api.call(Role.OPERATOR, "POST", "/alerts/999999/outcome", json={"outcome": "misread"})
+    assert missing.status_code == 404
+    changes = [
+        e.entry.details
+        for e in api.dep.audit.entries(action="alerts.outcome")
+        if e.entry is not None
+    ]
+    history = [(c["outcome"], c["previous"]) for c in changes]
+    assert history == [("confirmed", None), ("stop", "confirmed")]

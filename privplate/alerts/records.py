@@ -38,6 +38,8 @@ class AlertInfo:
     confidence: float
     evidence_id: uuid.UUID | None
     created_at: datetime
+    #: What came of it (privplate.alerts.outcomes.AlertOutcome), once someone reported it.
+    outcome: str | None = None
 
     def payload(self) -> dict[str, Any]:
         out = asdict(self)
@@ -137,6 +139,7 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
             confidence=float(r.confidence),
             evidence_id=r.evidence_id,
             created_at=r.created_at,
+            outcome=r.outcome,
         )
         for r in rows
     ]

@@ -170,6 +170,10 @@ class Alert(Base):
     confidence: Mapped[float]
     evidence_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
+    #: What came of it, as reported by an operator or investigator (AlertOutcome).
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Webhook(Base):

@@ -107,6 +107,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Alerts by hotlist:",
         "",
         *_table(al["by_hotlist"], "hotlist", "alerts"),
+        "What came of alerts, as reported by the people who acted on them "
+        f"({al['did_not_pan_out']} did not pan out: misread, or the list entry was out of date):",
+        "",
+        *_table(al["outcomes_reported"], "outcome", "alerts"),
         "Readings and alerts by camera:",
         "",
         *_table(

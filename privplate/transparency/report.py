@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, select
 
+from privplate.alerts.outcomes import NOT_PANNED_OUT
 from privplate.deployment import Deployment
 from privplate.identity.roles import Role
 from privplate.policy.rules import PurposePolicy
@@ -182,6 +183,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
     alerts_by_list: Counter[str] = Counter()
     alerts_by_camera: Counter[str] = Counter()
     searchers: set[str] = set()
+    outcomes: dict[int, str] = {}  # alert -> its latest outcome reported in the period
     answered_with_matches = via_alternate = pruned = 0
     purge = Counter[str]()
     for stored in dep.audit.entries(since=start, until=end):
@@ -203,6 +205,8 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             alerts_by_list[str(d.get("hotlist"))] += 1
             alerts_by_camera[str(d.get("camera"))] += 1
             via_alternate += bool(d.get("via_alternate"))
+        elif stored.action == "alerts.outcome":
+            outcomes[int(d["alert"])] = str(d["outcome"])
         elif stored.action == "retention.purged":
             purge["runs"] += 1
             per_epoch = d.get("reads_deleted_per_epoch", {})
@@ -232,6 +236,9 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             "via_an_alternate_reading": via_alternate,
             "by_hotlist": dict(sorted(alerts_by_list.items())),
             "by_camera": dict(sorted(alerts_by_camera.items())),
+            # Reported in the period by the people who acted on an alert, latest per alert.
+            "outcomes_reported": dict(sorted(Counter(outcomes.values()).items())),
+            "did_not_pan_out": sum(1 for o in outcomes.values() if o in NOT_PANNED_OUT),
         },
         "unseal": {
             "requested": actions["unseal.requested"],

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from privplate.alerts import AlertInfo, alerts_after, latest_alert_id
+from privplate.alerts.outcomes import AlertOutcome, record_outcome
 from privplate.api.deps import ServicesDep, allow
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
@@ -39,6 +40,9 @@ class AlertOut(BaseModel):
     confidence: float
     evidence_id: uuid.UUID | None
     created_at: datetime
+    outcome: AlertOutcome | None = Field(
+        default=None, description="what came of it, once reported (POST /alerts/{id}/outcome)"
+    )
 
     @classmethod
     def of(cls, a: AlertInfo) -> AlertOut:
@@ -53,6 +57,39 @@ def alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertOut]:
     return [AlertOut.of(a) for a in alerts_after(db=services.dep.db, after_id=after, limit=limit)]
+
+
+class OutcomeIn(BaseModel):
+    outcome: AlertOutcome = Field(examples=[AlertOutcome.CONFIRMED])
+
+
+class OutcomeOut(BaseModel):
+    alert: int
+    outcome: AlertOutcome
+
+
+Actor = Annotated[UserInfo, Depends(allow(Role.OPERATOR, Role.INVESTIGATOR))]
+
+
+@router.post(
+    "/alerts/{alert_id}/outcome",
+    summary="Report what came of an alert (for transparency reports)",
+    response_model=OutcomeOut,
+)
+def set_outcome(
+    user: Actor,
+    services: ServicesDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: OutcomeIn,
+) -> OutcomeOut:
+    record_outcome(
+        db=services.dep.db,
+        audit=services.dep.audit,
+        actor=user.actor,
+        alert_id=alert_id,
+        outcome=body.outcome,
+    )
+    return OutcomeOut(alert=alert_id, outcome=body.outcome)
 
 
 @router.get(
