@@ -895,7 +895,7 @@ elif mode == "kill-mid-scrub":
                 if len(updates) == 2:
                     die()
             return self.conn.execute(sql, *args)
-    purge_mod.scrub_free_space = lambda conn, budget=None: real_scrub(Dying(conn), budget)
+    purge_mod.scrub_free_space = lambda conn, *a, **kw: real_scrub(Dying(conn), *a, **kw)
 elif mode == "slow":
     real_expire = purge_mod.expire_holds  # type: ignore[attr-defined]
     def expire_holds(*args, **kwargs):

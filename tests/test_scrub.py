@@ -199,3 +199,25 @@ def test_a_build_without_sqlite_dbpage_is_named(tmp_path: Path) -> None:
         pytest.skip("this Python's own sqlite3 has sqlite_dbpage")
     with pytest.raises(ScrubUnavailable, match="sqlite_dbpage"):
         scrub_free_space(conn)
+
+
+def test_the_tree_walk_finds_every_btree_page_and_no_other(tmp_path: Path) -> None:
+    from privplate.store.scrub import _dirty_pages, _roots
+
+    conn = filled(tmp_path / "s.db", rows=20_000)
+    conn.execute("CREATE TABLE other (x TEXT)")
+    conn.executemany("INSERT INTO other VALUES (?)", [("z" * 9_000,) for _ in range(50)])
+    expected = {
+        r[0]
+        for r in conn.execute("SELECT pageno FROM dbstat WHERE pagetype IN ('internal', 'leaf')")
+    }
+    conn.execute("BEGIN")
+    walked, _ = _dirty_pages(conn, _roots(conn, None))
+    only_t, _ = _dirty_pages(conn, _roots(conn, {"t"}))
+    conn.execute("COMMIT")
+    assert walked == len(expected)
+    in_t = conn.execute(
+        "SELECT count(*) FROM dbstat WHERE name IN ('t', 'ix_token') "
+        "AND pagetype IN ('internal', 'leaf')"
+    ).fetchone()[0]
+    assert only_t == in_t

@@ -203,8 +203,9 @@ def _sqlite_delete(
             if not ids:
                 return total
             stmt = delete(table).where(text("rowid IN (SELECT value FROM json_each(:ids))"), where)
-            started = time.perf_counter()
             with conn.begin():
+                # From here on this transaction holds the lock (BEGIN IMMEDIATE waited for it).
+                started = time.perf_counter()
                 if epoch_col is not None:
                     epochs = (
                         conn.execute(stmt.returning(epoch_col), {"ids": json.dumps(ids)})
@@ -274,11 +275,37 @@ def _sqlite_checkpoint(driver: DriverConnection, report: PurgeReport) -> None:
         driver.execute("PRAGMA busy_timeout=30000")
 
 
+#: Scrubbed whenever the scrub runs: small tables whose rows other code deletes or rewrites
+#: between purges (hotlist entries and tokens, unseal requests' release keys, partials).
+_ALWAYS_SCRUBBED = frozenset(
+    {"hotlist_entries", "hotlist_tokens", "unseal_requests", "unseal_approvals"}
+)
+#: records_deleted keys that are not table names.
+_RECORD_TABLES = {"unseal_release_keys": "unseal_requests"}
+
+
+def _scrubbed_tables(report: PurgeReport, *, everything: bool) -> frozenset[str] | None:
+    """The tables this run deleted from (a leftover copy stays in its own table's pages)."""
+    if everything:
+        return None
+    tables = set(_ALWAYS_SCRUBBED)
+    if report.reads_total:
+        tables.add("reads")
+    if report.evidence_deleted:
+        tables.add("evidence")
+    if report.epochs_destroyed:
+        tables.add("epochs")
+    tables |= {_RECORD_TABLES.get(k, k) for k, n in report.records_deleted.items() if n}
+    return frozenset(tables)
+
+
 def _scrub_marker(dep: Deployment) -> Path:
     return Path(str(make_url(dep.db.url).database) + ".scrub-pending")
 
 
-def _sqlite_release_space(dep: Deployment, report: PurgeReport) -> None:
+def _sqlite_release_space(
+    dep: Deployment, report: PurgeReport, tables: frozenset[str] | None
+) -> None:
     """Make deleted bytes leave the database file and the WAL."""
     # On the driver connection, outside any transaction: the pragmas refuse to run inside one.
     raw = dep.db.engine.raw_connection()
@@ -291,7 +318,9 @@ def _sqlite_release_space(dep: Deployment, report: PurgeReport) -> None:
             # After the vacuum, which moves pages (with their free space) to fill freed slots.
             with _phase(report, "scrub"):
                 scrub = scrub_free_space(
-                    driver, LockBudget(target=TARGET_LOCK_SECONDS, between=checkpoint)
+                    driver,
+                    LockBudget(target=TARGET_LOCK_SECONDS, between=checkpoint),
+                    tables=tables,
                 )
         report.pages_scrubbed = scrub.pages_cleaned
         report.held("scrub", scrub.longest_lock_ms / 1000)
@@ -550,8 +579,10 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
         if dep.db.is_sqlite:
             # Last, so no later write in this run brings purged pages back into the WAL.
             if scrub_pending or report.deleted_anything:
+                # A marker left by an earlier run: it is not known what that run deleted.
+                tables = _scrubbed_tables(report, everything=scrub_pending)
                 with _phase(report, "space"):
-                    _sqlite_release_space(dep, report)
+                    _sqlite_release_space(dep, report, tables)
             else:
                 _scrub_marker(dep).unlink(missing_ok=True)
             report.seconds = time.perf_counter() - started

@@ -18,18 +18,25 @@ class LockBudget:
     """
 
     target: float = 0.05
+    #: No batch is made larger than would take this long at the slowest rate per item seen so
+    #: far: the cost per row varies about threefold with how many of its pages are cached.
+    ceiling: float = 0.07
     pause: float = 0.025
     #: Run after each batch, outside the lock (the purge checkpoints the WAL here).
     between: Callable[[], object] | None = None
     longest_ms: float = 0.0
+    _slowest_per_item: float = 0.0
 
     def done(self, size: int, held: float, *, low: int, high: int) -> int:
         """Record a batch of ``size`` items that held the lock ``held`` seconds; pause; return
         the size for the next batch, within [low, high]."""
         self.longest_ms = max(self.longest_ms, held * 1000)
+        if held >= self.target / 4:  # shorter batches are mostly fixed cost, not per item
+            self._slowest_per_item = max(self._slowest_per_item, held / max(size, 1))
         # Grow slowly (a fast batch may have found its pages cached), shrink fast.
         scale = min(1.5, max(0.25, self.target / max(held, 1e-4)))
+        cap = int(self.ceiling / self._slowest_per_item) if self._slowest_per_item else high
         if self.between is not None:
             self.between()
         time.sleep(self.pause)
-        return max(low, min(high, int(size * scale)))
+        return max(low, min(high, cap, int(size * scale)))

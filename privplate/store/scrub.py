@@ -7,19 +7,19 @@ were live then and moved to a sibling page; once such a cell is deleted, its cop
 a store that purges reads by time while keeping hits and held reads, that is where purged tokens
 were found (SQLite 3.40 to 3.54 alike).
 
-This module finds b-tree pages whose unallocated space or free blocks hold anything but zeros
-and rewrites them through the ``sqlite_dbpage`` virtual table with those regions zeroed. Only
-bytes SQLite treats as free change, so no row or index entry changes. The scan runs in a read
-transaction (writers go on); the rewrites run in short write transactions sized to stay near
-a target lock time, and re-read each page inside the lock, so pages changed since the scan are
-handled from their current content.
+This module walks b-trees page by page and rewrites the pages whose unallocated space or free
+blocks hold anything but zeros through the ``sqlite_dbpage`` virtual table, with those regions
+zeroed. Only bytes SQLite treats as free change, so no row or index entry changes. The scan
+runs in a read transaction (writers go on); the rewrites run in short write transactions sized
+to stay near a target lock time, and re-read each page inside the lock, so pages changed since
+the scan are handled from their current content.
 """
 
 from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,7 +44,7 @@ class ScrubReport:
 
 
 class ScrubUnavailable(RuntimeError):
-    """The SQLite library lacks sqlite_dbpage or dbstat."""
+    """The SQLite library lacks the sqlite_dbpage table."""
 
 
 def _free_regions(page: bytes, pgno: int) -> Iterator[tuple[int, int]]:
@@ -81,56 +81,84 @@ def cleaned_page(page: bytes, pgno: int) -> bytes | None:
     return bytes(out)
 
 
-def _btree_pages(conn: DriverConnection) -> list[int]:
-    try:
-        rows = conn.execute(
-            "SELECT pageno FROM dbstat WHERE pagetype IN ('internal', 'leaf') ORDER BY pageno"
-        ).fetchall()
-        conn.execute("SELECT pgno FROM sqlite_dbpage WHERE pgno = 1").fetchall()
-    except Exception as exc:  # the driver's OperationalError; no shared base class to name
-        if "no such table" in str(exc):
-            raise ScrubUnavailable(
-                "this SQLite build lacks the dbstat or sqlite_dbpage virtual table"
-            ) from None
-        raise
-    return [int(r[0]) for r in rows]
+def _roots(conn: DriverConnection, tables: Collection[str] | None) -> list[int]:
+    """Root pages of the b-trees of ``tables`` (each table and its indexes), or of all."""
+    rows = conn.execute("SELECT tbl_name, rootpage FROM sqlite_schema WHERE rootpage > 0")
+    found = [int(root) for name, root in rows if tables is None or name in tables]
+    return [1, *found] if tables is None else found  # page 1 is sqlite_schema's own root
 
 
 def _page(conn: DriverConnection, pgno: int) -> bytes | None:
-    row = conn.execute("SELECT data FROM sqlite_dbpage WHERE pgno = ?", (pgno,)).fetchone()
+    try:
+        row = conn.execute("SELECT data FROM sqlite_dbpage WHERE pgno = ?", (pgno,)).fetchone()
+    except Exception as exc:  # the driver's OperationalError; no shared base class to name
+        if "no such table" in str(exc):
+            raise ScrubUnavailable("this SQLite build lacks the sqlite_dbpage table") from None
+        raise
     return bytes(row[0]) if row and row[0] is not None else None
 
 
-def _dirty_pages(conn: DriverConnection, pages: Iterable[int]) -> list[int]:
-    dirty = []
-    for pgno in pages:
+def _children(page: bytes, pgno: int) -> list[int]:
+    """Child page numbers of an interior b-tree page (none for a leaf)."""
+    hdr = _FILE_HEADER if pgno == 1 else 0
+    if page[hdr] not in (0x02, 0x05):
+        return []
+    cells = struct.unpack_from(">H", page, hdr + 3)[0]
+    pointers = struct.unpack_from(f">{cells}H", page, hdr + 12)
+    # Every interior cell starts with its left child's number; the right-most is in the header.
+    return [
+        *(struct.unpack_from(">I", page, p)[0] for p in pointers if p + 4 <= len(page)),
+        struct.unpack_from(">I", page, hdr + 8)[0],
+    ]
+
+
+def _dirty_pages(conn: DriverConnection, roots: Iterable[int]) -> tuple[int, list[int]]:
+    """Walk the b-trees from ``roots`` (b-tree pages only: overflow pages hold no free space)
+    and return (pages walked, pages whose free space is not all zeros)."""
+    dirty: list[int] = []
+    seen: set[int] = set()
+    pending = list(roots)
+    while pending:
+        pgno = pending.pop()
+        if pgno in seen or pgno < 1:
+            continue
+        seen.add(pgno)
         page = _page(conn, pgno)
-        if page is not None and cleaned_page(page, pgno) is not None:
+        if page is None:
+            continue
+        if cleaned_page(page, pgno) is not None:
             dirty.append(pgno)
-    return dirty
+        pending.extend(_children(page, pgno))
+    return len(seen), sorted(dirty)
 
 
-def scrub_free_space(conn: DriverConnection, budget: LockBudget | None = None) -> ScrubReport:
-    """Zero the free space of every b-tree page of the main database.
+def scrub_free_space(
+    conn: DriverConnection,
+    budget: LockBudget | None = None,
+    *,
+    tables: Collection[str] | None = None,
+) -> ScrubReport:
+    """Zero the free space of the b-tree pages of ``tables`` and their indexes (default: all).
 
-    ``conn`` is a DB-API connection in autocommit mode (``isolation_level = None``) outside any
-    transaction, on a SQLite build with ``sqlite_dbpage`` (sqlean.py ships one).
+    A leftover copy of a row only ever sits in a page of the row's own b-tree (rebalancing
+    moves cells between siblings; a freed page is zeroed whole), so after deleting from some
+    tables it is enough to scrub those. ``conn`` is a DB-API connection in autocommit mode
+    (``isolation_level = None``) outside any transaction, on a SQLite build with
+    ``sqlite_dbpage`` (sqlean.py ships one).
     """
     started = time.perf_counter()
     budget = budget or LockBudget()
     report = ScrubReport()
     conn.execute("BEGIN")  # one snapshot for the scan; a read transaction blocks no writer
     try:
-        pages = _btree_pages(conn)
-        dirty = _dirty_pages(conn, pages)
+        report.pages_scanned, dirty = _dirty_pages(conn, _roots(conn, tables))
     finally:
         conn.execute("COMMIT")
-    report.pages_scanned = len(pages)
     batch, done = 64, 0
     while done < len(dirty):
         chunk = dirty[done : done + batch]
-        lock_started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
+        lock_started = time.perf_counter()  # after waiting for the lock: only the hold counts
         try:
             for pgno in chunk:
                 # Re-read under the lock: a writer may have changed the page since the scan.
