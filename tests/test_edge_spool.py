@@ -73,3 +73,18 @@ def test_the_spool_scrubs_at_most_once_per_interval(tmp_path: Path) -> None:
         spool.acknowledge(batch.batch_id)
     spool.close()
     assert len(calls) == 1
+
+
+def test_a_failed_scrub_does_not_stop_the_uplink(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", scrub_every_seconds=0)
+
+    def fails() -> object:
+        raise OSError("disk full")
+
+    spool.scrub = fails  # type: ignore[method-assign]
+    put_reads(spool, 3)
+    batch = spool.next_batch(10)
+    assert batch is not None
+    spool.acknowledge(batch.batch_id)  # logged, not raised: the batch is still acknowledged
+    assert spool.depth() == 0
+    spool.close()

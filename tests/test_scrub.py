@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,16 @@ def test_the_tree_walk_finds_every_btree_page_and_no_other(tmp_path: Path) -> No
         "AND pagetype IN ('internal', 'leaf')"
     ).fetchone()[0]
     assert only_t == in_t
+
+
+def test_vacuum_step_ends_on_a_file_without_incremental_auto_vacuum(tmp_path: Path) -> None:
+    """A file made by another tool (auto_vacuum NONE) ignores incremental_vacuum: the purge's
+    vacuum step must notice that nothing moves instead of looping."""
+    from privplate.retention.purge import PurgeReport, _sqlite_vacuum
+
+    conn = filled(tmp_path / "plain.db", rows=5_000)  # auto_vacuum is NONE by default
+    conn.execute("DELETE FROM t WHERE id > 100")
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+    report = PurgeReport(started_at=datetime.now(UTC))
+    _sqlite_vacuum(conn, report, lambda: None)  # returns (the test would hang otherwise)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -96,6 +96,7 @@ def test_the_report_counts_what_happened_and_names_nobody(api: Api) -> None:
 
 def test_the_public_period_is_at_least_a_week(api: Api) -> None:
     assert api.client.get("/transparency?days=3").status_code == 422
+    assert api.client.get("/transparency?days=31").status_code == 422
     assert api.client.get("/transparency?days=7").status_code == 200
 
 
@@ -138,3 +139,44 @@ def test_alert_outcomes_are_a_closed_set_and_audited(api: Api) -> None:
     ]
     history = [(c["outcome"], c["previous"]) for c in changes]
     assert history == [("confirmed", None), ("stop", "confirmed")]
+
+
+def test_counts_that_one_audit_entry_covers_and_lists_without_entries(api: Api) -> None:
+    from privplate.retention.holds import approve_hold, request_hold
+    from privplate.transparency import build_report, period_ending
+
+    dep, t = api.dep, now()
+    reads = [factories.read(dep, f"HOLD{i}", observed_at=t - timedelta(days=2)) for i in range(3)]
+    dep.ingest(reads, now=t - timedelta(days=2))
+    for read in reads:  # three holds of one day, all expiring in the same purge
+        held = request_hold(
+            db=dep.db,
+            audit=dep.audit,
+            kind="read",
+            target_id=read.read_id,
+            case_number="C-1",
+            justification="hit-and-run investigation",
+            requested_by="investigator-1",
+            duration=timedelta(days=1),
+            now=t - timedelta(days=2),
+        )
+        approve_hold(
+            db=dep.db,
+            audit=dep.audit,
+            hold_id=held.id,
+            approved_by="compliance-1",
+            now=t - timedelta(days=2),
+        )
+    purge(dep)
+    _hotlist(api, "emptied")
+    assert _entries(api, "emptied", [HOTLISTED]).status_code == 201
+    entry = api.call(Role.OPERATOR, "GET", "/hotlists/emptied/entries").json()[0]["id"]
+    removed = api.call(Role.OPERATOR, "DELETE", f"/hotlists/emptied/entries/{entry}")
+    assert removed.status_code in (200, 204), removed.text
+
+    start, end = period_ending(t.date(), 7)
+    report = build_report(dep, start=start, end=end)
+    assert report["legal_holds"]["expired"] == 3
+    assert report["reads"]["hotlists"] == [
+        {"name": "emptied", "source": "stolen-vehicle", "entries_now": 0}
+    ]

@@ -286,4 +286,7 @@ class AuditLog:
                     "policy": policy,
                 },
             )
-            return int(pruned)
+        if pruned:
+            # The erased content may still sit in leftover copies inside pages (SQLite).
+            self.db.request_scrub()
+        return int(pruned)

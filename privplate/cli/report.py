@@ -20,9 +20,7 @@ def report_command(
     days: Annotated[int, typer.Option(min=1, max=3660, help="Length of the period.")] = 30,
     end: Annotated[
         str | None,
-        typer.Option(
-            help="Last day of the period is the day before this date (YYYY-MM-DD); default: now."
-        ),
+        typer.Option(help="Last day of the period (YYYY-MM-DD, UTC, included); default today."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of Markdown.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
@@ -33,8 +31,8 @@ def report_command(
     Writing it with --out records its SHA-256 in the audit log (transparency.published), so
     a published copy can be matched to the log.
     """
-    moment: date | datetime = date.fromisoformat(end) if end else datetime.now(UTC)
-    start, stop = period_ending(moment, days)
+    last = date.fromisoformat(end) if end else datetime.now(UTC).date()
+    start, stop = period_ending(last, days)
     with Deployment.open(home) as dep:
         report = build_report(dep, start=start, end=stop)
         text = (

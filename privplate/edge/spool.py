@@ -12,6 +12,7 @@ empties its WAL (see privplate.store.scrub), so sent tokens do not stay on the b
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+log = logging.getLogger(__name__)
 #: Above this many waiting reads the periodic scrub waits for the spool to drain.
 SCRUB_MAX_DEPTH = 2000
 
@@ -108,7 +110,11 @@ class Spool:
         # scan reads every page, evidence included. It is scrubbed once it is small again.
         due = time.monotonic() - self._scrubbed_at >= self._scrub_every
         if due and self.depth() <= SCRUB_MAX_DEPTH:
-            self.scrub()
+            try:
+                self.scrub()
+            except Exception as exc:  # the uplink must go on; the next interval tries again
+                self._scrubbed_at = time.monotonic()
+                log.warning("spool: zeroing free space failed (%s); retrying later", exc)
 
     def close(self) -> None:
         with self._lock:

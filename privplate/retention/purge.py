@@ -241,10 +241,14 @@ def _sqlite_vacuum(
     """Give free pages back to the file system, a few at a time so the lock stays short."""
     pages = 256
     budget = LockBudget(target=TARGET_LOCK_SECONDS, between=checkpoint)
+    before: int | None = None
     while True:
         free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
-        if not free:
+        # Stop when nothing is left, or nothing moves: a file whose auto_vacuum is not
+        # INCREMENTAL (made by another tool) ignores the pragma; its free pages are zeroed.
+        if not free or (before is not None and free >= before):
             return
+        before = free
         started = time.perf_counter()
         # The pragma returns a row per page it frees: fetch them all, or only one is freed.
         driver.execute(f"PRAGMA incremental_vacuum({min(pages, free)})").fetchall()
@@ -300,7 +304,7 @@ def _scrubbed_tables(report: PurgeReport, *, everything: bool) -> frozenset[str]
 
 
 def _scrub_marker(dep: Deployment) -> Path:
-    return Path(str(make_url(dep.db.url).database) + ".scrub-pending")
+    return dep.db.scrub_marker
 
 
 def _sqlite_release_space(
@@ -395,8 +399,10 @@ def _pg_drop_reads(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeRe
             for name, _day in old
         }
     started = time.perf_counter()
-    # One transaction for all drops: DETACH locks the parent, so take that lock once.
+    # One transaction for all drops: DETACH locks the parent, so take that lock once. Taken
+    # first, so no read can arrive between the checks below and the drop.
     with dep.db.write() as conn:
+        conn.execute(text("LOCK TABLE reads IN SHARE ROW EXCLUSIVE MODE"))
         for name, day in old:
             # A partition with a hit still inside its window, or a held read, is not dropped;
             # its expired rows are deleted one by one in _pg_delete. Both checks use indexes.
@@ -424,6 +430,7 @@ def _pg_drop_evidence(dep: Deployment, cut: Cutoffs, now: datetime, report: Purg
         }
     started = time.perf_counter()
     with dep.db.write() as conn:
+        conn.execute(text("LOCK TABLE evidence IN SHARE ROW EXCLUSIVE MODE"))
         for name, day in old:
             if _held_in_day(conn, "evidence", day, now):
                 continue

@@ -92,6 +92,17 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def scrub_marker(self) -> Path:
+        """SQLite: while this file exists, the next purge zeroes free space in every table."""
+        return Path(str(make_url(self.url).database) + ".scrub-pending")
+
+    def request_scrub(self) -> None:
+        """After erasing data outside the purge (e.g. audit pruning), on SQLite: make the next
+        purge zero the leftover copies inside pages (privplate.store.scrub)."""
+        if self.is_sqlite:
+            self.scrub_marker.touch(mode=0o600)
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""

@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, and_, func, or_, select
 
 from privplate.alerts.outcomes import NOT_PANNED_OUT
 from privplate.deployment import Deployment
@@ -104,7 +104,11 @@ def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
         ).all()
         agreements = conn.execute(
             select(_agreements)
-            .where(_agreements.c.created_at < end, _agreements.c.expires_at > start)
+            .where(
+                _agreements.c.created_at < end,
+                _agreements.c.expires_at > start,
+                or_(_agreements.c.revoked_at.is_(None), _agreements.c.revoked_at > start),
+            )
             .order_by(_agreements.c.agency)
         ).all()
         devices = conn.execute(
@@ -145,7 +149,7 @@ def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
-def _reads(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+def _reads(dep: Deployment, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
     first, last = start.date(), (end - timedelta(microseconds=1)).date()
     with dep.db.read() as conn:
         per_camera = conn.execute(
@@ -156,11 +160,16 @@ def _reads(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
         cameras = conn.execute(
             select(func.count()).select_from(_cameras).where(_cameras.c.active.is_(True))
         ).scalar_one()
+        # Live entries only, in the join condition so that a list with none still shows.
+        live = and_(
+            _entries.c.hotlist_id == _hotlists.c.id,
+            _entries.c.removed_at.is_(None),
+            _entries.c.expires_at > now,
+        )
         lists = conn.execute(
             select(_hotlists.c.name, _hotlists.c.source, func.count(_entries.c.id))
-            .select_from(_hotlists.outerjoin(_entries, _entries.c.hotlist_id == _hotlists.c.id))
-            .where(_entries.c.removed_at.is_(None) | _entries.c.id.is_(None))
-            .group_by(_hotlists.c.name, _hotlists.c.source)
+            .select_from(_hotlists.outerjoin(_entries, live))
+            .group_by(_hotlists.c.id, _hotlists.c.name, _hotlists.c.source)
             .order_by(_hotlists.c.name)
         ).all()
     return {
@@ -184,7 +193,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
     alerts_by_camera: Counter[str] = Counter()
     searchers: set[str] = set()
     outcomes: dict[int, str] = {}  # alert -> its latest outcome reported in the period
-    answered_with_matches = via_alternate = pruned = 0
+    answered_with_matches = via_alternate = pruned = holds_expired = 0
     purge = Counter[str]()
     for stored in dep.audit.entries(since=start, until=end):
         actions[stored.action] += 1
@@ -207,6 +216,8 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             via_alternate += bool(d.get("via_alternate"))
         elif stored.action == "alerts.outcome":
             outcomes[int(d["alert"])] = str(d["outcome"])
+        elif stored.action == "hold.expired":  # one entry per purge, listing its holds
+            holds_expired += len(d.get("holds", []))
         elif stored.action == "retention.purged":
             purge["runs"] += 1
             per_epoch = d.get("reads_deleted_per_epoch", {})
@@ -250,7 +261,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             "requested": actions["hold.requested"],
             "approved": actions["hold.approved"],
             "released": actions["hold.released"],
-            "expired": actions["hold.expired"],
+            "expired": holds_expired,
         },
         "retention": {
             "purge_runs": purge["runs"],
@@ -289,7 +300,7 @@ def build_report(
         "not_stored": list(NOT_STORED),
         "policy": _policy(dep),
         "access": _access(dep, start, end),
-        "reads": _reads(dep, start, end),
+        "reads": _reads(dep, start, end, now),
         **_activity(dep, start, end),
         "audit_log": {
             "tree_size": tree.size,
@@ -306,8 +317,10 @@ def build_report(
     }
 
 
-def period_ending(end: date | datetime, days: int) -> tuple[datetime, datetime]:
-    """[end - days, end) with ``end`` a date (midnight UTC) or a moment."""
-    if not isinstance(end, datetime):
-        end = datetime(end.year, end.month, end.day, tzinfo=UTC)
-    return end - timedelta(days=days), end
+def period_ending(last: date, days: int) -> tuple[datetime, datetime]:
+    """The ``days`` whole days (UTC) ending with ``last``, inclusive: [midnight starting day
+    last - days + 1, midnight after ``last``). Whole days, because readings are counted per
+    day; searches and the rest use the same bounds. ``last`` = today gives a period whose last
+    day is still going on."""
+    stop = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return stop - timedelta(days=days), stop

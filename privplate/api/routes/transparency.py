@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,23 +16,36 @@ from privplate.transparency import build_report, period_ending
 from privplate.transparency.markdown import render_markdown
 
 router = APIRouter(tags=["transparency"])
-#: A public page must not let anyone make the server re-read the audit log at will.
+#: A public page must not let anyone make the server re-read the audit log at will: a few
+#: fixed periods, each built at most once per CACHE_SECONDS.
 CACHE_SECONDS = 300.0
-_lock = threading.Lock()
-Days = Annotated[int, Query(ge=7, le=366, description="Length of the period ending now.")]
+_state_lock = threading.Lock()
 
 
-def _report(request: Request, services: ServicesDep, days: int) -> dict[str, Any]:
-    # One cache per app (per deployment); built under the lock so a burst builds it once.
-    with _lock:
-        cache: dict[int, tuple[float, dict[str, Any]]] = getattr(
-            request.app.state, "transparency_cache", {}
-        )
-        request.app.state.transparency_cache = cache
+class Period(IntEnum):
+    WEEK = 7
+    MONTH = 30
+    QUARTER = 90
+    YEAR = 365
+
+
+Days = Annotated[
+    Period, Query(description="Whole days (UTC), the last one today: 7, 30, 90 or 365.")
+]
+
+
+def _report(request: Request, services: ServicesDep, days: Period) -> dict[str, Any]:
+    # One cache and lock per app (per deployment); built under the lock so a burst builds once.
+    with _state_lock:
+        state = request.app.state
+        if not hasattr(state, "transparency"):
+            state.transparency = (threading.Lock(), {})
+        lock, cache = state.transparency
+    with lock:
         hit = cache.get(days)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        start, end = period_ending(datetime.now(UTC), days)
+            return hit[1]  # type: ignore[no-any-return]
+        start, end = period_ending(datetime.now(UTC).date(), int(days))
         report = build_report(services.dep, start=start, end=end)
         cache[days] = (time.monotonic(), report)
         return report
@@ -44,7 +58,9 @@ def _report(request: Request, services: ServicesDep, days: int) -> dict[str, Any
     response_model=None,
     responses={200: {"content": {"application/json": {}}}},
 )
-def transparency(request: Request, services: ServicesDep, days: Days = 30) -> JSONResponse:
+def transparency(
+    request: Request, services: ServicesDep, days: Days = Period.MONTH
+) -> JSONResponse:
     return JSONResponse(_report(request, services, days))
 
 
@@ -56,7 +72,7 @@ def transparency(request: Request, services: ServicesDep, days: Days = 30) -> JS
     responses={200: {"content": {"text/markdown": {}}}},
 )
 def transparency_markdown(
-    request: Request, services: ServicesDep, days: Days = 30
+    request: Request, services: ServicesDep, days: Days = Period.MONTH
 ) -> PlainTextResponse:
     text = render_markdown(_report(request, services, days))
     return PlainTextResponse(text, media_type="text/markdown")
