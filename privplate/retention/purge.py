@@ -400,9 +400,11 @@ def _pg_drop_reads(dep: Deployment, cut: Cutoffs, now: datetime, report: PurgeRe
         }
     started = time.perf_counter()
     # One transaction for all drops: DETACH locks the parent, so take that lock once. Taken
-    # first, so no read can arrive between the checks below and the drop.
+    # first, so no read can arrive between the checks below and the drop; and in the mode
+    # DETACH needs, because upgrading a weaker lock could deadlock with an ingest that read
+    # before it inserts.
     with dep.db.write() as conn:
-        conn.execute(text("LOCK TABLE reads IN SHARE ROW EXCLUSIVE MODE"))
+        conn.execute(text("LOCK TABLE reads IN ACCESS EXCLUSIVE MODE"))
         for name, day in old:
             # A partition with a hit still inside its window, or a held read, is not dropped;
             # its expired rows are deleted one by one in _pg_delete. Both checks use indexes.
@@ -430,7 +432,7 @@ def _pg_drop_evidence(dep: Deployment, cut: Cutoffs, now: datetime, report: Purg
         }
     started = time.perf_counter()
     with dep.db.write() as conn:
-        conn.execute(text("LOCK TABLE evidence IN SHARE ROW EXCLUSIVE MODE"))
+        conn.execute(text("LOCK TABLE evidence IN ACCESS EXCLUSIVE MODE"))
         for name, day in old:
             if _held_in_day(conn, "evidence", day, now):
                 continue
