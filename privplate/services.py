@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Table, select
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
 from privplate.deployment import Deployment
+from privplate.devices.refusals import RefusalLog
 from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
 from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
@@ -32,6 +33,7 @@ class Services:
         self.box = PlateBox(self.secret)
         self.policy = PurposePolicy.from_settings(settings)
         self.hotlist_tokens = HotlistTokens(db=dep.db, keyring=dep.keyring, box=self.box)
+        self.refusals = RefusalLog(dep.audit)
         self.hotlists = Hotlists(
             db=dep.db,
             audit=dep.audit,
@@ -110,6 +112,7 @@ class Services:
 
     def close(self) -> None:
         self.webhooks.stop()
+        self.refusals.flush()
 
     def __enter__(self) -> Self:
         return self

@@ -95,10 +95,7 @@ class DeviceGuard:
             )
         except DeviceRejected as exc:
             await run_in_threadpool(
-                services.dep.audit.record,
-                actor="anonymous",
-                action="devices.request_refused",
-                details={"path": request.url.path, "reason": str(exc)},
+                services.refusals.refused, path=request.url.path, reason=str(exc)
             )
             raise
         request.state.actor = device.actor

@@ -193,7 +193,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
     alerts_by_camera: Counter[str] = Counter()
     searchers: set[str] = set()
     outcomes: dict[int, str] = {}  # alert -> its latest outcome reported in the period
-    answered_with_matches = via_alternate = pruned = holds_expired = 0
+    answered_with_matches = via_alternate = pruned = holds_expired = device_refusals = 0
     purge = Counter[str]()
     for stored in dep.audit.entries(since=start, until=end):
         actions[stored.action] += 1
@@ -216,6 +216,10 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             via_alternate += bool(d.get("via_alternate"))
         elif stored.action == "alerts.outcome":
             outcomes[int(d["alert"])] = str(d["outcome"])
+        elif stored.action == "devices.request_refused":  # one entry may stand for many
+            device_refusals += 1 + int(d.get("similar_refusals_not_recorded", 0))
+            if d.get("flushed_at_shutdown"):
+                device_refusals -= 1  # a flush entry is only the count
         elif stored.action == "hold.expired":  # one entry per purge, listing its holds
             holds_expired += len(d.get("holds", []))
         elif stored.action == "retention.purged":
@@ -271,7 +275,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
         },
         "oversight": {
             "refused_accesses": actions["access.denied"],
-            "refused_device_requests": actions["devices.request_refused"],
+            "refused_device_requests": device_refusals,
             "hotlist_plates_revealed": actions["hotlists.entries_viewed"],
             "config_changes": actions["config.changed"],
         },
