@@ -287,6 +287,12 @@ def resolve_home(home: Path | str | None) -> Path:
 def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Read and validate the deployment's settings, turning every problem into a ConfigError."""
     resolved = resolve_home(home)
+    # A relative PRIVPLATE_MODELS_DIR is meant from where the command runs (the README's
+    # `PRIVPLATE_MODELS_DIR=../shared/models privplate edge run --dir deployment`), unlike
+    # paths in privplate.toml, which are relative to the deployment directory.
+    from_env = os.environ.get("PRIVPLATE_MODELS_DIR")
+    if from_env and "models_dir" not in overrides and not Path(from_env).is_absolute():
+        overrides["models_dir"] = Path(from_env).resolve()
     token = _toml_path.set(resolved / CONFIG_FILENAME)
     try:
         return Settings(home=resolved, **overrides)

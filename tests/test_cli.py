@@ -121,6 +121,25 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert load_settings(tmp_path).retention_window("non_hit_reads").total_seconds() == 60
 
 
+def test_a_relative_models_dir_from_the_environment_is_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README runs `PRIVPLATE_MODELS_DIR=../shared/models privplate ... --dir deployment`:
+    the variable means ../shared/models from the shell, not from inside the deployment."""
+    from privplate.vision.factory import models_dir
+
+    home, work = tmp_path / "deployment", tmp_path / "repo"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PRIVPLATE_MODELS_DIR", "../shared/models")
+    assert models_dir(load_settings(home)) == tmp_path / "shared" / "models"
+    # In privplate.toml a relative path stays relative to the deployment.
+    monkeypatch.delenv("PRIVPLATE_MODELS_DIR")
+    (home / "privplate.toml").write_text('models_dir = "models"\n')
+    assert models_dir(load_settings(home)) == home / "models"
+
+
 def _commands(group: typer.Typer, prefix: str = "") -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [
         (prefix + (cmd.name or cmd.callback.__name__), cmd.callback)  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ from privplate.retention.holds import (
     release_hold,
     request_hold,
 )
+from privplate.retention.presets import format_duration
 from privplate.retention.purge import PurgeReport, purge
 from privplate.retention.status import retention_status
 
@@ -66,13 +67,19 @@ def status_command(
     if as_json:
         console.print_json(json.dumps(status.as_dict()))
     else:
-        console.print(f"preset {status.preset}, purge every {status.purge_interval}")
+        console.print(
+            f"preset {status.preset}, purge every {format_duration(status.purge_interval)}"
+        )
         for p in status.promises:
             label = p.kind.replace("_", " ")
-            age = "none stored" if p.oldest_age is None else f"oldest {p.oldest_age} old"
+            age = (
+                "none stored"
+                if p.oldest_age is None
+                else f"oldest {format_duration(p.oldest_age)} old"
+            )
             console.print(
-                f"  {label}: kept {p.window}; {age} (bound {p.bound}: "
-                f"{'ok' if p.kept else 'EXCEEDED'})"
+                f"  {label}: kept {format_duration(p.window)}; {age} "
+                f"(bound {format_duration(p.bound)}: {'ok' if p.kept else 'EXCEEDED'})"
             )
     if not status.within_bound:
         raise typer.Exit(1)

@@ -37,6 +37,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
+def format_duration(value: timedelta) -> str:
+    """For people: the two largest units, ``"30 days 5 minutes"``, ``"3 minutes"``."""
+    left = int(value.total_seconds())
+    parts = []
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        n, left = divmod(left, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+    return " ".join(parts[:2]) or "0 seconds"
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from privplate.retention.presets import format_duration
 
 
 def _duration(seconds: int) -> str:
-    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} seconds"
+    return format_duration(timedelta(seconds=seconds))
 
 
 def _table(rows: dict[str, Any], left: str, right: str) -> list[str]:
