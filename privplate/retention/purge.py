@@ -303,10 +303,6 @@ def _scrubbed_tables(report: PurgeReport, *, everything: bool) -> frozenset[str]
     return frozenset(tables)
 
 
-def _scrub_marker(dep: Deployment) -> Path:
-    return dep.db.scrub_marker
-
-
 def _sqlite_release_space(
     dep: Deployment, report: PurgeReport, tables: frozenset[str] | None
 ) -> None:
@@ -332,7 +328,7 @@ def _sqlite_release_space(
             _sqlite_checkpoint(driver, report)
     finally:
         raw.close()
-    _scrub_marker(dep).unlink(missing_ok=True)
+    dep.db.scrub_marker.unlink(missing_ok=True)
 
 
 # -- PostgreSQL: drop whole partitions, delete only in the boundary ones ------------------------
@@ -540,9 +536,8 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
             report.skipped = True
             return report
         # A marker left by a run that deleted but did not finish zeroing makes this run do it.
-        scrub_pending = dep.db.is_sqlite and _scrub_marker(dep).exists()
-        if dep.db.is_sqlite:
-            _scrub_marker(dep).touch(mode=0o600)
+        scrub_pending = dep.db.is_sqlite and dep.db.scrub_marker.exists()
+        dep.db.request_scrub()  # cleared at the end of the run, once the zeroing is done
         with dep.db.write() as conn:
             report.holds_expired = expire_holds(conn, dep.audit, actor=dep.actor, now=now)
         with _phase(report, "reads"):
@@ -593,6 +588,6 @@ def purge(dep: Deployment, *, now: datetime | None = None, dry_run: bool = False
                 with _phase(report, "space"):
                     _sqlite_release_space(dep, report, tables)
             else:
-                _scrub_marker(dep).unlink(missing_ok=True)
+                dep.db.scrub_marker.unlink(missing_ok=True)
             report.seconds = time.perf_counter() - started
     return report
