@@ -34,6 +34,10 @@ def test_the_scan_would_catch_a_leak() -> None:
     assert hits_in_bytes(b"...XYZ9876...", PLATES) == ["XYZ9876"]
     assert hits_in_bytes(b"HB471 1", ["HB4711"]) == []
     assert hits_in_bytes("HB4711".encode("utf-16-le"), ["HB4711"]) != []
+    # pg_dump's hex for binary columns: a plate stored as bytes is caught, while random bytes
+    # whose hex happens to spell an all-hex plate in lower case are not a leak.
+    assert hits_in_bytes(b"\\\\x" + b"2DA044".hex().encode() + b"\t", ["2DA044"]) != []
+    assert hits_in_bytes(b"\\\\xff2da044ee\t", ["2DA044"]) == []
 
 
 def test_errors_never_contain_the_plate(dep: Deployment) -> None:
