@@ -4,10 +4,10 @@ Measures, on this machine:
 
 1. tokens per second (``canonical_plate`` + ``plate_token``);
 2. seals per second of a 50 KB random "image" (``seal``);
-3. reads per second through the full ingest path (``Deployment.ingest``) on SQLite and
+3. reads per second through the store's ingest (the step ``Services.ingest`` runs) on SQLite and
    PostgreSQL, after the store already holds ``--preload`` reads, next to the anchor: raw
    SQLAlchemy Core executemany of the same rows (fresh read ids) into the same ``reads`` table;
-4. plate lookup latency p50/p99 (``Deployment.lookup``) over a 30-epoch window with
+4. token lookup latency p50/p99 (the step ``QueryService.run`` runs) over a 30-epoch window with
    ``--lookup-reads`` reads stored (SQLite always; PostgreSQL with ``--postgres``).
 
 Every deployment lives in a temporary directory (and, on PostgreSQL, in a fresh schema that is
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlean
+import store_paths
 from sqlalchemy import Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 
@@ -463,7 +464,7 @@ def bench_ingest(
     t_full = t_raw = 0.0
     for i in range(total):  # interleaved, so both see the same store size and cache state
         start = time.perf_counter()
-        result = store.dep.ingest(full[i], now=store.now)
+        result = store_paths.ingest(store.dep, full[i], now=store.now)
         mid = time.perf_counter()
         raw_insert(store.dep.db.engine, raw[i])
         end = time.perf_counter()
@@ -500,7 +501,7 @@ def bench_ingest(
     if profile:
         profiled(
             f"{store.label} ingest x{len(extra)} batches",
-            lambda: [store.dep.ingest(b, now=store.now) for b in extra],
+            lambda: [store_paths.ingest(store.dep, b, now=store.now) for b in extra],
         )
         store.reads += sum(len(b) for b in extra)
         store.rows += sum(len(read_rows(store, b)) for b in extra)
@@ -520,13 +521,13 @@ def bench_lookup(store: Store, rng: random.Random, sizes: Sizes, profile: bool) 
     rng.shuffle(plan)
     start, end = store.window
     for plate, _ in plan[:20]:  # warm-up
-        store.dep.lookup(plate, start, end)
+        store_paths.lookup(store.dep, plate, start, end)
     hit_ms: list[float] = []
     miss_ms: list[float] = []
     wrong = matched = 0
     for plate, expected in plan:
         t0 = time.perf_counter()
-        found = store.dep.lookup(plate, start, end)
+        found = store_paths.lookup(store.dep, plate, start, end)
         elapsed = (time.perf_counter() - t0) * 1e3
         (hit_ms if expected else miss_ms).append(elapsed)
         matched += len(found)
@@ -557,7 +558,7 @@ def bench_lookup(store: Store, rng: random.Random, sizes: Sizes, profile: bool) 
         sample = plan[:200]
         profiled(
             f"{store.label} lookup x{len(sample)}",
-            lambda: [store.dep.lookup(p, start, end) for p, _ in sample],
+            lambda: [store_paths.lookup(store.dep, p, start, end) for p, _ in sample],
         )
 
 

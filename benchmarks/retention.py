@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import store_paths
 from sqlalchemy import create_engine, text
 
 from privplate.deployment import Deployment, init_deployment
@@ -100,7 +101,7 @@ def ingest_probe(home: Path, stop: Any, out: Any) -> None:
                 confidence=0.9,
             )
             started = time.perf_counter()
-            dep.ingest([read], now=t)
+            store_paths.ingest(dep, [read], now=t)
             latencies.append((time.perf_counter() - started) * 1000)
             time.sleep(0.02)
     out.put(latencies)

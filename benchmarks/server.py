@@ -46,6 +46,7 @@ from pathlib import Path
 
 import httpx
 import sqlean
+import store_paths
 from core import (  # benchmarks/core.py, next to this script
     ALTERNATE_FRACTION,
     alternate_of,
@@ -243,7 +244,7 @@ def preload(setup: Setup, rng: random.Random, sizes: Sizes) -> None:
             batch = known[:count]
             del known[:count]
             batch += filler_reads(setup, rng, count - len(batch), now)
-            result = dep.ingest(batch)
+            result = store_paths.ingest(dep, batch)
             if result.inserted != len(batch):
                 raise SystemExit(
                     f"[{setup.label}] preload stored {result.inserted} of {len(batch)} reads "

@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 from types import TracebackType
-from typing import Any, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Self
 
 from privplate import errors as e
 
+if TYPE_CHECKING:  # the server extra; imported when a command first talks to a server
+    import httpx
+
 DEFAULT_SERVER = "http://127.0.0.1:8470"
+#: Not PRIVPLATE_SERVER: that would be the ``server`` section of the deployment's settings.
+SERVER_URL_ENV = "PRIVPLATE_SERVER_URL"
 _BY_TYPE: dict[str, type[e.PrivplateError]] = {
     "authentication_failed": e.AuthenticationFailed,
     "permission_denied": e.PermissionDenied,
@@ -28,12 +31,15 @@ _BY_TYPE: dict[str, type[e.PrivplateError]] = {
 
 
 def server_url(given: str | None) -> str:
-    return (given or os.environ.get("PRIVPLATE_SERVER") or DEFAULT_SERVER).rstrip("/")
+    return (given or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER).rstrip("/")
 
 
 class ApiClient:
     def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        import httpx  # noqa: PLC0415 - the CLI loads without an HTTP library
+
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self._transport_error = httpx.HTTPError
         self._token: str | None = None
 
     def _check(self, answer: httpx.Response) -> httpx.Response:
@@ -52,7 +58,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
             answer = self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
+        except self._transport_error as exc:
             raise e.StoreError(
                 f"cannot reach the privplate server ({type(exc).__name__}); check --server"
             ) from None

@@ -1,7 +1,11 @@
-"""A deployment: its settings, database and keyring, opened together.
+"""A deployment's infrastructure: its settings, database, keyring and audit log, opened
+together.
 
 ``init_deployment`` creates one (idempotently); ``Deployment.open`` is what every command, the
-edge in single-box mode and the server use to reach the store.
+edge in single-box mode and the server use to reach the store. What happens to reads (ingest,
+hotlist matching, alerts, searches) is the domain layer's, :class:`privplate.services.Services`,
+built on top of a Deployment: there is one ingest path and the only search is the
+policy-checked one.
 """
 
 from __future__ import annotations
@@ -9,41 +13,31 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from uuid import UUID
 
-from sqlalchemy import Connection, Table, delete
+from sqlalchemy import Connection, delete
 
 from privplate.audit import AuditLog, canonical_json, create_signing_key, read_signing_key
 from privplate.errors import ConfigError, StoreError
+from privplate.retention.scope import RetentionRules
 from privplate.server_secret import create_server_secret
 from privplate.settings import CONFIG_FILENAME, Settings, load_settings, resolve_home
 from privplate.store import (
     CameraInfo,
     Database,
-    EvidenceIn,
     IngestLimits,
-    IngestResult,
-    ReadIn,
-    ReadMatch,
     RetentionWindows,
     SqlEpochStorage,
-    ingest_reads,
     insert_camera,
-    lookup_plate,
 )
-from privplate.store.ingest import AfterIngest
 from privplate.store.server_models import HotlistToken, HotlistTokenEpoch
 from privplate.tokens import kek as kekfile
 from privplate.tokens.keyring import Keyring
-
-_hl_tokens: Table = HotlistToken.__table__  # type: ignore[assignment]
-_hl_synced: Table = HotlistTokenEpoch.__table__  # type: ignore[assignment]
 
 CONFIG_TEMPLATE = """\
 # privplate deployment configuration. Environment variables PRIVPLATE_* override these
@@ -199,8 +193,10 @@ class Deployment:
             def record_destruction(conn: Connection, epochs: Sequence[int], kek_gen: int) -> None:
                 # Hotlist tokens of a destroyed epoch could only ever match its (now
                 # unmatchable) reads; they go with the key.
-                conn.execute(delete(_hl_tokens).where(_hl_tokens.c.epoch_id.in_(list(epochs))))
-                conn.execute(delete(_hl_synced).where(_hl_synced.c.epoch_id.in_(list(epochs))))
+                conn.execute(delete(HotlistToken).where(HotlistToken.epoch_id.in_(list(epochs))))
+                conn.execute(
+                    delete(HotlistTokenEpoch).where(HotlistTokenEpoch.epoch_id.in_(list(epochs)))
+                )
                 audit.append(
                     conn,
                     actor=who,
@@ -270,6 +266,11 @@ class Deployment:
         return self.settings.plates.fold_table
 
     @property
+    def rules(self) -> RetentionRules:
+        """The jurisdiction's windows as retention applies them (privplate.retention)."""
+        return RetentionRules.from_settings(self.settings)
+
+    @property
     def windows(self) -> RetentionWindows:
         s = self.settings
         return RetentionWindows(
@@ -285,34 +286,4 @@ class Deployment:
             max_batch_reads=ing.max_batch_reads,
             max_future_skew=timedelta(seconds=ing.max_future_skew_seconds),
             max_tokens_per_read=ing.max_tokens_per_read,
-        )
-
-    def ingest(
-        self,
-        reads: Sequence[ReadIn],
-        evidence: Sequence[EvidenceIn] = (),
-        *,
-        hits: Collection[UUID] = (),
-        now: datetime | None = None,
-        then: AfterIngest | None = None,
-    ) -> IngestResult:
-        return ingest_reads(
-            db=self.db,
-            reads=reads,
-            evidence=evidence,
-            windows=self.windows,
-            limits=self.limits,
-            hits=hits,
-            now=now,
-            then=then,
-        )
-
-    def lookup(self, plate: str, start: datetime, end: datetime | None = None) -> list[ReadMatch]:
-        return lookup_plate(
-            db=self.db,
-            keyring=self.keyring,
-            plate=plate,
-            start=start,
-            end=end or datetime.now(UTC) + timedelta(seconds=1),
-            fold=self.fold,
         )

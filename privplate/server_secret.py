@@ -20,7 +20,9 @@ from privplate.errors import ConfigError
 from privplate.tokens.kek import decode_key, read_key_file, write_private_file
 
 _FORMAT = "privplate-server-secret"
-Purpose = Literal["hotlist-box", "hotlist-mac", "webhook-box", "session-mac", "unseal-box"]
+Purpose = Literal[
+    "hotlist-box", "hotlist-mac", "webhook-box", "session-mac", "unseal-box", "unseal-partial"
+]
 
 
 @dataclass(frozen=True)

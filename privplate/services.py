@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
 from privplate.deployment import Deployment
@@ -18,11 +19,9 @@ from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
 from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
 from privplate.server_secret import read_server_secret
-from privplate.store.ingest import AfterIngest, EvidenceIn, IngestResult, ReadIn
-from privplate.store.unseal_models import EvidenceKey
+from privplate.store.evidence_keys import active_evidence_key
+from privplate.store.ingest import AfterIngest, EvidenceIn, IngestResult, ReadIn, ingest_reads
 from privplate.unseal.workflow import UnsealService
-
-_evidence_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
 
 
 class Services:
@@ -75,9 +74,14 @@ class Services:
         *,
         actor: str,
         then: AfterIngest | None = None,
+        now: datetime | None = None,
     ) -> tuple[IngestResult, list[AlertInfo]]:
         """Store a batch, matching it against the hotlists first; alerts are recorded in the
-        batch's transaction and pushed to consoles and webhooks once it has committed."""
+        batch's transaction and pushed to consoles and webhooks once it has committed.
+
+        The one ingest path: the server's ``POST /ingest`` and the edge in single-box mode both
+        come here, so every read gets the same hotlist match, hit retention, alert, per-camera
+        count and audit steps."""
         hits = self.hotlist_tokens.match(reads)
         by_id = {r.read_id: r for r in reads}
         alerts: list[AlertInfo] = []
@@ -92,7 +96,17 @@ class Services:
                 then(conn, result)
 
         hit_ids: set[uuid.UUID] = {h.read_id for h in hits}
-        result = self.dep.ingest(reads, evidence, hits=hit_ids, then=after)
+        dep = self.dep
+        result = ingest_reads(
+            db=dep.db,
+            reads=reads,
+            evidence=evidence,
+            windows=dep.windows,
+            limits=dep.limits,
+            hits=hit_ids,
+            now=now,
+            then=after,
+        )
         self.counters["ingested_reads"] += result.inserted
         self.counters["alerts"] += len(alerts)
         if alerts:
@@ -103,11 +117,9 @@ class Services:
     def evidence_public_key(self) -> str | None:
         """The active evidence key X (from the last ceremony), else the configured one."""
         with self.dep.db.read() as conn:
-            key = conn.execute(
-                select(_evidence_keys.c.public_key).where(_evidence_keys.c.retired_at.is_(None))
-            ).scalar()
+            key = active_evidence_key(conn)
         if key is not None:
-            return bytes(key).hex()
+            return key.public_key.hex()
         return self.dep.settings.evidence_public_key or None
 
     def close(self) -> None:

@@ -8,6 +8,8 @@ unsafe or inconsistent deployment with a message that says what to change.
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
@@ -18,12 +20,20 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from privplate.errors import ConfigError
-from privplate.policy.purposes import DEFAULT_ALLOWED, DEFAULT_FORBIDDEN, Purpose
-from privplate.retention.presets import WINDOW_NAMES, WindowName, get_preset, parse_duration
+from privplate.jurisdiction import (
+    DEFAULT_ALLOWED,
+    DEFAULT_FORBIDDEN,
+    WINDOW_NAMES,
+    Purpose,
+    WindowName,
+    get_preset,
+    parse_duration,
+)
 from privplate.tokens.canonical import DEFAULT_CONFUSABLES, validate_fold_table
 from privplate.tokens.kek import check_private
 
@@ -305,8 +315,27 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
             f"invalid configuration in {resolved / CONFIG_FILENAME} or PRIVPLATE_* variables: "
             f"{problems}"
         ) from None
+    except SettingsError as exc:
+        raise ConfigError(_unreadable(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{resolved / CONFIG_FILENAME} is not valid TOML: {exc}") from None
     finally:
         _toml_path.reset(token)
+
+
+def _unreadable(exc: SettingsError) -> str:
+    """What to do about an environment variable pydantic-settings could not even parse (a
+    section or a list given as something other than JSON); the value is not repeated."""
+    match = re.search(r'field "([a-z_]+)"', str(exc))
+    if match is None:
+        return f"PRIVPLATE_* variables cannot be read: {exc}"
+    name = f"PRIVPLATE_{match.group(1).upper()}"
+    hint = " (the CLI's server URL is PRIVPLATE_SERVER_URL)" if name == "PRIVPLATE_SERVER" else ""
+    return (
+        f"{name} (or a {name}__* variable) is not valid JSON ({exc.__cause__ or exc}){hint}: "
+        f"set a section's keys one by one, {name}__KEY=VALUE, and a list as JSON, e.g. "
+        '\'["a", "b"]\''
+    )
 
 
 __all__ = [

@@ -91,11 +91,12 @@ def make_users(dep: Deployment) -> tuple[dict[Role, str], dict[Role, str]]:
     return keys, names
 
 
-def open_api(home: Path) -> Iterator[Api]:
+def open_api(home: Path, *, add_camera: bool = True) -> Iterator[Api]:
     from privplate.devices import registry
 
     with Deployment.open(home, actor="test-setup") as dep:
-        dep.add_camera(CAMERA)
+        if add_camera:
+            dep.add_camera(CAMERA)
         keys, names = make_users(dep)
         device = DeviceKey.generate(DEVICE)
         registry.register_device(

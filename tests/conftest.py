@@ -15,6 +15,12 @@ from sqlalchemy import create_engine, text
 from privplate.deployment import Deployment, init_deployment
 
 PG_URL = os.environ.get("PRIVPLATE_TEST_DATABASE_URL", "")
+
+# The README runs the suite as `PRIVPLATE_MODELS_DIR=../shared/models pytest`: a relative folder
+# meant from where pytest starts. Tests build settings for deployments elsewhere (tmp folders),
+# where it would resolve to nothing, so pin it to an absolute path once, here.
+if os.environ.get("PRIVPLATE_MODELS_DIR"):
+    os.environ["PRIVPLATE_MODELS_DIR"] = str(Path(os.environ["PRIVPLATE_MODELS_DIR"]).resolve())
 ON_POSTGRES = PG_URL.startswith("postgresql")
 
 

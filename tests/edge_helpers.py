@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# A relative PRIVPLATE_MODELS_DIR (the README's `../shared/models`) means from where pytest was
+# started; resolve it now, before any test changes the directory or loads settings elsewhere.
 MODELS_DIR = Path(
     os.environ.get("PRIVPLATE_MODELS_DIR")
     or Path(__file__).resolve().parents[2] / "shared" / "models"
-)
+).resolve()
 DATA_DIR = MODELS_DIR.parent / "data"
 ENDTOEND = DATA_DIR / "plates_endtoend"
 MODEL_FILES = (

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 
 from privplate.deployment import Deployment
-from privplate.store import EvidenceIn, ReadIn, TokenIn
-
-__all__ = ["EvidenceIn", "ReadIn", "TokenIn", "camera", "evidence", "read"]
+from privplate.store import (
+    EvidenceIn,
+    IngestResult,
+    ReadIn,
+    ReadMatch,
+    TokenIn,
+    TokenProbe,
+    find_reads,
+    ingest_reads,
+)
 from privplate.tokens import canonical_plate, plate_token
+
+__all__ = [
+    "EvidenceIn",
+    "ReadIn",
+    "TokenIn",
+    "camera",
+    "evidence",
+    "ingest",
+    "lookup",
+    "read",
+]
 
 
 def camera(dep: Deployment, camera_id: str = "gate-1") -> str:
@@ -55,3 +73,38 @@ def evidence(camera_id: str, sealed: bytes, observed_at: datetime | None = None)
         observed_at=observed_at or datetime.now(UTC),
         sealed=sealed,
     )
+
+
+def ingest(
+    dep: Deployment,
+    reads: Sequence[ReadIn],
+    evidence: Sequence[EvidenceIn] = (),
+    *,
+    hits: Collection[uuid.UUID] = (),
+    now: datetime | None = None,
+) -> IngestResult:
+    """The store's ingest on its own, for tests of the store: no hotlist matching or alerts
+    (the product's one ingest path is ``Services.ingest``)."""
+    return ingest_reads(
+        db=dep.db,
+        reads=reads,
+        evidence=evidence,
+        windows=dep.windows,
+        limits=dep.limits,
+        hits=hits,
+        now=now,
+    )
+
+
+def lookup(
+    dep: Deployment, plate: str, start: datetime, end: datetime | None = None
+) -> list[ReadMatch]:
+    """Reads of ``plate`` without the query policy: only tests may look a plate up this way
+    (the product's only search is ``QueryService.run``, which checks and records it first)."""
+    end = end or datetime.now(UTC) + timedelta(seconds=1)
+    canonical = canonical_plate(plate, fold=dep.fold)
+    probes = [
+        TokenProbe(key.epoch_id, plate_token(key.key, canonical), key.starts_at, key.ends_at)
+        for key in dep.keyring.keys_between(start, end)
+    ]
+    return find_reads(dep.db, probes, start, end)

@@ -15,7 +15,7 @@ from tests.test_api_policy import query_body
 def test_thousand_plates_stop_at_the_quota_and_raise_a_flag(api: Api) -> None:
     rng = random.Random(7)
     seen = factories.read(api.dep, "5SEEN55", camera_id=CAMERA)
-    api.dep.ingest([seen])
+    factories.ingest(api.dep, [seen])
     plates = ["5SEEN55"] + [
         "".join(rng.choices(string.ascii_uppercase + string.digits, k=7)) for _ in range(999)
     ]

@@ -159,7 +159,7 @@ def test_query_quota(api: Api) -> None:
 
 
 def test_answers_have_the_same_shape_with_and_without_matches(api: Api) -> None:
-    api.dep.ingest([factories.read(api.dep, "7ABC123", camera_id=CAMERA)])
+    factories.ingest(api.dep, [factories.read(api.dep, "7ABC123", camera_id=CAMERA)])
     hit = ask(api, plate="7ABC123").json()
     miss = ask(api, plate="8XYZ999").json()
     assert set(hit) == set(miss) == {"query_id", "start", "end", "matches"}
@@ -393,7 +393,7 @@ def test_device_gets_its_epoch_key_and_hotlist_tokens(api: Api) -> None:
 
 def test_counts_helper_sees_writes(api: Api) -> None:
     before = counts(api)
-    api.dep.ingest([factories.read(api.dep, "1ABC234", camera_id=CAMERA)])
+    factories.ingest(api.dep, [factories.read(api.dep, "1ABC234", camera_id=CAMERA)])
     assert counts(api)["reads"] == before["reads"] + 1
     with api.dep.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(AuditEntry.__table__)).scalar_one() > 0

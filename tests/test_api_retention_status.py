@@ -14,9 +14,9 @@ def test_status_and_metrics_report_each_promise(api: Api) -> None:
     now = datetime.now(UTC)
     dep = api.dep
     hit = factories.read(dep, "HIT123", observed_at=now - timedelta(days=3))
-    dep.ingest([hit], hits={hit.read_id}, now=now - timedelta(days=3))
+    factories.ingest(dep, [hit], hits={hit.read_id}, now=now - timedelta(days=3))
     plain = factories.read(dep, "NEW123", observed_at=now - timedelta(hours=1))
-    dep.ingest([plain], now=now - timedelta(hours=1))
+    factories.ingest(dep, [plain], now=now - timedelta(hours=1))
 
     status = api.call(Role.AUDITOR, "GET", "/retention/status")
     assert status.status_code == 200, status.text

@@ -241,9 +241,9 @@ def test_failed_audit_append_cancels_key_destruction(
 def test_no_plate_text_in_any_entry(dep: Deployment) -> None:
     plates = ["7ABC123", "XYZ9876", "HB4711"]
     factories.camera(dep)
-    dep.ingest([factories.read(dep, p) for p in plates])
+    factories.ingest(dep, [factories.read(dep, p) for p in plates])
     for p in plates:
-        dep.lookup(p, datetime.now(UTC) - timedelta(days=1))
+        factories.lookup(dep, p, datetime.now(UTC) - timedelta(days=1))
     dep.keyring.current_key(datetime.now(UTC) - timedelta(days=9))
     dep.keyring.destroy_before(datetime.now(UTC) - timedelta(days=3))
     dep.audit.checkpoint()

@@ -84,7 +84,7 @@ def test_users_devices_hotlists_and_a_query(home: Path, tmp_path: Path) -> None:
     assert "stolen-vehicle" in invoke("hotlist", "list", "--dir", d)[1]
 
     with Deployment.open(home) as dep:
-        dep.ingest([factories.read(dep, "3HOT333", camera_id="gate-1")])
+        factories.ingest(dep, [factories.read(dep, "3HOT333", camera_id="gate-1")])
     why = "Vehicle reported stolen from the lot on Elm Street."
     code, out = invoke(
         "query",

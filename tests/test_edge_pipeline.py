@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from privplate.cli.main import app
 from privplate.deployment import Deployment
+from tests import factories
 from tests.edge_helpers import ENDTOEND, MODELS_DIR, labelled_rows, needs_models
 
 pytestmark = needs_models
@@ -112,8 +113,8 @@ def test_video_gives_one_read_per_car_and_alerts(
 
     reads = [i.read for i in sink.items]  # type: ignore[attr-defined]
     batch = IngestBatch.from_store(uuid.uuid4(), reads, [])
-    assert dep.ingest(*batch.to_store()).inserted == CARS
-    found = [len(dep.lookup(r["plate"], started)) for r in rows]
+    assert factories.ingest(dep, *batch.to_store()).inserted == CARS
+    found = [len(factories.lookup(dep, r["plate"], started)) for r in rows]
     assert sum(found) >= CARS - 1 and max(found) == 1
 
 
@@ -154,7 +155,7 @@ def test_edge_run_single_box_stores_one_read_per_photo(home: Path, tmp_path: Pat
     assert "0 reads waiting in the spool" in result.output + result.stderr
     with Deployment.open(home) as dep:
         since = datetime.now(UTC) - timedelta(minutes=5)
-        found = [len(dep.lookup(r["plate"], since)) for r in rows]
+        found = [len(factories.lookup(dep, r["plate"], since)) for r in rows]
     assert sum(found) >= 3 and max(found) == 1
 
 

@@ -35,6 +35,7 @@ def test_spool_and_evidence_hold_tokens_and_ciphertext_only(
     from privplate.edge.sources import ImageSource
     from privplate.edge.spool import Spool
     from privplate.edge.uplink import LocalUplink, UplinkWorker
+    from privplate.services import Services
     from privplate.settings import load_settings
     from privplate.vision.factory import build_reader
 
@@ -66,7 +67,7 @@ def test_spool_and_evidence_hold_tokens_and_ciphertext_only(
     assert crop_image is not None and frame_image is not None
     assert max(frame_image.shape[:2]) <= 640 and crop_image.shape[1] < frame_image.shape[1]
     # Drained into the store: the spool empties and neither it nor the database has text.
-    worker = UplinkWorker(spool, LocalUplink(dep))
+    worker = UplinkWorker(spool, LocalUplink(Services(dep)))
     while worker.step():
         pass
     assert spool.depth() == 0

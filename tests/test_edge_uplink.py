@@ -27,6 +27,7 @@ from privplate.edge.spool import Spool
 from privplate.edge.uplink import DeviceClient, HttpUplink, UplinkError, UplinkWorker
 from privplate.sealing import generate_keypair, seal
 from privplate.store.ingest import EvidenceIn, ReadIn, TokenIn
+from tests import factories
 from tests.conftest import ON_POSTGRES
 
 pytest.importorskip("uvicorn")
@@ -328,7 +329,7 @@ def test_edge_run_against_the_server_tokenizes_with_the_served_key(
     assert "0 reads waiting in the spool (server" in result.output + result.stderr
     with Deployment.open(home) as dep:
         since = datetime.now(UTC).replace(hour=0, minute=0, second=0)
-        found = [len(dep.lookup(r["plate"], since)) for r in rows]
+        found = [len(factories.lookup(dep, r["plate"], since)) for r in rows]
     assert sum(found) >= 2 and max(found) == 1
 
 
@@ -358,12 +359,13 @@ def test_a_refused_batch_is_set_aside_and_the_rest_flows(home: Path, tmp_path: P
 
     from privplate.cli.main import app
     from privplate.edge.uplink import LocalUplink
+    from privplate.services import Services
 
     with Deployment.open(home) as dep:
         dep.add_camera(CAMERA)
         spool = Spool(tmp_path / "spool.db")
         good = spool_reads(home, spool, 3)
-        worker = UplinkWorker(spool, LocalUplink(dep), batch_reads=3)
+        worker = UplinkWorker(spool, LocalUplink(Services(dep)), batch_reads=3)
         assert worker.step()
         # A batch from a camera the store does not know: refused as it is, set aside.
         epoch = dep.keyring.current_key()
@@ -389,7 +391,7 @@ def test_a_refused_batch_is_set_aside_and_the_rest_flows(home: Path, tmp_path: P
     assert result.exit_code == 0 and "1 refused batches queued again" in result.output
     with Deployment.open(home) as dep:
         spool = Spool(tmp_path / "spool.db")
-        drain_worker = UplinkWorker(spool, LocalUplink(dep))
+        drain_worker = UplinkWorker(spool, LocalUplink(Services(dep)))
         assert drain_worker.step() and not drain_worker.step()
         assert spool.set_aside_count() == (0, 0)
     assert stored(home)[0] == good | later | {stray.read_id}

@@ -20,9 +20,9 @@ def test_database_and_wal_hold_no_plate_text(dep: Deployment) -> None:
         for h in range(0, 48, 6)
         for p in PLATES
     ]
-    dep.ingest(reads)
+    factories.ingest(dep, reads)
     for plate in PLATES:
-        assert dep.lookup(plate, now - timedelta(days=3))
+        assert factories.lookup(dep, plate, now - timedelta(days=3))
     dump = dump_database(dep.settings.resolved_database_url)
     assert len(dump) > 10_000, "the dump should contain the stored reads"
     assert hits_in_bytes(dump, PLATES) == []
@@ -43,7 +43,7 @@ def test_the_scan_would_catch_a_leak() -> None:
 def test_errors_never_contain_the_plate(dep: Deployment) -> None:
     for bad in ["ABC*123", "WAYTOOLONGPLATE", "ÄBC123", "ABC%"]:
         try:
-            dep.lookup(bad, datetime.now(UTC) - timedelta(days=1))
+            factories.lookup(dep, bad, datetime.now(UTC) - timedelta(days=1))
         except InvalidPlate as exc:
             core = "".join(c for c in bad if c.isascii() and c.isalnum())
             assert core not in str(exc)

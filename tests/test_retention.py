@@ -44,11 +44,13 @@ from privplate.retention.holds import (
     release_hold,
     request_hold,
 )
-from privplate.retention.purge import PurgeReport, oldest_remaining_read, purge, runner_lock
+from privplate.retention.purge import PurgeReport, oldest_remaining_read, purge
 from privplate.sealing import generate_keypair, seal
 from privplate.store import EvidenceIn, ReadIn
+from privplate.store import purging as purging_mod
 from privplate.store.models import Epoch, Evidence, LegalHold, Read
 from privplate.store.partitions import existing_partitions
+from privplate.store.purging import runner_lock
 from privplate.tokens import canonical_plate, plate_token
 from privplate.tokens import kek as kekfile
 from privplate.tokens.keyring import unwrap_key
@@ -153,7 +155,8 @@ def ingest_history(
             h.day[read.read_id] = d
             if (d, i) in hits:
                 h.hits.add(read.read_id)
-        result = dep.ingest(
+        result = factories.ingest(
+            dep,
             batch,
             [ev],
             hits={r.read_id for r in batch} & h.hits,
@@ -401,11 +404,13 @@ def assert_lookups_after_standard_purge(dep: Deployment, h: History) -> None:
     window = (T - 45 * DAY, T + SECOND)
     for d, i in [(0, 0), (5, 1), (17, 2), (29, 1), (30, 0)]:
         read = h.on_day(d, i)
-        assert [m.read_id for m in dep.lookup(h.plates[read.read_id], *window)] == [read.read_id]
-    assert [m.read_id for m in dep.lookup("D12Q0", *window)] == [h.on_day(12, 0).read_id]
+        assert [m.read_id for m in factories.lookup(dep, h.plates[read.read_id], *window)] == [
+            read.read_id
+        ]
+    assert [m.read_id for m in factories.lookup(dep, "D12Q0", *window)] == [h.on_day(12, 0).read_id]
     # Purged plates, and the expired hit (day 33), are found nowhere.
     for d, i in [(31, 0), (33, 1), (35, 2), (37, 2), (39, 1)]:
-        assert dep.lookup(h.plates[h.on_day(d, i).read_id], *window) == []
+        assert factories.lookup(dep, h.plates[h.on_day(d, i).read_id], *window) == []
 
 
 def test_purge_over_forty_daily_epochs(dep: Deployment) -> None:
@@ -473,9 +478,9 @@ def test_hit_reads_keep_their_epoch_key(home: Path) -> None:
             assert key_destroyed(dep, e)
         assert dep.keyring.key_for(hit10.epoch_id).epoch_id == hit10.epoch_id
         window = (T - 20 * DAY, T + SECOND)
-        assert [m.read_id for m in dep.lookup("D10P1", *window)] == [hit10.read_id]
-        assert [m.read_id for m in dep.lookup("D12Q0", *window)] == [hit12.read_id]
-        assert dep.lookup("D10P0", *window) == []  # same epoch, not a hit: deleted
+        assert [m.read_id for m in factories.lookup(dep, "D10P1", *window)] == [hit10.read_id]
+        assert [m.read_id for m in factories.lookup(dep, "D12Q0", *window)] == [hit12.read_id]
+        assert factories.lookup(dep, "D10P0", *window) == []  # same epoch, not a hit: deleted
         # Once the hits pass their own window, their epochs die too.
         later = purge(dep, now=T + 25 * DAY)
         assert h.epochs_of_days([10, 12]) <= set(later.epochs_destroyed)
@@ -574,7 +579,7 @@ def test_copy_from_before_the_purge_is_useless_with_todays_keys(
                 with pytest.raises(KeyringError):
                     restored.keyring.key_for(epoch_id)
             with pytest.raises(KeyringError):
-                restored.lookup("D35P1", T - 45 * DAY, T)
+                factories.lookup(restored, "D35P1", T - 45 * DAY, T)
 
 
 def copy_sqlite_files(dep: Deployment, backup_dir: Path) -> Path:
@@ -630,7 +635,7 @@ def ingest_forensic_data(dep: Deployment) -> ForensicData:
             )
             for n in range(400)
         ]
-        dep.ingest(reads, evidence, now=base + 10 * MINUTE)
+        factories.ingest(dep, reads, evidence, now=base + 10 * MINUTE)
         tokens = [t.token for r in reads for t in r.tokens]
         slices = [c[i : i + 32] for c in ciphertexts for i in (100, len(c) // 2, len(c) - 40)]
         found[label] = tokens + slices
@@ -695,18 +700,22 @@ def test_new_hampshire_purges_non_hits_within_three_minutes(
         plain = {}
         for name, age in ages.items():
             read = factories.read(dep, f"NH{name.upper()}", observed_at=T - age)
-            dep.ingest([read], now=T - age + SECOND)  # as it arrived
+            factories.ingest(dep, [read], now=T - age + SECOND)  # as it arrived
             plain[name] = read
         hit = factories.read(dep, "NHHIT1", observed_at=T - 10 * MINUTE)
-        dep.ingest([hit], hits={hit.read_id}, now=T - 10 * MINUTE + SECOND)
+        factories.ingest(dep, [hit], hits={hit.read_id}, now=T - 10 * MINUTE + SECOND)
         late = factories.read(dep, "NHLATE", observed_at=T - 4 * MINUTE)
-        assert dep.ingest([late], now=T).expired == 1  # arrives past its window: not kept
+        assert (
+            factories.ingest(dep, [late], now=T).expired == 1
+        )  # arrives past its window: not kept
 
         report = purge(dep, now=T)
         reads = stored_reads(dep)
         assert set(reads) == {plain["2m"].read_id, plain["3m"].read_id, hit.read_id}
         assert report.reads_total == 2
-        assert [m.read_id for m in dep.lookup("NHHIT1", T - DAY, T + SECOND)] == [hit.read_id]
+        assert [m.read_id for m in factories.lookup(dep, "NHHIT1", T - DAY, T + SECOND)] == [
+            hit.read_id
+        ]
         # Thirty days later the hit goes too.
         purge(dep, now=T + 30 * DAY)
         assert hit.read_id not in stored_reads(dep)
@@ -742,7 +751,7 @@ def test_new_hampshire_scheduler_keeps_no_non_hit_older_than_window_plus_interva
                 read = factories.read(dep, plate, observed_at=observed)
                 if is_hit:
                     hits.add(read.read_id)
-                dep.ingest([read], hits={read.read_id} if is_hit else (), now=arrived)
+                factories.ingest(dep, [read], hits={read.read_id} if is_hit else (), now=arrived)
             # Just before the scheduled purge, the oldest non-hit is at most window + interval old.
             oldest = oldest_non_hit(dep)
             if oldest is not None:
@@ -794,7 +803,9 @@ def crash_at(point: str, dep: Deployment, monkeypatch: pytest.MonkeyPatch) -> It
                     raise SystemExit("killed mid-delete")
                 return real_delete(*args, **kwargs)
 
+            # The purge deletes boundary rows itself; SQLite's batches run in the store.
             m.setattr(purge_mod, "delete", dying_delete)
+            m.setattr(purging_mod, "delete", dying_delete)
         elif point == "destroy-keys":
 
             def no_destroy(*args: Any, **kwargs: Any) -> list[int]:
@@ -857,7 +868,9 @@ def test_purge_killed_midway_is_completed_by_the_next_run(
         else:
             assert set(report.epochs_destroyed) == s.expected_dead
         window = (T - 45 * DAY, T + SECOND)
-        assert [m.read_id for m in again.lookup("D05P1", *window)] == [s.h.on_day(5, 1).read_id]
+        assert [m.read_id for m in factories.lookup(again, "D05P1", *window)] == [
+            s.h.on_day(5, 1).read_id
+        ]
 
 
 PURGE_SCRIPT = """
@@ -866,6 +879,7 @@ from datetime import datetime
 from pathlib import Path
 from privplate.deployment import Deployment
 from privplate.retention import purge as purge_mod
+from privplate.store import purging as purging_mod
 from privplate.tokens import kek as kekfile
 
 home, now, mode, sync = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -880,12 +894,12 @@ if mode == "kill-second-delete":
         if len(calls) == 2:
             die()
         return real(*args, **kwargs)
-    purge_mod.delete = delete
+    purge_mod.delete = purging_mod.delete = delete
 elif mode == "kill-before-rename":
     kekfile.promote_next = die
 elif mode == "kill-mid-scrub":
     # Die inside a write transaction of the page scrub, after one page was rewritten.
-    real_scrub, updates = purge_mod.scrub_free_space, []
+    real_scrub, updates = purging_mod.scrub_free_space, []
     class Dying:
         def __init__(self, conn):
             self.conn = conn
@@ -895,7 +909,7 @@ elif mode == "kill-mid-scrub":
                 if len(updates) == 2:
                     die()
             return self.conn.execute(sql, *args)
-    purge_mod.scrub_free_space = lambda conn, *a, **kw: real_scrub(Dying(conn), *a, **kw)
+    purging_mod.scrub_free_space = lambda conn, *a, **kw: real_scrub(Dying(conn), *a, **kw)
 elif mode == "slow":
     real_expire = purge_mod.expire_holds  # type: ignore[attr-defined]
     def expire_holds(*args, **kwargs):
@@ -981,11 +995,11 @@ def test_a_purge_while_another_runner_holds_the_lock_is_skipped(
     s = standard_scenario(dep)
     reads, evidence = stored_reads(dep), stored_evidence(dep)
     generation = dep.keyring.kek_generation
-    with runner_lock(dep) as acquired:
+    with runner_lock(dep.db) as acquired:
         assert acquired is True
         with Deployment.open(home) as other:
             report = purge(other, now=T)
-            with runner_lock(other) as second:
+            with runner_lock(other.db) as second:
                 assert second is False
         assert report.skipped
         assert (report.reads_total, report.evidence_deleted, report.epochs_destroyed) == (0, 0, [])
@@ -1267,7 +1281,7 @@ def test_dry_run_counts_and_deletes_nothing(dep: Deployment) -> None:
         assert conn.execute(select(_holds)).all() == holds_before
     assert dep.audit.size() == audit_size
     # A dry run does not need the runner lock, and a real run then does what it announced.
-    with runner_lock(dep) as acquired:
+    with runner_lock(dep.db) as acquired:
         assert acquired
         assert purge(dep, now=T, dry_run=True).reads_total == dry.reads_total
     real = purge(dep, now=T)

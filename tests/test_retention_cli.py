@@ -25,7 +25,8 @@ def test_purge_status_and_dry_run(home: Path) -> None:
     now = datetime.now(UTC)
     with Deployment.open(home) as dep:
         factories.camera(dep)
-        dep.ingest(
+        factories.ingest(
+            dep,
             [factories.read(dep, "ABC123", observed_at=now - timedelta(days=40))],
             now=now - timedelta(days=39),
         )
@@ -38,7 +39,7 @@ def test_purge_status_and_dry_run(home: Path) -> None:
     result = runner.invoke(app, ["purge", *d])
     assert result.exit_code == 0 and "deleted 1 read rows" in result.output
     result = runner.invoke(app, ["status", *d])
-    assert result.exit_code == 0 and "non hit reads: kept 30 days" in result.output
+    assert result.exit_code == 0 and "non-hit reads  kept 30 days" in result.output
     assert "none stored" in result.output
 
 
@@ -51,9 +52,9 @@ def test_a_kept_hit_does_not_break_the_non_hit_promise(
     with Deployment.open(home) as dep:
         factories.camera(dep)
         hit = factories.read(dep, "HIT123", observed_at=now - timedelta(hours=2))
-        dep.ingest([hit], hits={hit.read_id}, now=now - timedelta(hours=2))
+        factories.ingest(dep, [hit], hits={hit.read_id}, now=now - timedelta(hours=2))
         fresh = factories.read(dep, "NEW123", observed_at=now - timedelta(seconds=30))
-        dep.ingest([fresh], now=now - timedelta(seconds=29))
+        factories.ingest(dep, [fresh], now=now - timedelta(seconds=29))
     result = runner.invoke(app, ["status", "--json", "--dir", str(home)])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
@@ -66,17 +67,17 @@ def test_a_kept_hit_does_not_break_the_non_hit_promise(
     # A non-hit that outlives its window (no purge ran) breaks the promise, and says which.
     with Deployment.open(home) as dep:
         stale = factories.read(dep, "OLD123", observed_at=now - timedelta(minutes=9))
-        dep.ingest([stale], now=now - timedelta(minutes=8, seconds=59))
+        factories.ingest(dep, [stale], now=now - timedelta(minutes=8, seconds=59))
     result = runner.invoke(app, ["status", "--dir", str(home)])
     assert result.exit_code == 1
-    assert "non hit reads" in result.output and "EXCEEDED" in result.output
+    assert "non-hit reads" in result.output and "EXCEEDED" in result.output
 
 
 def test_hold_requester_cannot_approve_from_the_cli(home: Path) -> None:
     with Deployment.open(home) as dep:
         factories.camera(dep)
         read = factories.read(dep, "ABC123")
-        dep.ingest([read])
+        factories.ingest(dep, [read])
     d = ["--dir", str(home)]
     result = runner.invoke(
         app,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from privplate.deployment import Deployment
-from privplate.retention import purge as purge_mod
 from privplate.retention.purge import purge
 from privplate.store import ReadIn
+from privplate.store import purging as purging_mod
 from tests import factories
 from tests.conftest import ON_POSTGRES
 from tests.privacy import dump_database
@@ -54,7 +54,7 @@ def run_new_hampshire_day(dep: Deployment) -> dict[uuid.UUID, ReadIn]:
             batch.append(read)
             if rng.random() < 0.15:
                 hits.add(read.read_id)
-        result = dep.ingest(batch, hits=hits, now=now)
+        result = factories.ingest(dep, batch, hits=hits, now=now)
         assert result.expired == 0
         sent.update((r.read_id, r) for r in batch)
         if step % 3 == 0:
@@ -94,13 +94,13 @@ def test_a_purge_that_died_before_zeroing_is_finished_by_the_next_run(
     # More reads, then a purge that dies in the scrub: rows are gone, free space not yet zeroed.
     end = T + 10 * SECOND
     more = [factories.read(dep, f"LATE{n:04d}", observed_at=end - 170 * SECOND) for n in range(300)]
-    dep.ingest(more, now=end - 169 * SECOND)
+    factories.ingest(dep, more, now=end - 169 * SECOND)
 
     def dies(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("killed mid-scrub")
 
     with monkeypatch.context() as patch:
-        patch.setattr(purge_mod, "scrub_free_space", dies)
+        patch.setattr(purging_mod, "scrub_free_space", dies)
         with pytest.raises(RuntimeError, match="killed mid-scrub"):
             purge(dep, now=end + 20 * SECOND)
     # The next run deletes nothing new, yet finishes the zeroing the dead one left undone.

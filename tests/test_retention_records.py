@@ -57,7 +57,9 @@ def test_purge_removes_expired_entries_old_alerts_and_counts_them(dep: Deploymen
 def test_read_totals_outlive_the_reads_until_the_audit_window(dep: Deployment) -> None:
     factories.camera(dep, "gate-1")
     now = datetime.now(UTC)
-    dep.ingest([factories.read(dep, "1ABC234", camera_id="gate-1", observed_at=now)], now=now)
+    factories.ingest(
+        dep, [factories.read(dep, "1ABC234", camera_id="gate-1", observed_at=now)], now=now
+    )
     assert _count(dep, "read_counts") == 1
     after_reads = now + dep.settings.retention_window("non_hit_reads") + timedelta(days=1)
     report = purge(dep, now=after_reads)

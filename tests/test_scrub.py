@@ -227,7 +227,8 @@ def test_the_tree_walk_finds_every_btree_page_and_no_other(tmp_path: Path) -> No
 def test_vacuum_step_ends_on_a_file_without_incremental_auto_vacuum(tmp_path: Path) -> None:
     """A file made by another tool (auto_vacuum NONE) ignores incremental_vacuum: the purge's
     vacuum step must notice that nothing moves instead of looping."""
-    from privplate.retention.purge import PurgeReport, _sqlite_vacuum
+    from privplate.retention.purge import PurgeReport
+    from privplate.store.purging import _sqlite_vacuum
 
     conn = filled(tmp_path / "plain.db", rows=5_000)  # auto_vacuum is NONE by default
     conn.execute("DELETE FROM t WHERE id > 100")

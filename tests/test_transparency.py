@@ -147,7 +147,7 @@ def test_counts_that_one_audit_entry_covers_and_lists_without_entries(api: Api) 
 
     dep, t = api.dep, now()
     reads = [factories.read(dep, f"HOLD{i}", observed_at=t - timedelta(days=2)) for i in range(3)]
-    dep.ingest(reads, now=t - timedelta(days=2))
+    factories.ingest(dep, reads, now=t - timedelta(days=2))
     for read in reads:  # three holds of one day, all expiring in the same purge
         held = request_hold(
             db=dep.db,

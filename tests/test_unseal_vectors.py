@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from privplate.errors import SealingError
 from privplate.sealing import ecies, group
 from privplate.threshold import Partial, combine_partials, lagrange_at_zero, verify_partial
 from privplate.threshold.dleq import prove_partial
@@ -58,3 +59,38 @@ def test_unseal_vectors(case: dict[str, Any]) -> None:
                 sealed, shared, public_key, evidence_id=evidence_id
             )
             assert opened.hex() == case["plaintext"]
+
+
+def test_stored_partial_vector() -> None:
+    """SPEC §7.6, partials at rest: sealed to the request context and share index under
+    subkey(unseal-partial); another request, share or key does not open it."""
+    from privplate.server_secret import ServerSecret
+    from privplate.unseal.partials import associated_data, open_partial, seal_partial
+
+    v: dict[str, Any] = vectors("unseal")["stored_partial"]  # type: ignore[assignment]
+    case = CASES[v["case"]]
+    partial = case["partials"][v["share_index"] - 1]
+    key = ServerSecret(bytes.fromhex(v["server_secret"])).subkey("unseal-partial")
+    assert key.hex() == v["subkey"]
+    context, index = bytes.fromhex(case["context"]), v["share_index"]
+    assert associated_data(context, index).hex() == v["associated_data"]
+    proof = bytes.fromhex(partial["proof_c"] + partial["proof_s"])
+    assert (bytes.fromhex(partial["partial"]) + proof).hex() == v["plaintext"]
+    sealed = seal_partial(
+        key,
+        context,
+        index,
+        bytes.fromhex(partial["partial"]),
+        proof,
+        nonce=bytes.fromhex(v["nonce"]),
+    )
+    assert sealed.hex() == v["sealed"]
+    assert open_partial(key, context, index, sealed).hex() == partial["partial"]
+    other_request = context[:28] + bytes(16) + context[44:]  # another request id Q
+    for args in (
+        (key, other_request, index),
+        (key, context, index + 1),
+        (bytes(32), context, index),
+    ):
+        with pytest.raises(SealingError):
+            open_partial(*args, sealed)

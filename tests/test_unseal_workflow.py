@@ -15,6 +15,8 @@ from privplate.unseal.watermark import jpeg_comments
 from tests.api_support import Api, now
 from tests.unseal_support import CROP, FRAME, setup_unseal
 
+OTHER = "compliance-3"
+
 
 def _refusals(api: Api) -> list[str]:
     return [
@@ -103,15 +105,21 @@ def test_same_officer_twice_and_a_replayed_partial(api: Api, tmp_path: Path) -> 
 
 def test_partial_for_another_request_or_forged_fails_the_proof(api: Api, tmp_path: Path) -> None:
     u = setup_unseal(api, tmp_path)
-    first, second = u.file(), u.file()
+    first = u.file()
     body = u.partial("compliance-1", first)
-    answer = u.approve("compliance-1", second, body)
-    assert answer.status_code == 400 and "does not verify" in answer.json()["error"]["message"]
     forged = dict(
         body, partial=u.partial("compliance-2", first, share_of="compliance-2")["partial"]
     )
     answer = u.approve("compliance-1", first, forged)
     assert answer.status_code == 400
+    # One open request per item: the second is filed once the first has ended.
+    denied = api.client.post(
+        f"/unseal/requests/{first['id']}/deny", json={"why": "Wrong case."}, headers=u.auth(OTHER)
+    )
+    assert denied.status_code == 200
+    second = u.file()
+    answer = u.approve("compliance-1", second, body)
+    assert answer.status_code == 400 and "does not verify" in answer.json()["error"]["message"]
     assert _released(api) == 0
     assert len(_refusals(api)) == 2
 
@@ -235,7 +243,7 @@ def test_an_item_sealed_to_the_retired_key_after_a_rotation_still_opens(
     late_id, observed = uuid.uuid4(), now() + timedelta(seconds=1)  # after the rotation
     sealed = seal(pack_evidence(CROP, FRAME), old_key, evidence_id=late_id)
     read = factories.read(api.dep, "7ABC124", camera_id=CAMERA, observed_at=observed)
-    api.dep.ingest([read], [EvidenceIn(late_id, CAMERA, observed, sealed)])
+    factories.ingest(api.dep, [read], [EvidenceIn(late_id, CAMERA, observed, sealed)])
 
     u.evidence_id = late_id
     request = u.file()
@@ -252,7 +260,7 @@ def test_an_item_sealed_to_the_retired_key_after_a_rotation_still_opens(
     # An item sealed to a key no ceremony produced is refused when filed, naming the cause.
     stray_id = uuid.uuid4()
     stray = seal(b"x" * 64, generate_keypair()[1], evidence_id=stray_id)
-    api.dep.ingest([], [EvidenceIn(stray_id, CAMERA, observed, stray)])
+    factories.ingest(api.dep, [], [EvidenceIn(stray_id, CAMERA, observed, stray)])
     answer = api.call(
         Role.INVESTIGATOR,
         "POST",

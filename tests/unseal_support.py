@@ -104,5 +104,5 @@ def setup_unseal(api: Api, tmp_path: Path) -> Unseal:
     read = factories.read(
         dep, "7ABC123", camera_id=CAMERA, observed_at=observed, evidence_id=evidence_id
     )
-    dep.ingest([read], [EvidenceIn(evidence_id, CAMERA, observed, sealed)])
+    factories.ingest(dep, [read], [EvidenceIn(evidence_id, CAMERA, observed, sealed)])
     return Unseal(api, keys, shares, evidence_id)

@@ -10,15 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 
 from privplate.audit import AuditLog
 from privplate.errors import NotFound
 from privplate.store.database import Database
 from privplate.store.server_models import Alert, Hotlist
-
-_alerts: Table = Alert.__table__  # type: ignore[assignment]
-_lists: Table = Hotlist.__table__  # type: ignore[assignment]
 
 
 class AlertOutcome(StrEnum):
@@ -47,15 +44,15 @@ def record_outcome(
     now = now or datetime.now(UTC)
     with db.write() as conn:
         row = conn.execute(
-            select(_alerts.c.camera_id, _alerts.c.outcome, _lists.c.name)
-            .outerjoin(_lists, _lists.c.id == _alerts.c.hotlist_id)
-            .where(_alerts.c.id == alert_id)
+            select(Alert.camera_id, Alert.outcome, Hotlist.name)
+            .outerjoin(Hotlist, Hotlist.id == Alert.hotlist_id)
+            .where(Alert.id == alert_id)
         ).one_or_none()
         if row is None:
             raise NotFound("no alert with this id (or retention has removed it)")
         conn.execute(
-            update(_alerts)
-            .where(_alerts.c.id == alert_id)
+            update(Alert)
+            .where(Alert.id == alert_id)
             .values(outcome=outcome.value, outcome_by=actor, outcome_at=now)
         )
         audit.append(

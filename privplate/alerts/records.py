@@ -9,17 +9,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, insert, select
 
 from privplate.audit import AuditLog
 from privplate.hotlists.tokens import Hit
 from privplate.store.database import Database
 from privplate.store.ingest import ReadIn
 from privplate.store.server_models import Alert, Hotlist, HotlistEntry
-
-_alerts: Table = Alert.__table__  # type: ignore[assignment]
-_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
-_lists: Table = Hotlist.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ def record_alerts(
             "evidence_id": read.evidence_id,
             "created_at": now,
         }
-        alert_id = conn.execute(insert(_alerts).values(**row).returning(_alerts.c.id)).scalar_one()
+        alert_id = conn.execute(insert(Alert).values(**row).returning(Alert.id)).scalar_one()
         info = AlertInfo(
             id=int(alert_id),
             read_id=hit.read_id,
@@ -111,16 +107,16 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
     """Alerts with an id above ``after_id``, oldest first (the SSE stream's cursor)."""
     stmt = (
         select(
-            _alerts,
-            _lists.c.name.label("hotlist"),
-            _entries.c.reason,
-            _entries.c.case_number,
+            Alert,
+            Hotlist.name.label("hotlist"),
+            HotlistEntry.reason,
+            HotlistEntry.case_number,
         )
         # Outer joins: an alert outlives its hotlist entry once retention removed the entry.
-        .outerjoin(_entries, _entries.c.id == _alerts.c.entry_id)
-        .outerjoin(_lists, _lists.c.id == _alerts.c.hotlist_id)
-        .where(_alerts.c.id > after_id)
-        .order_by(_alerts.c.id)
+        .outerjoin(HotlistEntry, HotlistEntry.id == Alert.entry_id)
+        .outerjoin(Hotlist, Hotlist.id == Alert.hotlist_id)
+        .where(Alert.id > after_id)
+        .order_by(Alert.id)
         .limit(limit)
     )
     with db.read() as conn:
@@ -147,5 +143,5 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
 
 def latest_alert_id(*, db: Database) -> int:
     with db.read() as conn:
-        value = conn.execute(select(_alerts.c.id).order_by(_alerts.c.id.desc()).limit(1)).scalar()
+        value = conn.execute(select(Alert.id).order_by(Alert.id.desc()).limit(1)).scalar()
     return int(value or 0)

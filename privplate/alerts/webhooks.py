@@ -15,15 +15,16 @@ import queue
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import nacl.secret
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 
 from privplate.alerts.records import AlertInfo
 from privplate.audit import AuditLog
@@ -33,7 +34,6 @@ from privplate.store.database import Database
 from privplate.store.server_models import Webhook
 
 log = logging.getLogger("privplate.webhooks")
-_hooks: Table = Webhook.__table__  # type: ignore[assignment]
 RETRY_DELAYS = (0.5, 2.0, 8.0)
 
 
@@ -80,7 +80,7 @@ class Webhooks:
         info = WebhookInfo(uuid.uuid4(), url, actor, datetime.now(UTC), True)
         with self.db.write() as conn:
             conn.execute(
-                insert(_hooks).values(
+                insert(Webhook).values(
                     id=info.id,
                     url=url,
                     secret_box=bytes(self._box.encrypt(secret)),
@@ -99,14 +99,14 @@ class Webhooks:
 
     def all(self) -> list[WebhookInfo]:
         with self.db.read() as conn:
-            rows = conn.execute(select(_hooks).order_by(_hooks.c.created_at)).all()
+            rows = conn.execute(select(Webhook).order_by(Webhook.created_at)).all()
         return [WebhookInfo(r.id, r.url, r.created_by, r.created_at, r.active) for r in rows]
 
     def deactivate(self, *, actor: str, webhook_id: uuid.UUID) -> None:
         with self.db.write() as conn:
             done = conn.execute(
-                update(_hooks)
-                .where(_hooks.c.id == webhook_id, _hooks.c.active.is_(True))
+                update(Webhook)
+                .where(Webhook.id == webhook_id, Webhook.active.is_(True))
                 .values(active=False)
             )
             if done.rowcount == 0:
@@ -121,9 +121,7 @@ class Webhooks:
     def _targets(self) -> list[tuple[uuid.UUID, str, bytes]]:
         with self.db.read() as conn:
             rows = conn.execute(
-                select(_hooks.c.id, _hooks.c.url, _hooks.c.secret_box).where(
-                    _hooks.c.active.is_(True)
-                )
+                select(Webhook.id, Webhook.url, Webhook.secret_box).where(Webhook.active.is_(True))
             ).all()
         return [(r.id, r.url, bytes(self._box.decrypt(r.secret_box))) for r in rows]
 
@@ -141,6 +139,7 @@ class Webhooks:
             self._thread = None
 
     def publish(self, alerts: list[AlertInfo]) -> None:
+        self.start()
         for alert in alerts:
             try:
                 self._queue.put_nowait((alert.payload(), 0))
@@ -149,19 +148,18 @@ class Webhooks:
                 log.error("webhook queue full; alert %s not delivered by webhook", alert.id)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                payload, _ = item
-                body = json.dumps({"type": "alert", "alert": payload}, sort_keys=True).encode()
-                for hook_id, url, secret in self._targets():
-                    self._deliver(client, hook_id, url, secret, body)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            payload, _ = item
+            body = json.dumps({"type": "alert", "alert": payload}, sort_keys=True).encode()
+            for hook_id, url, secret in self._targets():
+                self._deliver(hook_id, url, secret, body)
 
-    def _deliver(
-        self, client: httpx.Client, hook_id: uuid.UUID, url: str, secret: bytes, body: bytes
-    ) -> None:
+    def _deliver(self, hook_id: uuid.UUID, url: str, secret: bytes, body: bytes) -> None:
+        # The standard library's client, so an edge box with alerts in single-box mode needs
+        # no HTTP library beyond what Python ships.
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
             time.sleep(delay)
             timestamp = int(time.time())
@@ -170,15 +168,18 @@ class Webhooks:
                 "X-Privplate-Timestamp": str(timestamp),
                 "X-Privplate-Signature": sign_body(secret, timestamp, body),
             }
+            request = urllib.request.Request(  # noqa: S310 - a registered http(s) receiver
+                url, data=body, headers=headers, method="POST"
+            )
             try:
-                answer = client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                with urllib.request.urlopen(request, timeout=5.0) as answer:  # noqa: S310
+                    answer.read()
+                self.delivered += 1
+                return
+            except urllib.error.HTTPError as exc:
+                status = str(exc.code)
+            except (OSError, ValueError) as exc:
                 status = type(exc).__name__
-            else:
-                if answer.status_code < 300:
-                    self.delivered += 1
-                    return
-                status = str(answer.status_code)
             log.warning("webhook %s attempt %d failed (%s)", hook_id, attempt + 1, status)
         self.failed += 1
         log.error("webhook %s: alert not delivered after %d attempts", hook_id, attempt + 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from privplate.audit.entries import Entry, decode_entry, encode_entry
 from privplate.audit.merkle import MerkleTree, leaf_hash
@@ -22,8 +22,6 @@ from privplate.errors import AuditError
 from privplate.store.database import Database
 from privplate.store.models import AuditCheckpoint, AuditEntry
 
-_entries: Table = AuditEntry.__table__  # type: ignore[assignment]
-_checkpoints: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 _APPEND_LOCK = 7451003
 _COLUMNS = "seq, created_at, actor, action, entry, leaf_hash, mac"
 #: Indexed by "is PostgreSQL": the drivers' placeholder styles differ.
@@ -32,7 +30,7 @@ _INSERT_SQL = {
     True: f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
 }
 # Built once: constructing Core statements per call costs more than executing them.
-_MAX_SEQ = select(func.max(_entries.c.seq))
+_MAX_SEQ = select(func.max(AuditEntry.seq))
 _ACTION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -147,9 +145,9 @@ class AuditLog:
         """The Merkle tree over every stored leaf hash, cached and extended incrementally."""
         with self._tree_lock, self.db.read() as conn:
             rows = conn.execute(
-                select(_entries.c.seq, _entries.c.leaf_hash)
-                .where(_entries.c.seq >= self._tree.size)
-                .order_by(_entries.c.seq)
+                select(AuditEntry.seq, AuditEntry.leaf_hash)
+                .where(AuditEntry.seq >= self._tree.size)
+                .order_by(AuditEntry.seq)
             )
             for seq, leaf in rows:
                 if seq != self._tree.size:
@@ -164,7 +162,7 @@ class AuditLog:
 
     def leaf(self, seq: int) -> bytes:
         with self.db.read() as conn:
-            found = conn.execute(select(_entries.c.leaf_hash).where(_entries.c.seq == seq)).scalar()
+            found = conn.execute(select(AuditEntry.leaf_hash).where(AuditEntry.seq == seq)).scalar()
         if found is None:
             raise AuditError(f"audit entry #{seq} does not exist")
         return bytes(found)
@@ -185,7 +183,7 @@ class AuditLog:
         signed = sign_checkpoint(self.signer, tree.size, tree.root(), moment)
         with self.db.write() as conn:
             conn.execute(
-                insert(_checkpoints).values(
+                insert(AuditCheckpoint).values(
                     tree_size=signed.tree_size,
                     root=signed.root,
                     created_at=moment,
@@ -197,7 +195,7 @@ class AuditLog:
 
     def checkpoints(self) -> list[Checkpoint]:
         with self.db.read() as conn:
-            rows = conn.execute(select(_checkpoints).order_by(_checkpoints.c.id))
+            rows = conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
             return [
                 Checkpoint(
                     origin=self.signer.origin,
@@ -223,20 +221,20 @@ class AuditLog:
         newest_first: bool = False,
     ) -> Iterator[StoredEntry]:
         stmt = select(
-            _entries.c.seq,
-            _entries.c.created_at,
-            _entries.c.actor,
-            _entries.c.action,
-            _entries.c.entry,
-        ).order_by(_entries.c.seq.desc() if newest_first else _entries.c.seq)
+            AuditEntry.seq,
+            AuditEntry.created_at,
+            AuditEntry.actor,
+            AuditEntry.action,
+            AuditEntry.entry,
+        ).order_by(AuditEntry.seq.desc() if newest_first else AuditEntry.seq)
         if actor is not None:
-            stmt = stmt.where(_entries.c.actor == actor)
+            stmt = stmt.where(AuditEntry.actor == actor)
         if action is not None:
-            stmt = stmt.where(_entries.c.action.startswith(action, autoescape=True))
+            stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
         if since is not None:
-            stmt = stmt.where(_entries.c.created_at >= since)
+            stmt = stmt.where(AuditEntry.created_at >= since)
         if until is not None:
-            stmt = stmt.where(_entries.c.created_at < until)
+            stmt = stmt.where(AuditEntry.created_at < until)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read() as conn:
@@ -266,11 +264,11 @@ class AuditLog:
             )
         with self.db.write() as conn:
             boundary = conn.execute(
-                select(func.min(_entries.c.seq)).where(_entries.c.created_at >= cutoff)
+                select(func.min(AuditEntry.seq)).where(AuditEntry.created_at >= cutoff)
             ).scalar()
-            stmt = update(_entries).where(_entries.c.entry.is_not(None)).values(entry=None)
+            stmt = update(AuditEntry).where(AuditEntry.entry.is_not(None)).values(entry=None)
             if boundary is not None:
-                stmt = stmt.where(_entries.c.seq < boundary)
+                stmt = stmt.where(AuditEntry.seq < boundary)
             pruned = conn.execute(stmt).rowcount
             through = (boundary if boundary is not None else self._next_seq(conn)) - 1
             # The verifier accepts erased content only up to the highest ``through_seq`` that

@@ -10,7 +10,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from privplate.audit.entries import decode_entry
 from privplate.audit.merkle import MerkleTree, leaf_hash, verify_consistency
@@ -19,7 +19,6 @@ from privplate.errors import AuditError
 from privplate.store.database import Database
 from privplate.store.models import AuditEntry
 
-_entries: Table = AuditEntry.__table__  # type: ignore[assignment]
 _BATCH = 10_000
 
 
@@ -88,7 +87,10 @@ def verify_log(
         last = -1
         while True:
             rows = conn.execute(
-                select(_entries).where(_entries.c.seq > last).order_by(_entries.c.seq).limit(_BATCH)
+                select(AuditEntry)
+                .where(AuditEntry.seq > last)
+                .order_by(AuditEntry.seq)
+                .limit(_BATCH)
             ).all()
             if not rows:
                 break

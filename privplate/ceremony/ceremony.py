@@ -3,6 +3,8 @@ officers without changing X, and rotate to a new X for new evidence.
 
 The ceremony machine holds x only while it deals the shares; the published results are X and
 the commitments X_i, recorded in the database and the audit log, and X in privplate.toml.
+Each share goes to a different person (not merely a different account), and no officer also
+has an investigator or operator account.
 """
 
 from __future__ import annotations
@@ -14,22 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from privplate.ceremony.reconstruct import reconstruct_secret
 from privplate.ceremony.sharefile import ShareFile, Strength, seal_share, write_share_file
 from privplate.deployment import Deployment
 from privplate.errors import AlreadyExists, InvalidRequest, NotFound, SealingError
-from privplate.identity.accounts import get_user
+from privplate.identity.accounts import NOT_WITH_A_SHARE, get_user, person_accounts
 from privplate.identity.roles import Role
 from privplate.sealing import group
 from privplate.settings import CONFIG_FILENAME
-from privplate.store.unseal_models import EvidenceKey, ShareCommitment, ShareSet
+from privplate.store.evidence_keys import activate_evidence_key
+from privplate.store.unseal_models import ShareCommitment, ShareSet
 from privplate.threshold.shamir import Share, split
 
-_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
-_sets: Table = ShareSet.__table__  # type: ignore[assignment]
-_commits: Table = ShareCommitment.__table__  # type: ignore[assignment]
 _KEY_LINE = re.compile(r'^evidence_public_key\s*=\s*".*"\s*$', re.MULTILINE)
 
 
@@ -48,10 +48,27 @@ def _check_officers(conn: Connection, officers: Sequence[str], threshold: int) -
         raise InvalidRequest("the threshold must be at least 2 (the two-person rule)")
     if threshold > len(officers):
         raise InvalidRequest(f"threshold {threshold} is more than the {len(officers)} officers")
+    people: dict[str, str] = {}
     for name in officers:
         user = get_user(conn, name)
         if user.role is not Role.COMPLIANCE or user.disabled:
             raise InvalidRequest(f"{name!r} is not an active compliance officer")
+        if user.person in people:
+            raise InvalidRequest(
+                f"{people[user.person]!r} and {name!r} are accounts of one person; each share "
+                "goes to a different person"
+            )
+        people[user.person] = name
+        asks = [
+            a
+            for a in person_accounts(conn, user.person)
+            if a.role in NOT_WITH_A_SHARE and not a.disabled
+        ]
+        if asks:
+            raise InvalidRequest(
+                f"{name!r} also has the {asks[0].role.value} account {asks[0].name!r}; an officer "
+                "cannot be an investigator or operator (disable that account first)"
+            )
 
 
 def _deal(
@@ -96,7 +113,7 @@ def _record_set(
     now: datetime,
 ) -> None:
     conn.execute(
-        insert(_sets).values(
+        insert(ShareSet).values(
             id=set_id,
             public_key=public_key,
             threshold=threshold,
@@ -106,7 +123,7 @@ def _record_set(
         )
     )
     conn.execute(
-        insert(_commits),
+        insert(ShareCommitment),
         [
             {
                 "share_set_id": set_id,
@@ -148,10 +165,8 @@ def hold_ceremony(
         secret[:] = bytes(len(secret))  # best effort: Python may hold other copies briefly
     now = datetime.now(UTC)
     with dep.db.write() as conn:
-        retired = conn.execute(
-            update(_keys).where(_keys.c.retired_at.is_(None)).values(retired_at=now)
-        ).rowcount
-        conn.execute(insert(_keys).values(public_key=public_key, activated_at=now))
+        _check_officers(conn, names, threshold)  # again: accounts may have changed meanwhile
+        retired = activate_evidence_key(conn, public_key, now)
         _record_set(conn, set_id, public_key, threshold, names, shares, dep.actor, now)
         dep.audit.append(
             conn,
@@ -172,8 +187,8 @@ def hold_ceremony(
 
 def current_share_set(conn: Connection, public_key: bytes) -> tuple[uuid.UUID, int]:
     row = conn.execute(
-        select(_sets.c.id, _sets.c.threshold).where(
-            _sets.c.public_key == public_key, _sets.c.superseded_at.is_(None)
+        select(ShareSet.id, ShareSet.threshold).where(
+            ShareSet.public_key == public_key, ShareSet.superseded_at.is_(None)
         )
     ).first()
     if row is None:
@@ -200,7 +215,9 @@ def reshare(
         old_set, old_threshold = current_share_set(conn, public_key)
         commitments = {
             r.share_index: bytes(r.commitment)
-            for r in conn.execute(select(_commits).where(_commits.c.share_set_id == old_set))
+            for r in conn.execute(
+                select(ShareCommitment).where(ShareCommitment.share_set_id == old_set)
+            )
         }
     opened: list[Share] = []
     for share_file, passphrase in old_shares:
@@ -220,7 +237,8 @@ def reshare(
     now = datetime.now(UTC)
     names = [n for n, _ in officers]
     with dep.db.write() as conn:
-        conn.execute(update(_sets).where(_sets.c.id == old_set).values(superseded_at=now))
+        _check_officers(conn, names, threshold)  # again: accounts may have changed meanwhile
+        conn.execute(update(ShareSet).where(ShareSet.id == old_set).values(superseded_at=now))
         _record_set(conn, set_id, public_key, threshold, names, shares, dep.actor, now)
         dep.audit.append(
             conn,

@@ -7,12 +7,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from privplate.errors import PrivplateError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Modules of an optional extra -> the extra that brings them (pyproject.toml).
+EXTRA_OF = {
+    "cv2": "edge",
+    "onnxruntime": "edge",
+    "fast_plate_ocr": "edge",
+    "numpy": "edge",
+    "fastapi": "server",
+    "starlette": "server",
+    "uvicorn": "server",
+    "apscheduler": "server",
+    "httpx": "server",
+    "psycopg": "postgres",
+}
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class PrivplateGroup(TyperGroup):
@@ -25,8 +40,19 @@ class PrivplateGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except PrivplateError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            # A command of an extra this box did not install: say which, not a traceback.
+            extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            hint = escape(
+                f"this command needs the {extra} extra ({exc.name} is not installed): "
+                f"pip install 'privplate[{extra}]'"
+            )
+            err_console.print(f"[bold red]error:[/] {hint}", markup=True, soft_wrap=True)
+            raise typer.Exit(69) from None  # EX_UNAVAILABLE
 
 
 def make_app(help_text: str) -> typer.Typer:

@@ -11,7 +11,7 @@ from rich.table import Table
 from privplate.audit import read_signing_key
 from privplate.deployment import Deployment
 from privplate.errors import PrivplateError
-from privplate.retention import get_preset
+from privplate.jurisdiction import get_preset
 from privplate.settings import CONFIG_FILENAME, Settings, load_settings, resolve_home
 from privplate.store import Database
 

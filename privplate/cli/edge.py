@@ -162,10 +162,17 @@ def run_command(
         finally:
             edge.worker.stop(drain_seconds=10.0)
         stats = edge.pipeline.stats
+        alerts = f"{stats.alerts} alert{'s' if stats.alerts != 1 else ''}"
         err_console.print(
-            f"{stats.frames} frames, {stats.reads} reads, {stats.alerts} alerts; "
-            f"{edge.spool.depth()} reads waiting in the spool ({edge.mode})"
+            f"{stats.frames} frames, {stats.reads} reads, {alerts}; "
+            f"{edge.spool.depth()} reads waiting in the spool ({edge.mode})",
+            soft_wrap=True,
         )
+        if stats.alerts and edge.mode == "single-box":
+            err_console.print(
+                "alerts are recorded on this box: `privplate alerts list` shows them",
+                soft_wrap=True,
+            )
 
 
 @app.command("keygen")

@@ -8,17 +8,18 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import audit, cameras, edge, report, retention, server, unseal
+from privplate.cli import alerts, audit, cameras, edge, report, retention, server, unseal
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
-from privplate.retention import load_presets
+from privplate.jurisdiction import load_presets
 
 app = make_app(
     "privplate: licence plate recognition that stores only keyed tokens, seals images and "
     "enforces retention."
 )
 app.add_typer(cameras.app, name="cameras")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(retention.retention_app, name="retention")
 app.add_typer(retention.holds_app, name="holds")
@@ -89,3 +90,7 @@ def presets() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m privplate.cli.main`, as the console script does
+    main()

@@ -15,6 +15,7 @@ from rich.table import Table
 from privplate.cli.app import DirOption, console, err_console, make_app
 from privplate.deployment import Deployment
 from privplate.errors import ConfigError
+from privplate.jurisdiction import format_duration
 from privplate.retention.holds import (
     HoldKind,
     approve_hold,
@@ -22,7 +23,6 @@ from privplate.retention.holds import (
     release_hold,
     request_hold,
 )
-from privplate.retention.presets import format_duration
 from privplate.retention.purge import PurgeReport, purge
 from privplate.retention.status import retention_status
 
@@ -67,20 +67,30 @@ def status_command(
     if as_json:
         console.print_json(json.dumps(status.as_dict()))
     else:
+        # One short line per promise (soft-wrapped: rich never breaks a sentence in two).
         console.print(
-            f"preset {status.preset}, purge every {format_duration(status.purge_interval)}"
+            f"Retention: preset {status.preset}, purge every "
+            f"{format_duration(status.purge_interval)}.",
+            soft_wrap=True,
         )
+        width = max(len(p.kind) for p in status.promises)
         for p in status.promises:
-            label = p.kind.replace("_", " ")
+            label = p.kind.replace("non_hit", "non-hit").replace("_", " ").ljust(width)
             age = (
                 "none stored"
                 if p.oldest_age is None
                 else f"oldest {format_duration(p.oldest_age)} old"
             )
+            verdict = "ok" if p.kept else f"EXCEEDED (bound {format_duration(p.bound)})"
             console.print(
-                f"  {label}: kept {format_duration(p.window)}; {age} "
-                f"(bound {format_duration(p.bound)}: {'ok' if p.kept else 'EXCEEDED'})"
+                f"  {label}  kept {format_duration(p.window)}, {age}: {verdict}", soft_wrap=True
             )
+        console.print(
+            "Every promise holds: nothing is older than its window plus one purge interval."
+            if status.within_bound
+            else "A promise is broken: run `privplate purge` and check the purge schedule.",
+            soft_wrap=True,
+        )
     if not status.within_bound:
         raise typer.Exit(1)
 
@@ -126,19 +136,16 @@ def hold_request(
     target: Annotated[str, typer.Argument(help="Id of the read or evidence item.")],
     case: Annotated[str, typer.Option("--case", help="Case number.")],
     why: Annotated[str, typer.Option("--why", help="Justification.")],
-    kind: Annotated[str, typer.Option("--kind", help="read or evidence.")] = "read",
+    kind: Annotated[HoldKind, typer.Option("--kind", help="What the id names.")] = HoldKind.READ,
     days: Annotated[int, typer.Option(min=1, max=3650, help="How long the hold lasts.")] = 90,
     home: DirOption = None,
 ) -> None:
     """Request a legal hold; it protects the item once another person approves it."""
-    if kind not in ("read", "evidence"):
-        raise ConfigError("--kind must be read or evidence")
-    hold_kind: HoldKind = "read" if kind == "read" else "evidence"
     with Deployment.open(home) as dep:
         hold = request_hold(
             db=dep.db,
             audit=dep.audit,
-            kind=hold_kind,
+            kind=kind,
             target_id=_uuid(target),
             case_number=case,
             justification=why,

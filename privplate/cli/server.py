@@ -15,10 +15,10 @@ from privplate.deployment import Deployment
 from privplate.devices import registry
 from privplate.errors import InvalidRequest
 from privplate.hotlists import HotlistSource
-from privplate.hotlists.csv_import import parse_entries
+from privplate.hotlists.csv_import import ImportOptions, parse_entries
 from privplate.identity import accounts
 from privplate.identity.roles import Role
-from privplate.policy.purposes import Purpose
+from privplate.jurisdiction import Purpose
 from privplate.policy.queries import QueryRequest
 from privplate.services import Services
 
@@ -70,6 +70,14 @@ def users_add(
     name: Annotated[str, typer.Argument(help="User name (a-z, 0-9, . _ @ -).")],
     role: Annotated[Role, typer.Option("--role", help="admin, operator, investigator, ...")],
     agency: Annotated[str, typer.Option(help="Agency the person works for.")] = "",
+    person: Annotated[
+        str | None,
+        typer.Option(
+            "--person",
+            help="Another account of someone who has one: their person id (the name of their "
+            "first account, see users list). Omit for someone new.",
+        ),
+    ] = None,
     no_password: Annotated[
         bool, typer.Option("--no-password", help="Service account: API keys only.")
     ] = False,
@@ -87,8 +95,11 @@ def users_add(
             role=role,
             password=password,
             agency=agency,
+            person=person,
         )
     console.print(f"user [bold]{user.name}[/] added as {user.role.value}")
+    if user.person != user.name:
+        console.print(f"another account of person [bold]{user.person}[/] (audited)")
 
 
 @users_app.command("list")
@@ -96,10 +107,11 @@ def users_list(home: DirOption = None) -> None:
     """List users and their roles."""
     with Deployment.open(home) as dep:
         users = accounts.list_users(db=dep.db)
-    table = Table("name", "role", "agency", "created", "disabled")
+    table = Table("name", "person", "role", "agency", "created", "disabled")
     for u in users:
         table.add_row(
             u.name,
+            u.person,
             u.role.value,
             u.agency,
             u.created_at.isoformat(timespec="seconds"),
@@ -195,17 +207,28 @@ def hotlist_create(
 def hotlist_import(
     file: Annotated[Path, typer.Argument(help="CSV: plate,reason,case_number[,expires_at].")],
     list_name: Annotated[str, typer.Option("--list", help="Hotlist name.")],
+    where: Annotated[
+        str | None, typer.Option(help="Only rows whose COLUMN has VALUE (COLUMN=VALUE).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N such rows.")] = None,
+    reason: Annotated[str, typer.Option(help="Reason for rows that have none.")] = "",
+    case: Annotated[str, typer.Option("--case", help="Case number for rows without one.")] = "",
     home: DirOption = None,
 ) -> None:
-    """Import entries from a CSV file (all or nothing)."""
+    """Import entries from a CSV file (all or nothing). Plates are never printed."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"cannot read {file}: {type(exc).__name__}") from None
+    options = ImportOptions(
+        where=ImportOptions.parse_where(where) if where is not None else None,
+        limit=limit,
+        reason=reason,
+        case_number=case,
+    )
+    entries = parse_entries(text, options)
     with Deployment.open(home) as dep, Services(dep) as services:
-        added = services.hotlists.add_entries(
-            actor=dep.actor, hotlist=list_name, entries=parse_entries(text)
-        )
+        added = services.hotlists.add_entries(actor=dep.actor, hotlist=list_name, entries=entries)
     console.print(f"{len(added)} entries added to hotlist [bold]{list_name}[/]")
 
 

@@ -14,7 +14,7 @@ import typer
 
 from privplate.ceremony.sharefile import read_share_file
 from privplate.cli.app import DirOption, console, make_app
-from privplate.client import ApiClient, server_url
+from privplate.client import DEFAULT_SERVER, SERVER_URL_ENV, ApiClient, server_url
 from privplate.deployment import Deployment
 from privplate.errors import InvalidRequest, UnsealRefused
 from privplate.threshold.dleq import prove_partial
@@ -25,7 +25,10 @@ unseal_app = make_app("Unseal requests: ask for an evidence image, fetch it once
 officer_app = make_app("For compliance officers: approve or deny unseal requests with your share.")
 
 ServerOption = Annotated[
-    str | None, typer.Option("--server", help="Server URL (default $PRIVPLATE_SERVER).")
+    str | None,
+    typer.Option(
+        "--server", help=f"Server URL (default ${SERVER_URL_ENV}, else {DEFAULT_SERVER})."
+    ),
 ]
 UserOption = Annotated[str, typer.Option("--user", help="Your privplate user name.")]
 SecretsStdin = Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from privplate.audit import AuditLog
@@ -21,9 +21,6 @@ from privplate.store.cameras import CAMERA_ID, active_camera_ids
 from privplate.store.database import Database
 from privplate.store.server_models import Device, DeviceCamera, DeviceNonce
 
-_devices: Table = Device.__table__  # type: ignore[assignment]
-_cams: Table = DeviceCamera.__table__  # type: ignore[assignment]
-_nonces: Table = DeviceNonce.__table__  # type: ignore[assignment]
 UNKNOWN_DEVICE = "unknown or revoked device: register it with `privplate devices add`"
 
 
@@ -69,11 +66,11 @@ def register_device(
             raise NotFound(
                 f"camera {unknown[0]!r} is not registered; add it first (privplate cameras add)"
             )
-        if conn.execute(select(_devices.c.id).where(_devices.c.id == device_id)).first():
+        if conn.execute(select(Device.id).where(Device.id == device_id)).first():
             raise AlreadyExists(f"device {device_id!r} is already registered")
         try:
             conn.execute(
-                insert(_devices).values(
+                insert(Device).values(
                     id=device_id,
                     name=name,
                     public_key=public_key,
@@ -84,7 +81,8 @@ def register_device(
         except IntegrityError:
             raise AlreadyExists("this public key is already registered to a device") from None
         conn.execute(
-            insert(_cams), [{"device_id": device_id, "camera_id": c} for c in sorted(set(cameras))]
+            insert(DeviceCamera),
+            [{"device_id": device_id, "camera_id": c} for c in sorted(set(cameras))],
         )
         audit.append(
             conn,
@@ -100,11 +98,13 @@ def register_device(
 
 
 def _load(conn: Connection, device_id: str) -> DeviceInfo | None:
-    row = conn.execute(select(_devices).where(_devices.c.id == device_id)).first()
+    row = conn.execute(select(Device).where(Device.id == device_id)).first()
     if row is None:
         return None
     cams = conn.execute(
-        select(_cams.c.camera_id).where(_cams.c.device_id == device_id).order_by(_cams.c.camera_id)
+        select(DeviceCamera.camera_id)
+        .where(DeviceCamera.device_id == device_id)
+        .order_by(DeviceCamera.camera_id)
     ).scalars()
     return DeviceInfo(
         row.id,
@@ -118,15 +118,15 @@ def _load(conn: Connection, device_id: str) -> DeviceInfo | None:
 
 def list_devices(*, db: Database) -> list[DeviceInfo]:
     with db.read() as conn:
-        ids = conn.execute(select(_devices.c.id).order_by(_devices.c.id)).scalars().all()
+        ids = conn.execute(select(Device.id).order_by(Device.id)).scalars().all()
         return [d for d in (_load(conn, i) for i in ids) if d is not None]
 
 
 def revoke_device(*, db: Database, audit: AuditLog, actor: str, device_id: str) -> None:
     with db.write() as conn:
         done = conn.execute(
-            update(_devices)
-            .where(_devices.c.id == device_id, _devices.c.revoked_at.is_(None))
+            update(Device)
+            .where(Device.id == device_id, Device.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
         if done.rowcount == 0:
@@ -165,18 +165,18 @@ def authenticate(
         with db.write() as conn:
             seen = (
                 conn.execute(
-                    select(_nonces.c.nonce).where(
-                        _nonces.c.device_id == device.id, _nonces.c.nonce == signed.nonce
+                    select(DeviceNonce.nonce).where(
+                        DeviceNonce.device_id == device.id, DeviceNonce.nonce == signed.nonce
                     )
                 ).first()
                 is not None
             )
             if not seen:
                 conn.execute(
-                    insert(_nonces).values(device_id=device.id, nonce=signed.nonce, seen_at=now)
+                    insert(DeviceNonce).values(device_id=device.id, nonce=signed.nonce, seen_at=now)
                 )
                 # Older nonces can never be replayed: the time check refuses them first.
-                conn.execute(delete(_nonces).where(_nonces.c.seen_at < now - 2 * max_age))
+                conn.execute(delete(DeviceNonce).where(DeviceNonce.seen_at < now - 2 * max_age))
     except IntegrityError:
         seen = True  # a concurrent request carried the same nonce
     if seen:

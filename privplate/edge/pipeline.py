@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-from uuid import UUID
 
 from privplate.edge.alerts import EdgeAlerts
 from privplate.edge.reads import EdgeRead, KeySource, build_read, reading_tokens
@@ -77,8 +76,6 @@ class EdgePipeline:
         self.max_tokens = max_tokens
         self.on_read = on_read
         self.stats = Stats()
-        #: Read ids that matched a hotlist (they keep the hit-read retention window).
-        self.hits: set[UUID] = set()
         if evidence_key is None:
             log.warning("evidence_public_key is not set: reads are stored without evidence")
 
@@ -125,7 +122,6 @@ class EdgePipeline:
         probe = ReadIn(track.read_id, self.camera_id, track.best_at, epoch.epoch_id, tokens, 0.0)
         if self.alerts.check(probe) is not None:
             track.alerted = True
-            self.hits.add(track.read_id)
             self.stats.alerts += 1
             self.stats.alert_latencies.append(time.perf_counter() - arrived)
 

@@ -27,7 +27,8 @@ from privplate.edge.uplink import (
     Uplink,
     UplinkWorker,
 )
-from privplate.errors import ConfigError, NotFound, PrivplateError
+from privplate.errors import ConfigError, NotFound
+from privplate.services import Services
 from privplate.settings import Settings
 from privplate.store.cameras import get_camera, list_cameras
 from privplate.vision.reader import PlateReader
@@ -61,21 +62,11 @@ def read_device_key(path: Path) -> DeviceKey:
 class LocalHotlistFeed:
     """Single-box mode: hotlist tokens from the deployment's own hotlists."""
 
-    def __init__(self, dep: Deployment) -> None:
-        from privplate.services import Services  # noqa: PLC0415 - only with a server secret
-
-        self.tokens = Services(dep).hotlist_tokens
+    def __init__(self, services: Services) -> None:
+        self.tokens = services.hotlist_tokens
 
     def epoch_tokens(self, epoch_id: int) -> list[tuple[bytes, str]]:
         return self.tokens.epoch_tokens(epoch_id)
-
-
-def _local_feed(dep: Deployment) -> HotlistFeed | None:
-    try:
-        return LocalHotlistFeed(dep)
-    except (PrivplateError, OSError) as exc:
-        log.info("no hotlists on this machine (%s): edge alerts are off", type(exc).__name__)
-        return None
 
 
 @dataclass
@@ -131,13 +122,15 @@ def build_edge(
         feed: HotlistFeed | None = ServerHotlistFeed(
             DeviceClient(edge.server_url, client.key, timeout=5.0)
         )
-        uplink: Uplink | None = HttpUplink(client)
+        uplink: Uplink = HttpUplink(client)
         mode = f"server {edge.server_url}"
     else:
         dep = stack.enter_context(Deployment.open(settings.home, settings=settings, actor="edge"))
         camera_id = pick_camera(dep, camera_id)
-        keys, feed, fold = dep.keyring, _local_feed(dep), dep.fold
-        uplink = None
+        # The domain layer the server uses too: hotlists, alerts, webhooks and the one ingest.
+        services = stack.enter_context(Services.open(dep))
+        keys, feed, fold = dep.keyring, LocalHotlistFeed(services), dep.fold
+        uplink = LocalUplink(services)
         mode = "single-box"
     alerts = EdgeAlerts(feed, out=out, webhook=webhook)
     pipeline = EdgePipeline(
@@ -153,7 +146,5 @@ def build_edge(
         frame_side=edge.evidence_frame_side,
         max_tokens=min(settings.ingest.max_tokens_per_read, 1 + edge.alternates),
     )
-    if uplink is None:
-        uplink = LocalUplink(dep, hits=lambda: pipeline.hits)
     worker = UplinkWorker(spool, uplink, batch_reads=edge.uplink_batch_reads)
     return Edge(pipeline, spool, worker, mode)

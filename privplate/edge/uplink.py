@@ -17,17 +17,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, Protocol
 
-from privplate.deployment import Deployment
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.spool import Spool, SpooledBatch
 from privplate.errors import ConfigError, IngestRejected, KeyringError, PrivplateError
 from privplate.tokens.keyring import EpochKey
+
+if TYPE_CHECKING:
+    from privplate.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,18 @@ class Uplink(Protocol):
 
 
 class LocalUplink:
-    """Single-box mode: the edge writes to the deployment's own store."""
+    """Single-box mode: the edge hands its batches to the deployment's own ingest, the same
+    one the server's ``POST /ingest`` uses, so a hotlist hit becomes a server alert (alerts
+    page, SSE stream, webhooks, transparency report) exactly as it would from a remote edge."""
 
-    def __init__(self, dep: Deployment, hits: Callable[[], Collection[UUID]] = frozenset) -> None:
-        self.dep = dep
-        self.hits = hits
+    def __init__(self, services: Services, actor: str = "edge") -> None:
+        self.services = services
+        self.actor = actor
 
     def send(self, batch: SpooledBatch) -> None:
         reads, evidence = IngestBatch.model_validate_json(batch.body).to_store()
         try:
-            self.dep.ingest(reads, evidence, hits=set(self.hits()))
+            self.services.ingest(reads, evidence, actor=self.actor)
         except IngestRejected as exc:
             raise UplinkError(f"local store refused the batch: {exc}", permanent=True) from None
         except PrivplateError as exc:

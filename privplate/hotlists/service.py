@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from privplate.audit import AuditLog
 from privplate.errors import (
@@ -36,9 +36,6 @@ from privplate.store.server_models import Hotlist, HotlistEntry, HotlistToken
 from privplate.tokens.canonical import canonical_plate
 from privplate.tokens.keyring import EpochKey
 
-_lists: Table = Hotlist.__table__  # type: ignore[assignment]
-_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
-_tokens: Table = HotlistToken.__table__  # type: ignore[assignment]
 HOTLIST_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
@@ -125,10 +122,10 @@ class Hotlists:
         now = datetime.now(UTC)
         info = HotlistInfo(uuid.uuid4(), name, source, description, cap, actor, now, 0)
         with self.db.write() as conn:
-            if conn.execute(select(_lists.c.id).where(_lists.c.name == name)).first():
+            if conn.execute(select(Hotlist.id).where(Hotlist.name == name)).first():
                 raise AlreadyExists(f"hotlist {name!r} already exists")
             conn.execute(
-                insert(_lists).values(
+                insert(Hotlist).values(
                     id=info.id,
                     name=name,
                     source=source.value,
@@ -148,9 +145,9 @@ class Hotlists:
 
     def _live_counts(self, conn: Connection, now: datetime) -> dict[uuid.UUID, int]:
         rows = conn.execute(
-            select(_entries.c.hotlist_id, func.count())
-            .where(_entries.c.removed_at.is_(None), _entries.c.expires_at > now)
-            .group_by(_entries.c.hotlist_id)
+            select(HotlistEntry.hotlist_id, func.count())
+            .where(HotlistEntry.removed_at.is_(None), HotlistEntry.expires_at > now)
+            .group_by(HotlistEntry.hotlist_id)
         )
         return {uuid.UUID(str(r[0])): int(r[1]) for r in rows}
 
@@ -158,7 +155,7 @@ class Hotlists:
         now = datetime.now(UTC)
         with self.db.read() as conn:
             counts = self._live_counts(conn, now)
-            rows = conn.execute(select(_lists).order_by(_lists.c.name)).all()
+            rows = conn.execute(select(Hotlist).order_by(Hotlist.name)).all()
         return [self._info(r, counts.get(uuid.UUID(str(r.id)), 0)) for r in rows]
 
     @staticmethod
@@ -178,7 +175,7 @@ class Hotlists:
     def get(self, name: str) -> HotlistInfo:
         now = datetime.now(UTC)
         with self.db.read() as conn:
-            row = conn.execute(select(_lists).where(_lists.c.name == name)).first()
+            row = conn.execute(select(Hotlist).where(Hotlist.name == name)).first()
             if row is None:
                 raise NotFound(f"no hotlist named {name!r}")
             return self._info(row, self._live_counts(conn, now).get(uuid.UUID(str(row.id)), 0))
@@ -279,12 +276,12 @@ class Hotlists:
             if refusal is None:
                 dup = conn.execute(
                     select(func.count())
-                    .select_from(_entries)
+                    .select_from(HotlistEntry)
                     .where(
-                        _entries.c.hotlist_id == info.id,
-                        _entries.c.removed_at.is_(None),
-                        _entries.c.expires_at > now,
-                        _entries.c.plate_mac.in_(macs),
+                        HotlistEntry.hotlist_id == info.id,
+                        HotlistEntry.removed_at.is_(None),
+                        HotlistEntry.expires_at > now,
+                        HotlistEntry.plate_mac.in_(macs),
                     )
                 ).scalar_one()
                 if dup:
@@ -307,7 +304,7 @@ class Hotlists:
         return [], refusal
 
     def _get_in(self, conn: Connection, hotlist: str, now: datetime) -> HotlistInfo:
-        row = conn.execute(select(_lists).where(_lists.c.name == hotlist)).first()
+        row = conn.execute(select(Hotlist).where(Hotlist.name == hotlist)).first()
         if row is None:
             raise NotFound(f"no hotlist named {hotlist!r}")
         return self._info(row, self._live_counts(conn, now).get(uuid.UUID(str(row.id)), 0))
@@ -329,8 +326,8 @@ class Hotlists:
         today = datetime(now.year, now.month, now.day, tzinfo=UTC)
         mine = conn.execute(
             select(func.count())
-            .select_from(_entries)
-            .where(_entries.c.created_by == actor, _entries.c.created_at >= today)
+            .select_from(HotlistEntry)
+            .where(HotlistEntry.created_by == actor, HotlistEntry.created_at >= today)
         ).scalar_one()
         if mine + adding > self.settings.entries_per_user_per_day:
             return QuotaExceeded(
@@ -381,7 +378,7 @@ class Hotlists:
                     None,
                 )
             )
-        conn.execute(insert(_entries), rows)
+        conn.execute(insert(HotlistEntry), rows)
         self.tokens.tokenize_new(conn, plates, keys)
         return added
 
@@ -394,12 +391,7 @@ class Hotlists:
         flag: FlagKind | None,
     ) -> None:
         with self.db.write() as conn:
-            self.audit.append(
-                conn,
-                actor=actor,
-                action="hotlists.entries_refused",
-                details={"hotlist": hotlist, "entries": count, "reason": str(error)},
-            )
+            # The flag first, as everywhere: its row lock, then the audit log's lock.
             if flag is not None:
                 raise_flag(
                     conn,
@@ -407,23 +399,29 @@ class Hotlists:
                     subject=actor,
                     details={"hotlist": hotlist, "reason": str(error)},
                 )
+            self.audit.append(
+                conn,
+                actor=actor,
+                action="hotlists.entries_refused",
+                details={"hotlist": hotlist, "entries": count, "reason": str(error)},
+            )
 
     def remove_entry(self, *, actor: str, hotlist: str, entry_id: uuid.UUID) -> None:
         now = datetime.now(UTC)
         with self.db.write() as conn:
             info = self._get_in(conn, hotlist, now)
             done = conn.execute(
-                update(_entries)
+                update(HotlistEntry)
                 .where(
-                    _entries.c.id == entry_id,
-                    _entries.c.hotlist_id == info.id,
-                    _entries.c.removed_at.is_(None),
+                    HotlistEntry.id == entry_id,
+                    HotlistEntry.hotlist_id == info.id,
+                    HotlistEntry.removed_at.is_(None),
                 )
                 .values(removed_at=now, removed_by=actor)
             )
             if done.rowcount == 0:
                 raise NotFound("no live entry with this id in this hotlist")
-            conn.execute(delete(_tokens).where(_tokens.c.entry_id == entry_id))
+            conn.execute(delete(HotlistToken).where(HotlistToken.entry_id == entry_id))
             self.audit.append(
                 conn,
                 actor=actor,
@@ -438,12 +436,12 @@ class Hotlists:
         now = datetime.now(UTC)
         with self.db.read() as conn:
             info = self._get_in(conn, hotlist, now)
-            stmt = select(_entries).where(_entries.c.hotlist_id == info.id)
+            stmt = select(HotlistEntry).where(HotlistEntry.hotlist_id == info.id)
             if not include_expired:
                 stmt = stmt.where(
-                    and_(_entries.c.removed_at.is_(None), _entries.c.expires_at > now)
+                    and_(HotlistEntry.removed_at.is_(None), HotlistEntry.expires_at > now)
                 )
-            rows = conn.execute(stmt.order_by(_entries.c.created_at, _entries.c.id)).all()
+            rows = conn.execute(stmt.order_by(HotlistEntry.created_at, HotlistEntry.id)).all()
         out = [
             EntryInfo(
                 r.id,

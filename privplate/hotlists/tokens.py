@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from privplate.errors import EpochKeyDestroyed
@@ -25,10 +25,6 @@ from privplate.store.server_models import Hotlist, HotlistEntry, HotlistToken, H
 from privplate.tokens.keyring import EpochKey, Keyring
 from privplate.tokens.plate_token import plate_token
 
-_lists: Table = Hotlist.__table__  # type: ignore[assignment]
-_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
-_tokens: Table = HotlistToken.__table__  # type: ignore[assignment]
-_synced: Table = HotlistTokenEpoch.__table__  # type: ignore[assignment]
 _CHUNK = 900
 _LOCK_ID = 0x7072_6976_686C  # "privhl": serializes hotlist tokenization on PostgreSQL
 
@@ -67,7 +63,7 @@ class HotlistTokens:
         if not rows:
             return
         dialect_insert = postgresql.insert if self.db.is_postgres else sqlite.insert
-        stmt = dialect_insert(_tokens).on_conflict_do_nothing()
+        stmt = dialect_insert(HotlistToken).on_conflict_do_nothing()
         for start in range(0, len(rows), 5_000):
             conn.execute(stmt, rows[start : start + 5_000])
 
@@ -84,7 +80,7 @@ class HotlistTokens:
         Raises :class:`StaleKeys` if an epoch was synced since ``keys`` were fetched; the
         caller rolls back and tries again with fresh keys.
         """
-        synced = set(conn.execute(select(_synced.c.epoch_id)).scalars())
+        synced = set(conn.execute(select(HotlistTokenEpoch.epoch_id)).scalars())
         if synced - {k.epoch_id for k in keys}:
             raise StaleKeys
         rows: list[dict[str, object]] = [
@@ -106,7 +102,9 @@ class HotlistTokens:
 
     def _sync(self, epoch_id: int) -> None:
         with self.db.read() as conn:
-            done = conn.execute(select(_synced.c.epoch_id).where(_synced.c.epoch_id == epoch_id))
+            done = conn.execute(
+                select(HotlistTokenEpoch.epoch_id).where(HotlistTokenEpoch.epoch_id == epoch_id)
+            )
             if done.first() is not None:
                 return
         try:
@@ -117,12 +115,12 @@ class HotlistTokens:
         with self.db.write() as conn:
             self.lock(conn)
             if conn.execute(
-                select(_synced.c.epoch_id).where(_synced.c.epoch_id == epoch_id)
+                select(HotlistTokenEpoch.epoch_id).where(HotlistTokenEpoch.epoch_id == epoch_id)
             ).first():
                 return
             live = conn.execute(
-                select(_entries.c.id, _entries.c.plate_box).where(
-                    _entries.c.removed_at.is_(None), _entries.c.expires_at > now
+                select(HotlistEntry.id, HotlistEntry.plate_box).where(
+                    HotlistEntry.removed_at.is_(None), HotlistEntry.expires_at > now
                 )
             ).all()
             self._insert(
@@ -136,7 +134,7 @@ class HotlistTokens:
                     for r in live
                 ],
             )
-            conn.execute(_synced.insert().values(epoch_id=epoch_id, synced_at=now))
+            conn.execute(insert(HotlistTokenEpoch).values(epoch_id=epoch_id, synced_at=now))
 
     def forget(self, epoch_ids: Sequence[int]) -> None:
         self._synced.difference_update(epoch_ids)
@@ -160,20 +158,20 @@ class HotlistTokens:
                 for start in range(0, len(tokens), _CHUNK):
                     stmt = (
                         select(
-                            _tokens.c.token,
-                            _entries.c.id,
-                            _entries.c.hotlist_id,
-                            _lists.c.name,
-                            _entries.c.reason,
-                            _entries.c.case_number,
+                            HotlistToken.token,
+                            HotlistEntry.id,
+                            HotlistEntry.hotlist_id,
+                            Hotlist.name,
+                            HotlistEntry.reason,
+                            HotlistEntry.case_number,
                         )
-                        .join(_entries, _entries.c.id == _tokens.c.entry_id)
-                        .join(_lists, _lists.c.id == _entries.c.hotlist_id)
+                        .join(HotlistEntry, HotlistEntry.id == HotlistToken.entry_id)
+                        .join(Hotlist, Hotlist.id == HotlistEntry.hotlist_id)
                         .where(
-                            _tokens.c.epoch_id == epoch_id,
-                            _tokens.c.token.in_(tokens[start : start + _CHUNK]),
-                            _entries.c.removed_at.is_(None),
-                            _entries.c.expires_at > now,
+                            HotlistToken.epoch_id == epoch_id,
+                            HotlistToken.token.in_(tokens[start : start + _CHUNK]),
+                            HotlistEntry.removed_at.is_(None),
+                            HotlistEntry.expires_at > now,
                         )
                     )
                     for row in conn.execute(stmt):
@@ -200,14 +198,14 @@ class HotlistTokens:
         now = datetime.now(UTC)
         with self.db.read() as conn:
             rows = conn.execute(
-                select(_tokens.c.token, _lists.c.name)
-                .join(_entries, _entries.c.id == _tokens.c.entry_id)
-                .join(_lists, _lists.c.id == _entries.c.hotlist_id)
+                select(HotlistToken.token, Hotlist.name)
+                .join(HotlistEntry, HotlistEntry.id == HotlistToken.entry_id)
+                .join(Hotlist, Hotlist.id == HotlistEntry.hotlist_id)
                 .where(
-                    _tokens.c.epoch_id == epoch_id,
-                    _entries.c.removed_at.is_(None),
-                    _entries.c.expires_at > now,
+                    HotlistToken.epoch_id == epoch_id,
+                    HotlistEntry.removed_at.is_(None),
+                    HotlistEntry.expires_at > now,
                 )
-                .order_by(_tokens.c.token)
+                .order_by(HotlistToken.token)
             ).all()
         return [(bytes(r.token), r.name) for r in rows]

@@ -1,5 +1,12 @@
 """Users, bearer sessions and API keys.
 
+Every account belongs to a person, as declared by the administrator who creates it: a person's
+id is the name of their first account, and ``create_user(..., person=...)`` adds another account
+to that person (audited as ``users.second_account``). Two-person rules compare people, never
+accounts, so one person's second account cannot approve what their first one asked for; and a
+person who holds a share of the evidence key (an officer) can have no investigator or operator
+account, and the other way round.
+
 Bearer secrets are 256-bit random strings; only their SHA-256 is stored, so a database dump
 opens no session. Sessions start with ``pps_``, API keys with ``ppk_``.
 """
@@ -11,26 +18,33 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from privplate.audit import AuditLog
-from privplate.errors import AlreadyExists, AuthenticationFailed, InvalidRequest, NotFound
+from privplate.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+)
 from privplate.identity.passwords import hash_password, verify_password
 from privplate.identity.roles import USER_ROLES, Role
 from privplate.store.database import Database
 from privplate.store.server_models import ApiKey, Session, User
-
-_users: Table = User.__table__  # type: ignore[assignment]
-_sessions: Table = Session.__table__  # type: ignore[assignment]
-_keys: Table = ApiKey.__table__  # type: ignore[assignment]
+from privplate.store.unseal_models import ShareCommitment, ShareSet
 
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,99}")
 SESSION_PREFIX = "pps_"
 API_KEY_PREFIX = "ppk_"
 BAD_CREDENTIALS = "the user name or password is wrong, or the account is disabled"
+#: Roles that ask (searches, unseal and hold requests) or run the system: a person with one of
+#: them may not also hold a share of the evidence key.
+NOT_WITH_A_SHARE: frozenset[Role] = frozenset({Role.INVESTIGATOR, Role.OPERATOR})
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class UserInfo:
     role: Role
     agency: str
     created_at: datetime
+    #: The person this account belongs to (the name of their first account).
+    person: str
     disabled: bool = False
 
     @property
@@ -55,6 +71,7 @@ def _row_to_user(row: object) -> UserInfo:
         role=Role(r["role"]),
         agency=r["agency"],
         created_at=r["created_at"],
+        person=r["person"],
         disabled=r["disabled_at"] is not None,
     )
 
@@ -76,6 +93,66 @@ def check_user_name(name: str) -> str:
     return name
 
 
+def person_accounts(conn: Connection, person: str) -> list[UserInfo]:
+    """Every account of ``person``, disabled ones included, by name."""
+    rows = conn.execute(select(User).where(User.person == person).order_by(User.name))
+    return [_row_to_user(r) for r in rows]
+
+
+def persons_of(conn: Connection, names: Collection[str]) -> dict[str, str]:
+    """Account name -> person, for the accounts of ``names`` that exist."""
+    if not names:
+        return {}
+    rows = conn.execute(select(User.name, User.person).where(User.name.in_(names)))
+    return {r.name: r.person for r in rows}
+
+
+def person_of_actor(conn: Connection, actor: str) -> str:
+    """Who stands behind an audit actor: ``person:ID`` for a user account (``user:NAME``),
+    else the actor itself (a command-line user, the server). Two-person checks on actors
+    compare these."""
+    name = actor.removeprefix("user:")
+    if name != actor:
+        person = persons_of(conn, [name]).get(name)
+        if person is not None:
+            return f"person:{person}"
+    return actor
+
+
+def officer_shares(conn: Connection, person: str) -> list[str]:
+    """The person's accounts that hold a share of a live (not superseded) share set."""
+    names = select(User.name).where(User.person == person)
+    rows = conn.execute(
+        select(ShareCommitment.officer)
+        .join(ShareSet, ShareSet.id == ShareCommitment.share_set_id)
+        .where(ShareSet.superseded_at.is_(None), ShareCommitment.officer.in_(names))
+        .distinct()
+    )
+    return sorted(r.officer for r in rows)
+
+
+def _check_person(conn: Connection, name: str, role: Role, person: str) -> list[UserInfo]:
+    """The person's other accounts, after checking that ``role`` may join them."""
+    if person == name:
+        others = person_accounts(conn, person)
+        if others:  # cannot happen while person ids are names of first accounts
+            raise AlreadyExists(f"a person with id {person!r} already exists")
+        return others
+    others = person_accounts(conn, person)
+    if not others:
+        raise NotFound(
+            f"no person {person!r}: a person's id is the name of their first account "
+            "(privplate users list shows it); omit --person for someone new"
+        )
+    if role in NOT_WITH_A_SHARE and (holders := officer_shares(conn, person)):
+        raise Conflict(
+            f"person {person!r} holds a share of the evidence key (account {holders[0]!r}); an "
+            f"officer cannot also be {'an' if role is Role.INVESTIGATOR else 'a'} {role.value} "
+            "(re-share the key to other officers first)"
+        )
+    return others
+
+
 def create_user(
     *,
     db: Database,
@@ -85,22 +162,31 @@ def create_user(
     role: Role,
     password: str | None,
     agency: str = "",
+    person: str | None = None,
 ) -> UserInfo:
+    """Create an account. ``person`` is the id of an existing person (the name of their first
+    account) when this is another account of someone who has one; omitted, the account is a
+    new person with the account's name as id."""
     check_user_name(name)
+    person = name if person is None else person
+    if not USER_NAME.fullmatch(person):
+        raise InvalidRequest("a person id is the name of that person's first account")
     if role not in USER_ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(USER_ROLES)}")
     if len(agency) > 200:
         raise InvalidRequest("agency is longer than 200 characters")
     hashed = hash_password(password) if password is not None else None
     now = datetime.now(UTC)
-    user = UserInfo(uuid.uuid4(), name, role, agency, now)
+    user = UserInfo(uuid.uuid4(), name, role, agency, now, person)
     with db.write() as conn:
-        if conn.execute(select(_users.c.id).where(_users.c.name == name)).first() is not None:
+        if conn.execute(select(User.id).where(User.name == name)).first() is not None:
             raise AlreadyExists(f"user {name!r} already exists")
+        others = _check_person(conn, name, role, person)
         conn.execute(
-            insert(_users).values(
+            insert(User).values(
                 id=user.id,
                 name=name,
+                person=person,
                 role=role.value,
                 password_hash=hashed,
                 agency=agency,
@@ -112,13 +198,25 @@ def create_user(
             conn,
             actor=actor,
             action="users.created",
-            details={"user": name, "role": role.value, "agency": agency},
+            details={"user": name, "role": role.value, "agency": agency, "person": person},
         )
+        if others:
+            audit.append(
+                conn,
+                actor=actor,
+                action="users.second_account",
+                details={
+                    "user": name,
+                    "role": role.value,
+                    "person": person,
+                    "other_accounts": {u.name: u.role.value for u in others},
+                },
+            )
     return user
 
 
 def get_user(conn: Connection, name: str) -> UserInfo:
-    row = conn.execute(select(_users).where(_users.c.name == name)).first()
+    row = conn.execute(select(User).where(User.name == name)).first()
     if row is None:
         raise NotFound(f"no user named {name!r}")
     return _row_to_user(row)
@@ -126,30 +224,30 @@ def get_user(conn: Connection, name: str) -> UserInfo:
 
 def list_users(*, db: Database) -> list[UserInfo]:
     with db.read() as conn:
-        return [_row_to_user(r) for r in conn.execute(select(_users).order_by(_users.c.name))]
+        return [_row_to_user(r) for r in conn.execute(select(User).order_by(User.name))]
 
 
 def disable_user(*, db: Database, audit: AuditLog, actor: str, name: str) -> UserInfo:
     now = datetime.now(UTC)
     with db.write() as conn:
         user = get_user(conn, name)
-        conn.execute(update(_users).where(_users.c.id == user.id).values(disabled_at=now))
-        conn.execute(delete(_sessions).where(_sessions.c.user_id == user.id))
+        conn.execute(update(User).where(User.id == user.id).values(disabled_at=now))
+        conn.execute(delete(Session).where(Session.user_id == user.id))
         conn.execute(
-            update(_keys)
-            .where(_keys.c.user_id == user.id, _keys.c.revoked_at.is_(None))
+            update(ApiKey)
+            .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=now)
         )
         audit.append(conn, actor=actor, action="users.disabled", details={"user": name})
-    return UserInfo(user.id, user.name, user.role, user.agency, user.created_at, True)
+    return UserInfo(user.id, user.name, user.role, user.agency, user.created_at, user.person, True)
 
 
 def set_password(*, db: Database, audit: AuditLog, actor: str, name: str, password: str) -> None:
     hashed = hash_password(password)
     with db.write() as conn:
         user = get_user(conn, name)
-        conn.execute(update(_users).where(_users.c.id == user.id).values(password_hash=hashed))
-        conn.execute(delete(_sessions).where(_sessions.c.user_id == user.id))
+        conn.execute(update(User).where(User.id == user.id).values(password_hash=hashed))
+        conn.execute(delete(Session).where(Session.user_id == user.id))
         audit.append(conn, actor=actor, action="users.password_set", details={"user": name})
 
 
@@ -159,7 +257,7 @@ def login(
     """Check a password and open a session. Unknown user, wrong password and disabled account
     fail alike (same message, same Argon2 cost)."""
     with db.read() as conn:
-        row = conn.execute(select(_users).where(_users.c.name == name)).first()
+        row = conn.execute(select(User).where(User.name == name)).first()
     stored = row._mapping["password_hash"] if row is not None else None
     ok = verify_password(stored, password)
     if row is None or not ok or row._mapping["disabled_at"] is not None:
@@ -174,9 +272,9 @@ def login(
     now = datetime.now(UTC)
     expires = now + timedelta(hours=hours)
     with db.write() as conn:
-        conn.execute(delete(_sessions).where(_sessions.c.expires_at < now))
+        conn.execute(delete(Session).where(Session.expires_at < now))
         conn.execute(
-            insert(_sessions).values(
+            insert(Session).values(
                 token_hash=secret_digest(token), user_id=user.id, created_at=now, expires_at=expires
             )
         )
@@ -186,7 +284,7 @@ def login(
 
 def logout(*, db: Database, audit: AuditLog, user: UserInfo, token: str) -> None:
     with db.write() as conn:
-        conn.execute(delete(_sessions).where(_sessions.c.token_hash == secret_digest(token)))
+        conn.execute(delete(Session).where(Session.token_hash == secret_digest(token)))
         audit.append(conn, actor=user.actor, action="sessions.closed", details={})
 
 
@@ -203,7 +301,7 @@ def create_api_key(
         if user.disabled:
             raise InvalidRequest(f"user {name!r} is disabled")
         conn.execute(
-            insert(_keys).values(
+            insert(ApiKey).values(
                 id=key_id,
                 user_id=user.id,
                 key_hash=secret_digest(key),
@@ -223,8 +321,8 @@ def create_api_key(
 def revoke_api_key(*, db: Database, audit: AuditLog, actor: str, key_id: uuid.UUID) -> None:
     with db.write() as conn:
         done = conn.execute(
-            update(_keys)
-            .where(_keys.c.id == key_id, _keys.c.revoked_at.is_(None))
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
         if done.rowcount == 0:
@@ -239,22 +337,22 @@ def user_for_bearer(*, db: Database, secret: str) -> UserInfo | None:
     with db.read() as conn:
         if secret.startswith(SESSION_PREFIX):
             stmt = (
-                select(_users)
-                .join(_sessions, _sessions.c.user_id == _users.c.id)
-                .where(_sessions.c.token_hash == digest, _sessions.c.expires_at > now)
+                select(User)
+                .join(Session, Session.user_id == User.id)
+                .where(Session.token_hash == digest, Session.expires_at > now)
             )
         elif secret.startswith(API_KEY_PREFIX):
             stmt = (
-                select(_users)
-                .join(_keys, _keys.c.user_id == _users.c.id)
-                .where(_keys.c.key_hash == digest, _keys.c.revoked_at.is_(None))
+                select(User)
+                .join(ApiKey, ApiKey.user_id == User.id)
+                .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
             )
         else:
             return None
-        row = conn.execute(stmt.where(_users.c.disabled_at.is_(None))).first()
+        row = conn.execute(stmt.where(User.disabled_at.is_(None))).first()
     return _row_to_user(row) if row is not None else None
 
 
 def count_users(*, db: Database) -> int:
     with db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(_users)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(User)).scalar_one())

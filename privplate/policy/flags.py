@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from privplate.errors import NotFound
 from privplate.store.database import Database
 from privplate.store.server_models import ComplianceFlag
-
-_flags: Table = ComplianceFlag.__table__  # type: ignore[assignment]
 
 
 class FlagKind(StrEnum):
@@ -48,32 +47,28 @@ def raise_flag(
     details: dict[str, Any],
     now: datetime | None = None,
 ) -> uuid.UUID:
-    """Create today's flag for (kind, subject), or count one more occurrence of it."""
+    """Create today's flag for (kind, subject), or count one more occurrence of it.
+
+    One statement (insert, or on conflict add one), so concurrent requests raising the same
+    flag neither fail on the unique constraint nor lose an occurrence.
+    """
     now = now or datetime.now(UTC)
     day = now.date().isoformat()
-    row = conn.execute(
-        select(_flags.c.id, _flags.c.occurrences).where(
-            _flags.c.kind == kind.value, _flags.c.subject == subject, _flags.c.day == day
-        )
-    ).first()
-    if row is not None:
-        conn.execute(
-            update(_flags).where(_flags.c.id == row.id).values(occurrences=row.occurrences + 1)
-        )
-        return uuid.UUID(str(row.id))
-    flag_id = uuid.uuid4()
-    conn.execute(
-        insert(_flags).values(
-            id=flag_id,
-            kind=kind.value,
-            subject=subject,
-            day=day,
-            created_at=now,
-            details=json.dumps(details, sort_keys=True),
-            occurrences=1,
-        )
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(ComplianceFlag).values(
+        id=uuid.uuid4(),
+        kind=kind.value,
+        subject=subject,
+        day=day,
+        created_at=now,
+        details=json.dumps(details, sort_keys=True),
+        occurrences=1,
     )
-    return flag_id
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[ComplianceFlag.kind, ComplianceFlag.subject, ComplianceFlag.day],
+        set_={"occurrences": ComplianceFlag.occurrences + 1},
+    ).returning(ComplianceFlag.id)
+    return uuid.UUID(str(conn.execute(upsert).scalar_one()))
 
 
 def _info(row: Any) -> FlagInfo:
@@ -93,9 +88,9 @@ def _info(row: Any) -> FlagInfo:
 
 
 def list_flags(*, db: Database, open_only: bool = True, limit: int = 200) -> list[FlagInfo]:
-    stmt = select(_flags).order_by(_flags.c.created_at.desc()).limit(limit)
+    stmt = select(ComplianceFlag).order_by(ComplianceFlag.created_at.desc()).limit(limit)
     if open_only:
-        stmt = stmt.where(_flags.c.reviewed_at.is_(None))
+        stmt = stmt.where(ComplianceFlag.reviewed_at.is_(None))
     with db.read() as conn:
         return [_info(r) for r in conn.execute(stmt)]
 
@@ -103,16 +98,19 @@ def list_flags(*, db: Database, open_only: bool = True, limit: int = 200) -> lis
 def review_flag(
     conn: Connection, *, flag_id: uuid.UUID, reviewer: str, resolution: str
 ) -> FlagInfo:
-    row = conn.execute(select(_flags).where(_flags.c.id == flag_id)).first()
+    row = conn.execute(select(ComplianceFlag).where(ComplianceFlag.id == flag_id)).first()
     if row is None:
         raise NotFound("no compliance flag with this id")
     if row._mapping["reviewed_at"] is not None:
         raise NotFound("this compliance flag was already reviewed")
     now = datetime.now(UTC)
-    conn.execute(
-        update(_flags)
-        .where(_flags.c.id == flag_id)
+    # Conditional, so that of two officers closing the flag at once only one does.
+    done = conn.execute(
+        update(ComplianceFlag)
+        .where(ComplianceFlag.id == flag_id, ComplianceFlag.reviewed_at.is_(None))
         .values(reviewed_by=reviewer, reviewed_at=now, resolution=resolution)
     )
-    row = conn.execute(select(_flags).where(_flags.c.id == flag_id)).one()
+    if done.rowcount == 0:
+        raise NotFound("this compliance flag was already reviewed")
+    row = conn.execute(select(ComplianceFlag).where(ComplianceFlag.id == flag_id)).one()
     return _info(row)

@@ -11,26 +11,38 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from privplate.audit import AuditLog
 from privplate.errors import InvalidPlate, PermissionDenied, PurposeDenied, QuotaExceeded
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
+from privplate.jurisdiction import Purpose
 from privplate.policy.flags import FlagKind, raise_flag
-from privplate.policy.purposes import Purpose
 from privplate.policy.rules import PurposePolicy
 from privplate.policy.sharing import check_agreement
 from privplate.settings import QuerySettings
 from privplate.store.database import Database
-from privplate.store.lookup import ReadMatch, lookup_plate
+from privplate.store.lookup import ReadMatch, TokenProbe, find_reads
 from privplate.store.server_models import Query, User
 from privplate.tokens.canonical import canonical_plate
 from privplate.tokens.keyring import Keyring
+from privplate.tokens.plate_token import plate_token
 
-_queries: Table = Query.__table__  # type: ignore[assignment]
-COUNTED = ("answered", "denied")
+
+class QueryOutcome(StrEnum):
+    """What became of a search: answered, denied by the policy, or refused over quota."""
+
+    ANSWERED = "answered"
+    DENIED = "denied"
+    REFUSED = "refused"
+
+
+#: Outcomes that count against the quota (a refusal over quota does not use it up).
+COUNTED = (QueryOutcome.ANSWERED, QueryOutcome.DENIED)
+QUOTA_LOCK = "queries.quota"
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,12 @@ class QueryService:
         canonical = ""
         with self.db.write() as conn:
             failure = self._quota_problem(conn, user, now)
-            outcome = "refused"
+            outcome = QueryOutcome.REFUSED
             if failure is None:
                 try:
                     canonical = self._check(conn, req, now)
                 except (PurposeDenied, InvalidPlate) as exc:
-                    failure, outcome = exc, "denied"
+                    failure, outcome = exc, QueryOutcome.DENIED
                     raise_flag(
                         conn,
                         kind=FlagKind.DENIED_QUERY,
@@ -98,22 +110,14 @@ class QueryService:
                 user,
                 req,
                 now,
-                outcome if failure else "answered",
+                outcome if failure else QueryOutcome.ANSWERED,
                 str(failure) if failure else "",
             )
         if failure is not None:
             raise failure
-        matches = lookup_plate(
-            db=self.db,
-            keyring=self.keyring,
-            plate=canonical,
-            start=req.start,
-            end=req.end,
-        )
+        matches = self._matches(canonical, req.start, req.end)
         with self.db.write() as conn:
-            conn.execute(
-                update(_queries).where(_queries.c.id == query_id).values(match_count=len(matches))
-            )
+            conn.execute(update(Query).where(Query.id == query_id).values(match_count=len(matches)))
             self.audit.append(
                 conn,
                 actor=user.actor,
@@ -129,14 +133,27 @@ class QueryService:
             )
         return QueryAnswer(query_id, req.start, req.end, matches)
 
+    def _matches(self, canonical: str, start: datetime, end: datetime) -> list[ReadMatch]:
+        """The lookup itself, reached only from :meth:`run` once the query is allowed and on
+        the record: the plate's token under every live epoch key of the window."""
+        probes = [
+            TokenProbe(key.epoch_id, plate_token(key.key, canonical), key.starts_at, key.ends_at)
+            for key in self.keyring.keys_between(start, end)
+        ]
+        return find_reads(self.db, probes, start, end)
+
     def _quota_problem(self, conn: Connection, user: UserInfo, now: datetime) -> Exception | None:
+        # Counting and recording a query is one step for every server on the database: every
+        # query counts against the deployment's quota, so one lock covers the person's too,
+        # held until the caller's transaction has recorded this query.
+        self.db.lock_subject(conn, QUOTA_LOCK)
         day = datetime(now.year, now.month, now.day, tzinfo=UTC)
         base = (
             select(func.count())
-            .select_from(_queries)
-            .where(_queries.c.created_at >= day, _queries.c.outcome.in_(COUNTED))
+            .select_from(Query)
+            .where(Query.created_at >= day, Query.outcome.in_(COUNTED))
         )
-        mine = conn.execute(base.where(_queries.c.user_id == user.id)).scalar_one()
+        mine = conn.execute(base.where(Query.user_id == user.id)).scalar_one()
         if mine >= self.settings.per_user_per_day:
             raise_flag(
                 conn,
@@ -196,7 +213,7 @@ class QueryService:
         user: UserInfo,
         req: QueryRequest,
         now: datetime,
-        outcome: str,
+        outcome: QueryOutcome,
         reason: str,
     ) -> None:
         # A justification that contains the plate is never stored, even on a refusal.
@@ -211,7 +228,7 @@ class QueryService:
         if canonical and canonical in canonical_plate_words(case_number, self.fold):
             case_number = "(withheld)"
         conn.execute(
-            insert(_queries).values(
+            insert(Query).values(
                 id=query_id,
                 user_id=user.id,
                 created_at=now,
@@ -226,7 +243,7 @@ class QueryService:
                 match_count=0,
             )
         )
-        if outcome != "answered":
+        if outcome != QueryOutcome.ANSWERED:
             self.audit.append(
                 conn,
                 actor=user.actor,
@@ -276,20 +293,19 @@ def list_queries(
     *,
     db: Database,
     user_id: uuid.UUID | None = None,
-    outcome: str | None = None,
+    outcome: QueryOutcome | None = None,
     limit: int = 200,
 ) -> list[QueryRecord]:
-    users: Table = User.__table__  # type: ignore[assignment]
     stmt = (
-        select(_queries, users.c.name.label("user_name"))
-        .join(users, users.c.id == _queries.c.user_id)
-        .order_by(_queries.c.created_at.desc())
+        select(Query, User.name.label("user_name"))
+        .join(User, User.id == Query.user_id)
+        .order_by(Query.created_at.desc())
         .limit(limit)
     )
     if user_id is not None:
-        stmt = stmt.where(_queries.c.user_id == user_id)
+        stmt = stmt.where(Query.user_id == user_id)
     if outcome is not None:
-        stmt = stmt.where(_queries.c.outcome == outcome)
+        stmt = stmt.where(Query.outcome == outcome)
     with db.read() as conn:
         rows = conn.execute(stmt).all()
     return [

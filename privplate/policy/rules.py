@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 
 from privplate.errors import PurposeDenied
-from privplate.policy.purposes import Purpose, term_pattern
-from privplate.retention.presets import SharingRule, get_preset
+from privplate.jurisdiction import Purpose, SharingRule, get_preset, term_pattern
 from privplate.settings import Settings
 
 CASE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#:-]{0,63}")

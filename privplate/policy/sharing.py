@@ -11,16 +11,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from privplate.audit import AuditLog
 from privplate.errors import InvalidRequest, NotFound, PurposeDenied
-from privplate.policy.purposes import Purpose
-from privplate.retention.presets import SharingRule
+from privplate.jurisdiction import Purpose, SharingRule
 from privplate.store.database import Database
 from privplate.store.server_models import SharingAgreement
-
-_agreements: Table = SharingAgreement.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def create_agreement(
     )
     with db.write() as conn:
         conn.execute(
-            insert(_agreements).values(
+            insert(SharingAgreement).values(
                 id=info.id,
                 agency=info.agency,
                 out_of_state=out_of_state,
@@ -124,14 +121,17 @@ def create_agreement(
 
 def list_agreements(*, db: Database) -> list[AgreementInfo]:
     with db.read() as conn:
-        return [_info(r) for r in conn.execute(select(_agreements).order_by(_agreements.c.agency))]
+        return [
+            _info(r)
+            for r in conn.execute(select(SharingAgreement).order_by(SharingAgreement.agency))
+        ]
 
 
 def revoke_agreement(*, db: Database, audit: AuditLog, actor: str, agreement_id: uuid.UUID) -> None:
     with db.write() as conn:
         done = conn.execute(
-            update(_agreements)
-            .where(_agreements.c.id == agreement_id, _agreements.c.revoked_at.is_(None))
+            update(SharingAgreement)
+            .where(SharingAgreement.id == agreement_id, SharingAgreement.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
         if done.rowcount == 0:
@@ -148,7 +148,7 @@ def check_agreement(
     conn: Connection, agreement_id: uuid.UUID, purpose: Purpose, rule: SharingRule, now: datetime
 ) -> AgreementInfo:
     """The live agreement a query on another agency's behalf relies on, or PurposeDenied."""
-    row = conn.execute(select(_agreements).where(_agreements.c.id == agreement_id)).first()
+    row = conn.execute(select(SharingAgreement).where(SharingAgreement.id == agreement_id)).first()
     if row is None:
         raise PurposeDenied(
             "no sharing agreement with this id: queries for another agency need one recorded "

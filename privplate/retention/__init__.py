@@ -1,12 +1,5 @@
-"""Retention windows and purpose rules per jurisdiction."""
+"""Retention: what expires and when (the purge), legal holds, and whether the promises hold.
 
-from privplate.retention.presets import (
-    WINDOW_NAMES,
-    Preset,
-    WindowName,
-    get_preset,
-    load_presets,
-    parse_duration,
-)
-
-__all__ = ["WINDOW_NAMES", "Preset", "WindowName", "get_preset", "load_presets", "parse_duration"]
+The windows themselves come from the jurisdiction (privplate.jurisdiction); how rows and bytes
+leave each database is the store's (privplate.store.purging).
+"""

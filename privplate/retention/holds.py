@@ -1,8 +1,8 @@
 """Legal holds: keep a read or evidence item through purges, with two people involved.
 
 A hold is requested with a case number and a justification and takes effect only when someone
-other than the requester approves it. Holds expire; every step is audited in the same
-transaction as the change it records.
+other than the requester approves it: another person, not another account of the requester.
+Holds expire; every step is audited in the same transaction as the change it records.
 """
 
 from __future__ import annotations
@@ -10,20 +10,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, insert, select, update
+from sqlalchemy.orm import QueryableAttribute
 
 from privplate.audit import AuditLog
 from privplate.errors import NotFound, PrivplateError
+from privplate.identity.accounts import person_of_actor
 from privplate.store.database import Database
 from privplate.store.models import Evidence, LegalHold, Read
 
-HoldKind = Literal["read", "evidence"]
+
+class HoldKind(StrEnum):
+    """What a legal hold keeps through purges."""
+
+    READ = "read"
+    EVIDENCE = "evidence"
+
+
 MAX_HOLD = timedelta(days=3650)
-_holds: Table = LegalHold.__table__  # type: ignore[assignment]
-_reads: Table = Read.__table__  # type: ignore[assignment]
-_evidence: Table = Evidence.__table__  # type: ignore[assignment]
 
 
 class HoldRefused(PrivplateError):
@@ -43,15 +50,15 @@ class HoldInfo:
 
 
 def active_hold(
-    kind: HoldKind, target: ColumnElement[uuid.UUID], now: datetime
+    kind: HoldKind, target: ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID], now: datetime
 ) -> ColumnElement[bool]:
     """SQL condition: ``target`` has an approved, unexpired, unreleased hold."""
     return exists().where(
-        _holds.c.target_kind == kind,
-        _holds.c.target_id == target,
-        _holds.c.approved_at.is_not(None),
-        _holds.c.released_at.is_(None),
-        _holds.c.expires_at > now,
+        LegalHold.target_kind == kind,
+        LegalHold.target_id == target,
+        LegalHold.approved_at.is_not(None),
+        LegalHold.released_at.is_(None),
+        LegalHold.expires_at > now,
     )
 
 
@@ -70,8 +77,11 @@ def _info(r: Any) -> HoldInfo:
 
 def _target_time(conn: Connection, kind: HoldKind, target_id: uuid.UUID) -> datetime | None:
     """When the target was observed, or None if it is not stored."""
-    table, column = (_reads, _reads.c.read_id) if kind == "read" else (_evidence, _evidence.c.id)
-    return conn.execute(select(table.c.observed_at).where(column == target_id).limit(1)).scalar()
+    if kind == HoldKind.READ:
+        stmt = select(Read.observed_at).where(Read.read_id == target_id)
+    else:
+        stmt = select(Evidence.observed_at).where(Evidence.id == target_id)
+    return conn.execute(stmt.limit(1)).scalar()
 
 
 def request_hold(
@@ -97,7 +107,7 @@ def request_hold(
             raise NotFound(f"no {kind} with id {target_id} is stored (it may have been purged)")
         hold_id = uuid.uuid4()
         conn.execute(
-            insert(_holds).values(
+            insert(LegalHold).values(
                 id=hold_id,
                 target_kind=kind,
                 target_id=target_id,
@@ -122,7 +132,7 @@ def request_hold(
                 "expires_at": (now + duration).isoformat(),
             },
         )
-        return _info(conn.execute(select(_holds).where(_holds.c.id == hold_id)).one())
+        return _info(conn.execute(select(LegalHold).where(LegalHold.id == hold_id)).one())
 
 
 def approve_hold(
@@ -135,16 +145,18 @@ def approve_hold(
 ) -> HoldInfo:
     now = now or datetime.now(UTC)
     with db.write() as conn:
-        row = conn.execute(select(_holds).where(_holds.c.id == hold_id)).first()
+        row = conn.execute(select(LegalHold).where(LegalHold.id == hold_id)).first()
         if row is None:
             raise NotFound(f"no legal hold with id {hold_id}")
-        if row.requested_by == approved_by:
-            raise HoldRefused("the requester of a legal hold cannot approve it")
+        if person_of_actor(conn, row.requested_by) == person_of_actor(conn, approved_by):
+            raise HoldRefused(
+                "the requester of a legal hold cannot approve it, from any of their accounts"
+            )
         if row.approved_at is not None or row.released_at is not None or row.expires_at <= now:
             raise HoldRefused("this legal hold is already approved, released or expired")
         conn.execute(
-            update(_holds)
-            .where(_holds.c.id == hold_id)
+            update(LegalHold)
+            .where(LegalHold.id == hold_id)
             .values(approved_by=approved_by, approved_at=now)
         )
         audit.append(
@@ -153,7 +165,7 @@ def approve_hold(
             action="hold.approved",
             details={"hold": str(hold_id), "case": row.case_number},
         )
-        return _info(conn.execute(select(_holds).where(_holds.c.id == hold_id)).one())
+        return _info(conn.execute(select(LegalHold).where(LegalHold.id == hold_id)).one())
 
 
 def release_hold(
@@ -167,8 +179,8 @@ def release_hold(
     now = now or datetime.now(UTC)
     with db.write() as conn:
         done = conn.execute(
-            update(_holds)
-            .where(_holds.c.id == hold_id, _holds.c.released_at.is_(None))
+            update(LegalHold)
+            .where(LegalHold.id == hold_id, LegalHold.released_at.is_(None))
             .values(released_at=now)
         ).rowcount
         if not done:
@@ -183,13 +195,13 @@ def expire_holds(conn: Connection, audit: AuditLog, *, actor: str, now: datetime
     expired = [
         r.id
         for r in conn.execute(
-            select(_holds.c.id).where(
-                and_(_holds.c.released_at.is_(None), _holds.c.expires_at <= now)
+            select(LegalHold.id).where(
+                and_(LegalHold.released_at.is_(None), LegalHold.expires_at <= now)
             )
         )
     ]
     if expired:
-        conn.execute(update(_holds).where(_holds.c.id.in_(expired)).values(released_at=now))
+        conn.execute(update(LegalHold).where(LegalHold.id.in_(expired)).values(released_at=now))
         audit.append(
             conn, actor=actor, action="hold.expired", details={"holds": [str(h) for h in expired]}
         )
@@ -198,4 +210,4 @@ def expire_holds(conn: Connection, audit: AuditLog, *, actor: str, now: datetime
 
 def list_holds(*, db: Database) -> list[HoldInfo]:
     with db.read() as conn:
-        return [_info(r) for r in conn.execute(select(_holds).order_by(_holds.c.requested_at))]
+        return [_info(r) for r in conn.execute(select(LegalHold).order_by(LegalHold.requested_at))]

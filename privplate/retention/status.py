@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, func, not_, select
+from sqlalchemy import ColumnElement, func, not_, select
 
-from privplate.deployment import Deployment
-from privplate.retention.holds import active_hold
-from privplate.retention.presets import WindowName
-from privplate.store.models import Evidence, Read
+from privplate.jurisdiction import WindowName
+from privplate.retention.holds import HoldKind, active_hold
+from privplate.retention.scope import RetentionScope
+from privplate.store.models import Base, Evidence, Read, table_of
 
-_reads: Table = Read.__table__  # type: ignore[assignment]
-_evidence: Table = Evidence.__table__  # type: ignore[assignment]
 KINDS: tuple[WindowName, ...] = ("non_hit_reads", "hit_reads", "evidence")
 
 
@@ -91,31 +89,35 @@ class RetentionStatus:
         }
 
 
-def _oldest(dep: Deployment, table: Table, *where: ColumnElement[bool]) -> datetime | None:
-    with dep.db.read() as conn:
-        return conn.execute(select(func.min(table.c.observed_at)).where(*where)).scalar()
+def _oldest(
+    scope: RetentionScope, model: type[Base], *where: ColumnElement[bool]
+) -> datetime | None:
+    with scope.db.read() as conn:
+        return conn.execute(select(func.min(table_of(model).c.observed_at)).where(*where)).scalar()
 
 
 def _age(now: datetime, oldest: datetime | None) -> timedelta | None:
     return None if oldest is None else now - oldest
 
 
-def retention_status(dep: Deployment, now: datetime | None = None) -> RetentionStatus:
+def retention_status(scope: RetentionScope, now: datetime | None = None) -> RetentionStatus:
     now = now or datetime.now(UTC)
-    interval = timedelta(seconds=dep.settings.retention.purge_interval_seconds)
-    read_not_held = not_(active_hold("read", _reads.c.read_id, now))
+    interval = scope.rules.purge_interval
+    read_not_held = not_(active_hold(HoldKind.READ, Read.read_id, now))
     oldest = {
-        "non_hit_reads": _oldest(dep, _reads, _reads.c.is_hit.is_(False), read_not_held),
-        "hit_reads": _oldest(dep, _reads, _reads.c.is_hit.is_(True), read_not_held),
-        "evidence": _oldest(dep, _evidence, not_(active_hold("evidence", _evidence.c.id, now))),
+        "non_hit_reads": _oldest(scope, Read, Read.is_hit.is_(False), read_not_held),
+        "hit_reads": _oldest(scope, Read, Read.is_hit.is_(True), read_not_held),
+        "evidence": _oldest(
+            scope, Evidence, not_(active_hold(HoldKind.EVIDENCE, Evidence.id, now))
+        ),
     }
     return RetentionStatus(
-        preset=dep.settings.retention.preset,
+        preset=scope.rules.preset,
         purge_interval=interval,
         promises=tuple(
             Promise(
                 kind=kind,
-                window=dep.settings.retention_window(kind),
+                window=scope.rules.window(kind),
                 purge_interval=interval,
                 oldest_age=_age(now, oldest[kind]),
             )

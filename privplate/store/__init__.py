@@ -12,7 +12,7 @@ from privplate.store.ingest import (
     TokenIn,
     ingest_reads,
 )
-from privplate.store.lookup import ReadMatch, lookup_plate
+from privplate.store.lookup import ReadMatch, TokenProbe, find_reads
 
 __all__ = [
     "CameraInfo",
@@ -25,9 +25,10 @@ __all__ = [
     "RetentionWindows",
     "SqlEpochStorage",
     "TokenIn",
+    "TokenProbe",
+    "find_reads",
     "get_camera",
     "ingest_reads",
     "insert_camera",
     "list_cameras",
-    "lookup_plate",
 ]

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists, NotFound, PrivplateError
@@ -14,7 +14,6 @@ from privplate.store.database import Database
 from privplate.store.models import Camera
 
 CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_t: Table = Camera.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,14 @@ def insert_camera(conn: Connection, *, camera_id: str, name: str = "") -> Camera
     check_camera_id(camera_id)
     if len(name) > 200:
         raise InvalidCameraId("camera name is longer than 200 characters")
-    exists = conn.execute(select(_t.c.id).where(_t.c.id == camera_id)).first()
+    exists = conn.execute(select(Camera.id).where(Camera.id == camera_id)).first()
     if exists is not None:
         raise AlreadyExists(f"camera {camera_id!r} is already registered")
     created = datetime.now(UTC)
     try:
-        conn.execute(insert(_t).values(id=camera_id, name=name, created_at=created, active=True))
+        conn.execute(
+            insert(Camera).values(id=camera_id, name=name, created_at=created, active=True)
+        )
     except IntegrityError:
         raise AlreadyExists(f"camera {camera_id!r} is already registered") from None
     return CameraInfo(camera_id, name, created, True)
@@ -57,7 +58,7 @@ def insert_camera(conn: Connection, *, camera_id: str, name: str = "") -> Camera
 def list_cameras(*, db: Database) -> list[CameraInfo]:
     with db.read() as conn:
         rows = conn.execute(
-            select(_t.c.id, _t.c.name, _t.c.created_at, _t.c.active).order_by(_t.c.id)
+            select(Camera.id, Camera.name, Camera.created_at, Camera.active).order_by(Camera.id)
         )
         return [CameraInfo(r.id, r.name, r.created_at, r.active) for r in rows]
 
@@ -65,7 +66,9 @@ def list_cameras(*, db: Database) -> list[CameraInfo]:
 def get_camera(*, db: Database, camera_id: str) -> CameraInfo:
     with db.read() as conn:
         row = conn.execute(
-            select(_t.c.id, _t.c.name, _t.c.created_at, _t.c.active).where(_t.c.id == camera_id)
+            select(Camera.id, Camera.name, Camera.created_at, Camera.active).where(
+                Camera.id == camera_id
+            )
         ).first()
     if row is not None:
         return CameraInfo(row.id, row.name, row.created_at, row.active)
@@ -76,6 +79,6 @@ def get_camera(*, db: Database, camera_id: str) -> CameraInfo:
 
 def active_camera_ids(conn: Connection, camera_ids: set[str]) -> set[str]:
     rows = conn.execute(
-        select(_t.c.id).where(_t.c.id.in_(sorted(camera_ids)), _t.c.active.is_(True))
+        select(Camera.id).where(Camera.id.in_(sorted(camera_ids)), Camera.active.is_(True))
     )
     return {r[0] for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -135,6 +136,25 @@ class Database:
         if self.is_postgres:
             conn.execute(text("SELECT pg_advisory_xact_lock(7451001)"))
         # SQLite write transactions already hold the database write lock (BEGIN IMMEDIATE).
+
+    def lock_subject(self, conn: Connection, name: str) -> None:
+        """Serialize, across processes, the write transactions that check and then change
+        what ``name`` stands for (e.g. a quota's count and the row that uses it up), until
+        this transaction ends.
+
+        PostgreSQL: a transaction-level advisory lock keyed by a stable hash of ``name``.
+        SQLite: a write transaction took the database write lock at BEGIN IMMEDIATE already;
+        a read transaction cannot hold one, so it is refused here rather than racing.
+        """
+        if self.is_postgres:
+            key = int.from_bytes(
+                hashlib.blake2b(name.encode(), digest_size=8, person=b"privplate-lock").digest(),
+                "big",
+                signed=True,
+            )
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif not conn.get_execution_options().get(_WRITE):
+            raise StoreError(f"lock {name!r} taken outside a write transaction (Database.write)")
 
     def ensure_partitions(self, days: set[date]) -> None:
         """PostgreSQL: make sure the daily partitions for ``days`` exist (cached per process)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists
@@ -13,21 +13,18 @@ from privplate.store.database import Database
 from privplate.store.models import Epoch
 from privplate.tokens.keyring import ConcurrentKeyringChange, EpochRecord, StaleKek
 
-_t: Table = Epoch.__table__  # type: ignore[assignment]
-
-
 _COLUMNS = (
-    _t.c.id,
-    _t.c.starts_at,
-    _t.c.ends_at,
-    _t.c.kek_generation,
-    _t.c.wrapped_key,
-    _t.c.destroyed_at,
+    Epoch.id,
+    Epoch.starts_at,
+    Epoch.ends_at,
+    Epoch.kek_generation,
+    Epoch.wrapped_key,
+    Epoch.destroyed_at,
 )
 
 
 def _records(conn: Connection, *where: object) -> list[EpochRecord]:
-    stmt = select(*_COLUMNS).where(*where).order_by(_t.c.starts_at)  # type: ignore[arg-type]
+    stmt = select(*_COLUMNS).where(*where).order_by(Epoch.starts_at)  # type: ignore[arg-type]
     return [
         EpochRecord(
             epoch_id=r.id,
@@ -53,28 +50,28 @@ class SqlEpochStorage:
 
     def epoch_at(self, moment: datetime) -> EpochRecord | None:
         with self._db.read() as conn:
-            found = _records(conn, _t.c.starts_at <= moment, _t.c.ends_at > moment)
+            found = _records(conn, Epoch.starts_at <= moment, Epoch.ends_at > moment)
         return found[0] if found else None
 
     def latest_epoch(self) -> EpochRecord | None:
         with self._db.read() as conn:
-            last = conn.execute(select(func.max(_t.c.starts_at))).scalar()
+            last = conn.execute(select(func.max(Epoch.starts_at))).scalar()
             if last is None:
                 return None
-            return _records(conn, _t.c.starts_at == last)[0]
+            return _records(conn, Epoch.starts_at == last)[0]
 
     def epochs_overlapping(self, start: datetime, end: datetime) -> list[EpochRecord]:
         with self._db.read() as conn:
-            return _records(conn, _t.c.starts_at < end, _t.c.ends_at > start)
+            return _records(conn, Epoch.starts_at < end, Epoch.ends_at > start)
 
     def live_epochs(self) -> list[EpochRecord]:
         with self._db.read() as conn:
-            return _records(conn, _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None))
+            return _records(conn, Epoch.wrapped_key.is_not(None), Epoch.destroyed_at.is_(None))
 
     def kek_generations_in_use(self) -> set[int]:
         with self._db.read() as conn:
             rows = conn.execute(
-                select(_t.c.kek_generation).where(_t.c.wrapped_key.is_not(None)).distinct()
+                select(Epoch.kek_generation).where(Epoch.wrapped_key.is_not(None)).distinct()
             )
             return {r[0] for r in rows if r[0] is not None}
 
@@ -83,7 +80,7 @@ class SqlEpochStorage:
             with self._db.write() as conn:
                 self._db.lock_keyring(conn)
                 newest = conn.execute(
-                    select(func.max(_t.c.kek_generation)).where(_t.c.wrapped_key.is_not(None))
+                    select(func.max(Epoch.kek_generation)).where(Epoch.wrapped_key.is_not(None))
                 ).scalar()
                 if (
                     newest is not None
@@ -92,14 +89,14 @@ class SqlEpochStorage:
                 ):
                     raise StaleKek("a newer key-encryption key is in use")
                 overlapping = conn.execute(
-                    select(_t.c.id).where(
-                        _t.c.starts_at < record.ends_at, _t.c.ends_at > record.starts_at
+                    select(Epoch.id).where(
+                        Epoch.starts_at < record.ends_at, Epoch.ends_at > record.starts_at
                     )
                 ).first()
                 if overlapping is not None:
                     raise AlreadyExists("an epoch already covers this time")
                 conn.execute(
-                    insert(_t).values(
+                    insert(Epoch).values(
                         id=record.epoch_id,
                         starts_at=record.starts_at,
                         ends_at=record.ends_at,
@@ -123,8 +120,8 @@ class SqlEpochStorage:
             live = {
                 r[0]
                 for r in conn.execute(
-                    select(_t.c.id).where(
-                        _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None)
+                    select(Epoch.id).where(
+                        Epoch.wrapped_key.is_not(None), Epoch.destroyed_at.is_(None)
                     )
                 )
             }
@@ -132,14 +129,14 @@ class SqlEpochStorage:
                 raise ConcurrentKeyringChange("live epochs changed during rotation")
             for epoch_id, wrapped in rewrapped.items():
                 conn.execute(
-                    update(_t)
-                    .where(_t.c.id == epoch_id)
+                    update(Epoch)
+                    .where(Epoch.id == epoch_id)
                     .values(wrapped_key=wrapped, kek_generation=generation)
                 )
             if destroy:
                 conn.execute(
-                    update(_t)
-                    .where(_t.c.id.in_(list(destroy)))
+                    update(Epoch)
+                    .where(Epoch.id.in_(list(destroy)))
                     .values(wrapped_key=None, kek_generation=None, destroyed_at=destroyed_at)
                 )
                 if self._on_destroy is not None:

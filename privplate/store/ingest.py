@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -29,14 +29,10 @@ from privplate.store.bulk import (
 )
 from privplate.store.cameras import active_camera_ids
 from privplate.store.database import Database
-from privplate.store.models import Epoch, Evidence, Read, ReadCount
+from privplate.store.models import Base, Epoch, Evidence, Read, ReadCount, table_of
 from privplate.store.partitions import day_of
 from privplate.tokens.plate_token import TOKEN_BYTES
 
-_reads: Table = Read.__table__  # type: ignore[assignment]
-_evidence: Table = Evidence.__table__  # type: ignore[assignment]
-_epochs: Table = Epoch.__table__  # type: ignore[assignment]
-_counts: Table = ReadCount.__table__  # type: ignore[assignment]
 _CHUNK = 900  # stays under every backend's bound-parameter limit
 MAX_SEALED_BYTES = 2_000_000
 
@@ -166,13 +162,14 @@ def _chunks(items: Sequence[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
 
 def _existing(
     conn: Connection,
-    table: Table,
+    model: type[Base],
     column: str,
     ids: Sequence[uuid.UUID],
     times: Sequence[datetime] = (),
 ) -> set[uuid.UUID]:
     """Which ``ids`` are already stored. Given the items' observation times, the search is
     limited to that span, so PostgreSQL only probes the partitions that could hold them."""
+    table = table_of(model)
     col = table.c[column]
     found: set[uuid.UUID] = set()
     for chunk in _chunks(ids):
@@ -183,9 +180,9 @@ def _existing(
     return found
 
 
-def _insert(db: Database, table: Table) -> object:
+def _insert(db: Database, model: type[Base]) -> object:
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()
+    return dialect_insert(model).on_conflict_do_nothing()
 
 
 def ingest_reads(
@@ -244,9 +241,9 @@ def _check_epochs(conn: Connection, reads: Sequence[ReadIn]) -> dict[int, Any]:
     epochs = {
         row.id: row
         for row in conn.execute(
-            select(
-                _epochs.c.id, _epochs.c.starts_at, _epochs.c.ends_at, _epochs.c.destroyed_at
-            ).where(_epochs.c.id.in_(sorted({r.epoch_id for r in reads})))
+            select(Epoch.id, Epoch.starts_at, Epoch.ends_at, Epoch.destroyed_at).where(
+                Epoch.id.in_(sorted({r.epoch_id for r in reads}))
+            )
         )
     }
     for i, read in enumerate(reads):
@@ -264,7 +261,7 @@ def _check_evidence_refs(
     missing = {r.evidence_id for r in reads if r.evidence_id is not None} - batch_evidence
     if not missing:
         return
-    never_sent = missing - _existing(conn, _evidence, "id", sorted(missing))
+    never_sent = missing - _existing(conn, Evidence, "id", sorted(missing))
     for i, read in enumerate(reads):
         if read.evidence_id in never_sent:
             raise IngestRejected("evidence_id names evidence that was never sent", index=i)
@@ -300,7 +297,7 @@ def _insert_reads(conn: Connection, db: Database, rows: list[ReadRow]) -> None:
         # A concurrent sender stored some of these rows first: COPY cannot skip conflicts,
         # so retry the batch as INSERT ... ON CONFLICT DO NOTHING.
         savepoint.rollback()
-        conn.execute(_insert(db, _reads), [dict(zip(COLUMNS, r, strict=True)) for r in rows])  # type: ignore[call-overload]
+        conn.execute(_insert(db, Read), [dict(zip(COLUMNS, r, strict=True)) for r in rows])  # type: ignore[call-overload]
 
 
 def _count_reads(conn: Connection, db: Database, counts: Counter[tuple[date, str, bool]]) -> None:
@@ -311,12 +308,12 @@ def _count_reads(conn: Connection, db: Database, counts: Counter[tuple[date, str
         total[0] += n
         total[1] += n if is_hit else 0
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
-    stmt = dialect_insert(_counts)
+    stmt = dialect_insert(ReadCount)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[_counts.c.day, _counts.c.camera_id],
+        index_elements=[ReadCount.day, ReadCount.camera_id],
         set_={
-            "reads": _counts.c.reads + stmt.excluded.reads,
-            "hits": _counts.c.hits + stmt.excluded.hits,
+            "reads": ReadCount.reads + stmt.excluded.reads,
+            "hits": ReadCount.hits + stmt.excluded.hits,
         },
     )
     conn.execute(
@@ -344,7 +341,7 @@ def _ingest(
     _check_evidence_refs(conn, reads, batch_evidence)
     existing_reads = stored_read_ids(conn, db, reads)
     existing_evidence = _existing(
-        conn, _evidence, "id", [e.evidence_id for e in evidence], [e.observed_at for e in evidence]
+        conn, Evidence, "id", [e.evidence_id for e in evidence], [e.observed_at for e in evidence]
     )
 
     rows: list[ReadRow] = []
@@ -382,7 +379,7 @@ def _ingest(
         and e.observed_at + windows.evidence > now
     ]
     if evidence_rows:
-        conn.execute(_insert(db, _evidence), evidence_rows)  # type: ignore[call-overload]
+        conn.execute(_insert(db, Evidence), evidence_rows)  # type: ignore[call-overload]
     if rows:
         _insert_reads(conn, db, rows)
         _count_reads(conn, db, counts)

@@ -1,28 +1,24 @@
-"""Plate lookup: the only way to find reads is to present a plate.
+"""Finding reads by token: the store's half of a plate search.
 
-The plate is canonicalized and tokenized under every live epoch key of the window; only rows
-with one of those exact tokens are returned. There is deliberately no function here (or
-anywhere) that lists or counts reads by camera or time without a plate.
+The store never sees a plate. The query policy (privplate.policy.queries) checks a search,
+records it, turns its plate into one token per live epoch of the window and hands those here;
+only rows with one of those exact tokens come back. There is deliberately no function here (or
+anywhere) that lists or counts reads by camera or time without tokens of a presented plate.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from privplate.store.database import Database
 from privplate.store.models import Read
-from privplate.tokens.canonical import canonical_plate
-from privplate.tokens.keyring import EpochKey, Keyring
-from privplate.tokens.plate_token import plate_token
-
-_reads: Table = Read.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -36,39 +32,45 @@ class ReadMatch:
     via_alternate: bool
 
 
-def lookup_plate(
-    *,
-    db: Database,
-    keyring: Keyring,
-    plate: str,
-    start: datetime,
-    end: datetime,
-    fold: Mapping[str, str] | None = None,
+@dataclass(frozen=True)
+class TokenProbe:
+    """One plate's token under one epoch key, and the span that key covers."""
+
+    epoch_id: int
+    token: bytes
+    starts_at: datetime
+    ends_at: datetime
+
+    def __repr__(self) -> str:  # a token is as identifying as the plate inside its epoch
+        return f"TokenProbe(epoch_id={self.epoch_id})"
+
+
+def find_reads(
+    db: Database, probes: Sequence[TokenProbe], start: datetime, end: datetime
 ) -> list[ReadMatch]:
-    """Reads of ``plate`` observed in [start, end), oldest first."""
-    canonical = canonical_plate(plate, fold=fold)
-    keys = keyring.keys_between(start, end)
-    wanted = {(key.epoch_id, plate_token(key.key, canonical)) for key in keys}
+    """Reads carrying one of ``probes`` (inside its own epoch) observed in [start, end), oldest
+    first."""
+    wanted = {(p.epoch_id, p.token) for p in probes}
     if not wanted:
         return []
     if db.is_postgres:
-        return _collect(_postgres_rows(db, keys, canonical, start, end), wanted)
+        return _collect(_postgres_rows(db, probes, start, end), wanted)
     stmt = select(
-        _reads.c.read_id,
-        _reads.c.token,
-        _reads.c.epoch_id,
-        _reads.c.is_alternate,
-        _reads.c.camera_id,
-        _reads.c.observed_at,
-        _reads.c.confidence,
-        _reads.c.evidence_id,
+        Read.read_id,
+        Read.token,
+        Read.epoch_id,
+        Read.is_alternate,
+        Read.camera_id,
+        Read.observed_at,
+        Read.confidence,
+        Read.evidence_id,
     ).where(
         # Two IN lists rather than a row-value IN: SQLite only uses ix_reads_epoch_token for
         # this form. The cross product (a token of epoch A under epoch B) is filtered below.
-        _reads.c.epoch_id.in_(sorted({e for e, _ in wanted})),
-        _reads.c.token.in_(sorted({t for _, t in wanted})),
-        _reads.c.observed_at >= start,
-        _reads.c.observed_at < end,
+        Read.epoch_id.in_(sorted({e for e, _ in wanted})),
+        Read.token.in_(sorted({t for _, t in wanted})),
+        Read.observed_at >= start,
+        Read.observed_at < end,
     )
     with db.read() as conn:
         return _collect(conn.execute(stmt), wanted)
@@ -87,22 +89,22 @@ def _pg_union(arms: int) -> str:
 
 
 def _postgres_rows(
-    db: Database, keys: list[EpochKey], canonical: str, start: datetime, end: datetime
+    db: Database, probes: Sequence[TokenProbe], start: datetime, end: datetime
 ) -> list[Any]:
     """One arm per epoch, each bounded to its epoch's span so it touches one partition with
     one index probe; the SQL text depends only on the number of epochs."""
     params: list[object] = []
-    for key in keys:
+    for probe in probes:
         params += [
-            key.epoch_id,
-            plate_token(key.key, canonical),
-            max(start, key.starts_at),
-            min(end, key.ends_at),
+            probe.epoch_id,
+            probe.token,
+            max(start, probe.starts_at),
+            min(end, probe.ends_at),
         ]
     with db.read() as conn:
         driver: Any = conn.connection.driver_connection
         with driver.cursor() as cursor:
-            cursor.execute(_pg_union(len(keys)), params)
+            cursor.execute(_pg_union(len(probes)), params)
             return list(cursor.fetchall())
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     PrimaryKeyConstraint,
     String,
+    Table,
     Uuid,
     text,
 )
@@ -40,6 +41,13 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy's API
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for the few steps that work on any table (purge
+    batches, bulk inserts); everything else uses the mapped attributes."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    return table
 
 
 class Camera(Base):

@@ -32,6 +32,9 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: The person the account belongs to, as declared by the administrator who created it: the
+    #: name of their first account. Two-person checks compare this, never the account.
+    person: Mapped[str] = mapped_column(String(100), index=True)
     role: Mapped[str] = mapped_column(String(32))
     #: Argon2id (PyNaCl ``pwhash``); NULL for service accounts that only use API keys.
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)

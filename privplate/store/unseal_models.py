@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,9 +57,22 @@ class ShareCommitment(Base):
     commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
+_OPEN = text("status = 'pending'")
+
+
 class UnsealRequest(Base):
     __tablename__ = "unseal_requests"
-    __table_args__ = (Index("ix_unseal_requests_status", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_unseal_requests_status", "status", "created_at"),
+        # At most one open request per evidence item: partials of two requests never coexist.
+        Index(
+            "uq_unseal_requests_open",
+            "evidence_id",
+            unique=True,
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     evidence_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -80,7 +94,9 @@ class UnsealRequest(Base):
 
 
 class UnsealApproval(Base):
-    """One officer's partial decryption D_i = x_i*R with its proof, for one request."""
+    """One officer's approval of one request: the partial decryption D_i = x_i*R and its
+    proof, sealed to the request and share under the server's unseal-partial subkey
+    (privplate.unseal.partials); never stored in the clear."""
 
     __tablename__ = "unseal_approvals"
     __table_args__ = (
@@ -91,7 +107,6 @@ class UnsealApproval(Base):
     request_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     share_index: Mapped[int] = mapped_column(Integer)
     officer: Mapped[str] = mapped_column(String(100))
-    partial: Mapped[bytes] = mapped_column(LargeBinary(32))
-    proof: Mapped[bytes] = mapped_column(LargeBinary(64))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]

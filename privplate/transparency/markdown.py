@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from privplate.retention.presets import format_duration
+from privplate.jurisdiction import format_duration
 
 
 def _duration(seconds: int) -> str:
@@ -57,6 +57,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Forbidden purposes: {', '.join(p['forbidden_purposes']) or '(none)'}.",
         f"Each investigator may search at most {p['search_rules']['per_investigator_per_day']} "
         f"times a day; the deployment at most {p['search_rules']['per_deployment_per_day']}.",
+        "",
+        f"People with accounts: {a['people_with_accounts']} ("
+        + (", ".join(f"{n} {role}" for role, n in a["people_by_role"].items()) or "none")
+        + f"); {a['people_with_more_than_one_account']} of them hold more than one account "
+        f"({report['oversight']['second_accounts_created']} such accounts added in the period). "
+        "Two-person rules compare people, not accounts.",
         "",
         "Agencies whose people hold accounts:",
         "",

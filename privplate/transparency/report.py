@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from privplate.alerts.outcomes import NOT_PANNED_OUT
-from privplate.deployment import Deployment
+from privplate.identity.accounts import persons_of
 from privplate.identity.roles import Role
+from privplate.jurisdiction import get_preset
 from privplate.policy.rules import PurposePolicy
-from privplate.retention.presets import get_preset
+from privplate.retention.scope import RetentionScope
 from privplate.retention.status import retention_status
+from privplate.settings import Settings
 from privplate.store.models import Camera, ReadCount
 from privplate.store.server_models import (
     Device,
@@ -33,14 +35,14 @@ from privplate.store.server_models import (
 )
 from privplate.store.unseal_models import ShareSet
 
-_cameras: Table = Camera.__table__  # type: ignore[assignment]
-_counts: Table = ReadCount.__table__  # type: ignore[assignment]
-_devices: Table = Device.__table__  # type: ignore[assignment]
-_hotlists: Table = Hotlist.__table__  # type: ignore[assignment]
-_entries: Table = HotlistEntry.__table__  # type: ignore[assignment]
-_agreements: Table = SharingAgreement.__table__  # type: ignore[assignment]
-_users: Table = User.__table__  # type: ignore[assignment]
-_sets: Table = ShareSet.__table__  # type: ignore[assignment]
+
+class ReportScope(RetentionScope, Protocol):
+    """What the report reads: the retention scope (database, keyring, audit log, windows) and
+    the settings whose policy it publishes."""
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 REPORT_VERSION = 1
 _REFUSALS = {"denied": "denied_by_policy", "refused": "over_quota"}
@@ -64,7 +66,7 @@ def _seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 
 
-def _policy(dep: Deployment) -> dict[str, Any]:
+def _policy(dep: ReportScope) -> dict[str, Any]:
     s = dep.settings
     preset = get_preset(s.retention.preset)
     rules = PurposePolicy.from_settings(s)
@@ -95,27 +97,43 @@ def _policy(dep: Deployment) -> dict[str, Any]:
     }
 
 
-def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+def _access(dep: ReportScope, start: datetime, end: datetime) -> dict[str, Any]:
     with dep.db.read() as conn:
         users = conn.execute(
-            select(_users.c.role, _users.c.agency, func.count())
-            .where(_users.c.disabled_at.is_(None))
-            .group_by(_users.c.role, _users.c.agency)
+            select(User.role, User.agency, func.count())
+            .where(User.disabled_at.is_(None))
+            .group_by(User.role, User.agency)
         ).all()
-        agreements = conn.execute(
-            select(_agreements)
-            .where(
-                _agreements.c.created_at < end,
-                _agreements.c.expires_at > start,
-                or_(_agreements.c.revoked_at.is_(None), _agreements.c.revoked_at > start),
+        # People, not accounts: one person may hold several accounts (declared when the
+        # administrator created the second one, which is audited).
+        live_people = select(User.person).where(User.disabled_at.is_(None))
+        people_by_role = conn.execute(
+            select(User.role, func.count(func.distinct(User.person)))
+            .where(User.disabled_at.is_(None))
+            .group_by(User.role)
+        ).all()
+        people = conn.execute(
+            select(func.count(func.distinct(User.person))).where(User.disabled_at.is_(None))
+        ).scalar_one()
+        several = conn.execute(
+            select(func.count()).select_from(
+                live_people.group_by(User.person).having(func.count() > 1).subquery()
             )
-            .order_by(_agreements.c.agency)
+        ).scalar_one()
+        agreements = conn.execute(
+            select(SharingAgreement)
+            .where(
+                SharingAgreement.created_at < end,
+                SharingAgreement.expires_at > start,
+                or_(SharingAgreement.revoked_at.is_(None), SharingAgreement.revoked_at > start),
+            )
+            .order_by(SharingAgreement.agency)
         ).all()
         devices = conn.execute(
-            select(func.count()).select_from(_devices).where(_devices.c.revoked_at.is_(None))
+            select(func.count()).select_from(Device).where(Device.revoked_at.is_(None))
         ).scalar_one()
         unseal = conn.execute(
-            select(_sets.c.threshold, _sets.c.officers).where(_sets.c.superseded_at.is_(None))
+            select(ShareSet.threshold, ShareSet.officers).where(ShareSet.superseded_at.is_(None))
         ).all()
     by_role: Counter[str] = Counter()
     agencies: dict[str, Counter[str]] = {}
@@ -125,6 +143,9 @@ def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
             agencies.setdefault(agency or "(this deployment)", Counter())[role] += n
     return {
         "accounts_by_role": dict(sorted(by_role.items())),
+        "people_by_role": {str(role): int(n) for role, n in sorted(people_by_role)},
+        "people_with_accounts": int(people),
+        "people_with_more_than_one_account": int(several),
         # Every agency whose people can search, approve unseals or administer: from the
         # accounts themselves, so no agency with access can be left off.
         "agencies_with_accounts": [
@@ -149,28 +170,29 @@ def _access(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
-def _reads(dep: Deployment, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+def _reads(dep: ReportScope, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
     first, last = start.date(), (end - timedelta(microseconds=1)).date()
     with dep.db.read() as conn:
         per_camera = conn.execute(
-            select(_counts.c.camera_id, func.sum(_counts.c.reads), func.sum(_counts.c.hits))
-            .where(_counts.c.day >= first, _counts.c.day <= last)
-            .group_by(_counts.c.camera_id)
+            select(ReadCount.camera_id, func.sum(ReadCount.reads), func.sum(ReadCount.hits))
+            .where(ReadCount.day >= first, ReadCount.day <= last)
+            .group_by(ReadCount.camera_id)
         ).all()
         cameras = conn.execute(
-            select(func.count()).select_from(_cameras).where(_cameras.c.active.is_(True))
+            select(func.count()).select_from(Camera).where(Camera.active.is_(True))
         ).scalar_one()
         # Live entries only, in the join condition so that a list with none still shows.
         live = and_(
-            _entries.c.hotlist_id == _hotlists.c.id,
-            _entries.c.removed_at.is_(None),
-            _entries.c.expires_at > now,
+            HotlistEntry.hotlist_id == Hotlist.id,
+            HotlistEntry.removed_at.is_(None),
+            HotlistEntry.expires_at > now,
         )
         lists = conn.execute(
-            select(_hotlists.c.name, _hotlists.c.source, func.count(_entries.c.id))
-            .select_from(_hotlists.outerjoin(_entries, live))
-            .group_by(_hotlists.c.id, _hotlists.c.name, _hotlists.c.source)
-            .order_by(_hotlists.c.name)
+            select(Hotlist.name, Hotlist.source, func.count(HotlistEntry.id))
+            .select_from(Hotlist)
+            .outerjoin(HotlistEntry, live)
+            .group_by(Hotlist.id, Hotlist.name, Hotlist.source)
+            .order_by(Hotlist.name)
         ).all()
     return {
         "active_cameras": int(cameras),
@@ -183,7 +205,15 @@ def _reads(dep: Deployment, start: datetime, end: datetime, now: datetime) -> di
     }
 
 
-def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+def _people(dep: ReportScope, actors: set[str]) -> int:
+    """How many people stand behind these audit actors: two accounts of one person count once."""
+    names = [a.removeprefix("user:") for a in actors]
+    with dep.db.read() as conn:
+        person_of = persons_of(conn, names)
+    return len({person_of.get(n, n) for n in names})
+
+
+def _activity(dep: ReportScope, start: datetime, end: datetime) -> dict[str, Any]:
     """One pass over the audit entries of the period."""
     actions: Counter[str] = Counter()
     purposes: Counter[str] = Counter()
@@ -229,7 +259,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             purge["evidence_deleted"] += int(d.get("evidence_deleted", 0))
             purge["epoch_keys_destroyed"] += len(d.get("epochs_destroyed", []))
     with dep.db.read() as conn:
-        rows = conn.execute(select(_agreements.c.id, _agreements.c.agency))
+        rows = conn.execute(select(SharingAgreement.id, SharingAgreement.agency))
         agency_of = {str(a.id): a.agency for a in rows}
     by_agency: Counter[str] = Counter()
     for agreement, n in agreements.items():
@@ -244,7 +274,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             "refused": dict(sorted(refusals.items())),
             "by_purpose": dict(sorted(purposes.items())),
             "answered_by_agency": dict(sorted(by_agency.items())),
-            "people_who_searched": len(searchers),
+            "people_who_searched": _people(dep, searchers),
         },
         "alerts": {
             "total": actions["alerts.raised"],
@@ -278,6 +308,8 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
             "refused_device_requests": device_refusals,
             "hotlist_plates_revealed": actions["hotlists.entries_viewed"],
             "config_changes": actions["config.changed"],
+            # Accounts an administrator added to a person who already had one.
+            "second_accounts_created": actions["users.second_account"],
         },
         "audit_entries_in_period": sum(actions.values()),
         "audit_entries_pruned_in_period": pruned,
@@ -285,7 +317,7 @@ def _activity(dep: Deployment, start: datetime, end: datetime) -> dict[str, Any]
 
 
 def build_report(
-    dep: Deployment, *, start: datetime, end: datetime, now: datetime | None = None
+    dep: ReportScope, *, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     """The report for [start, end) as a JSON-ready dict (see module docstring)."""
     now = now or datetime.now(UTC)

@@ -4,8 +4,14 @@ An investigator files a request for one evidence item with a case number and jus
 Compliance officers each send a partial decryption of that item's point R made with their own
 share, with a proof; when the threshold of distinct officers is reached the server combines the
 partials into S = x*R, derives the item's key, checks that the item opens, and releases it to
-the requester (watermarked). The requester cannot approve; one officer counts once; approvals
+the requester (watermarked). The requester cannot approve, from any account of theirs; one
+person counts once (checks compare people, not accounts, see privplate.identity); approvals
 expire; any officer's denial ends the request. Every step is audited.
+
+A partial depends only on the item and the share, so partials of two requests for one item
+would combine: at most one request per item is open at a time (a unique index), partials are
+kept only sealed to their request under a server subkey (privplate.unseal.partials), and they
+are erased when the request ends (SPEC §7.6).
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import nacl.secret
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from privplate.audit import AuditLog
-from privplate.errors import EvidenceExpired, NotFound, SealingError, UnsealRefused
-from privplate.identity.accounts import UserInfo
+from privplate.errors import Conflict, EvidenceExpired, NotFound, SealingError, UnsealRefused
+from privplate.identity.accounts import UserInfo, persons_of
 from privplate.identity.roles import Role
 from privplate.policy.rules import PurposePolicy
 from privplate.sealing import ecies
@@ -28,9 +35,14 @@ from privplate.sealing.layout import unpack_evidence
 from privplate.server_secret import ServerSecret
 from privplate.settings import UnsealSettings
 from privplate.store.database import Database
+from privplate.store.evidence_keys import (
+    KeySet,
+    active_key_set,
+    keys_live_at,
+    known_evidence_key,
+)
 from privplate.store.models import Evidence
 from privplate.store.unseal_models import (
-    EvidenceKey,
     ShareCommitment,
     ShareSet,
     UnsealApproval,
@@ -38,20 +50,45 @@ from privplate.store.unseal_models import (
 )
 from privplate.threshold.combine import Partial, combine_partials, verified_partial
 from privplate.threshold.dleq import Proof
+from privplate.unseal.partials import open_partial, seal_partial
 from privplate.unseal.watermark import watermark
 
-_evidence: Table = Evidence.__table__  # type: ignore[assignment]
-_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
-_sets: Table = ShareSet.__table__  # type: ignore[assignment]
-_commits: Table = ShareCommitment.__table__  # type: ignore[assignment]
-_requests: Table = UnsealRequest.__table__  # type: ignore[assignment]
-_approvals: Table = UnsealApproval.__table__  # type: ignore[assignment]
 CONTEXT_DOMAIN = b"privplate/v1/unseal-request\x00"
+
+
+class RequestStatus(StrEnum):
+    """Where an unseal request stands. Only PENDING is open; every other status ends it (and
+    erases its partials)."""
+
+    PENDING = "pending"
+    RELEASED = "released"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    EVIDENCE_EXPIRED = "evidence-expired"
 
 
 def request_context(request_id: uuid.UUID, evidence_id: uuid.UUID, share_set: uuid.UUID) -> bytes:
     """What every partial's proof is bound to: this request, this item, this share set."""
     return CONTEXT_DOMAIN + request_id.bytes + evidence_id.bytes + share_set.bytes
+
+
+_EXPIRED = "this request expired before enough officers approved it"
+
+
+def _request_open(open_id: uuid.UUID | None) -> Conflict:
+    return Conflict(
+        f"unseal request {open_id} for this evidence item is still open: it must be released, "
+        "denied or expire before another is filed (one open request per item, so that "
+        "approvals of two requests never combine)"
+    )
+
+
+def _erase_partials(conn: Connection, db: Database, where: ColumnElement[bool]) -> int:
+    """Delete stored partials; on SQLite ask the next purge to zero what they left behind."""
+    erased = int(conn.execute(delete(UnsealApproval).where(where)).rowcount)
+    if erased:
+        db.request_scrub()
+    return erased
 
 
 def _ends(error: Exception, status: str) -> Exception:
@@ -99,14 +136,23 @@ class UnsealService:
         self.db = db
         self.audit = audit
         self._box = nacl.secret.SecretBox(secret.subkey("unseal-box"))
+        self._partial_key = secret.subkey("unseal-partial")
         self.settings = settings
         self.policy = policy
         self.visible_watermark = visible_watermark
 
     # -- reading ---------------------------------------------------------------------------
 
+    def current_key(self) -> KeySet:
+        """The active evidence key, with the threshold and commitments that can open it."""
+        with self.db.read() as conn:
+            key_set = active_key_set(conn)
+        if key_set is None:
+            raise NotFound("no evidence key yet: hold a key ceremony (privplate keys ceremony)")
+        return key_set
+
     def _row(self, conn: Connection, request_id: uuid.UUID) -> object:
-        row = conn.execute(select(_requests).where(_requests.c.id == request_id)).first()
+        row = conn.execute(select(UnsealRequest).where(UnsealRequest.id == request_id)).first()
         if row is None:
             raise NotFound("no unseal request with this id")
         return row
@@ -115,8 +161,8 @@ class UnsealService:
         self, conn: Connection, evidence_id: uuid.UUID, observed_at: datetime
     ) -> bytes | None:
         value = conn.execute(
-            select(_evidence.c.sealed).where(
-                _evidence.c.id == evidence_id, _evidence.c.observed_at == observed_at
+            select(Evidence.sealed).where(
+                Evidence.id == evidence_id, Evidence.observed_at == observed_at
             )
         ).scalar()
         return bytes(value) if value is not None else None
@@ -127,35 +173,27 @@ class UnsealService:
         sealed = self._sealed(conn, evidence_id, observed)
         named = ecies.sealed_to(sealed) if sealed is not None else None
         if named is not None:
-            key = conn.execute(
-                select(_keys.c.public_key).where(_keys.c.public_key == named)
-            ).scalar()
-            if key is None:
+            if not known_evidence_key(conn, named):
                 raise NotFound(
                     "this item was sealed to an evidence key no ceremony of this deployment "
                     "produced (check the edge's evidence_public_key)"
                 )
-            return bytes(key)
-        key = conn.execute(
-            select(_keys.c.public_key).where(
-                _keys.c.activated_at <= observed,
-                or_(_keys.c.retired_at.is_(None), _keys.c.retired_at > observed),
-            )
-        ).scalar()
-        if key is None:
+            return named
+        live = keys_live_at(conn, observed)
+        if not live:
             raise NotFound(
                 "no evidence key was active when this item was sealed; hold a key "
                 "ceremony first (privplate keys ceremony)"
             )
-        return bytes(key)
+        return live[0]
 
     def _info(self, conn: Connection, row: object, now: datetime) -> RequestInfo:
         r = row._mapping  # type: ignore[attr-defined]
-        share_set = conn.execute(select(_sets).where(_sets.c.id == r["share_set_id"])).one()
+        share_set = conn.execute(select(ShareSet).where(ShareSet.id == r["share_set_id"])).one()
         sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
         approvals = conn.execute(
-            select(_approvals.c.share_index).where(
-                _approvals.c.request_id == r["id"], _approvals.c.expires_at > now
+            select(UnsealApproval.share_index).where(
+                UnsealApproval.request_id == r["id"], UnsealApproval.expires_at > now
             )
         ).all()
         return RequestInfo(
@@ -186,11 +224,11 @@ class UnsealService:
 
     def queue(self, *, viewer: UserInfo, status: str | None = None) -> list[RequestInfo]:
         now = datetime.now(UTC)
-        stmt = select(_requests).order_by(_requests.c.created_at.desc()).limit(500)
+        stmt = select(UnsealRequest).order_by(UnsealRequest.created_at.desc()).limit(500)
         if status is not None:
-            stmt = stmt.where(_requests.c.status == status)
+            stmt = stmt.where(UnsealRequest.status == status)
         if viewer.role is Role.INVESTIGATOR:
-            stmt = stmt.where(_requests.c.requested_by == viewer.name)
+            stmt = stmt.where(UnsealRequest.requested_by == viewer.name)
         with self.db.read() as conn:
             return [self._info(conn, row, now) for row in conn.execute(stmt).all()]
 
@@ -203,47 +241,103 @@ class UnsealService:
             raise UnsealRefused("only investigators file unseal requests")
         self.policy.check_case_number(case_number)
         self.policy.check_justification(justification)
-        now = datetime.now(UTC)
         request_id = uuid.uuid4()
-        with self.db.write() as conn:
-            observed = conn.execute(
-                select(_evidence.c.observed_at).where(_evidence.c.id == evidence_id)
-            ).scalar()
-            if observed is None:
-                self._audit_refusal(conn, user.actor, evidence_id, "evidence expired or unknown")
-                raise EvidenceExpired(
-                    "evidence expired: retention has purged this item (or it never existed)"
-                )
-            key = self._sealing_key(conn, evidence_id, observed)
-            share_set = conn.execute(
-                select(_sets.c.id).where(_sets.c.public_key == key, _sets.c.superseded_at.is_(None))
+        try:
+            with self.db.write() as conn:
+                return self._file(conn, user, request_id, evidence_id, case_number, justification)
+        except IntegrityError:  # PostgreSQL: another request for the item was filed meanwhile
+            with self.db.read() as conn:
+                open_id = self._open_request(conn, evidence_id)
+            error = _request_open(open_id)
+        except Conflict as exc:
+            error = exc
+        self._refuse(user.actor, evidence_id, error)
+        raise error
+
+    def _file(
+        self,
+        conn: Connection,
+        user: UserInfo,
+        request_id: uuid.UUID,
+        evidence_id: uuid.UUID,
+        case_number: str,
+        justification: str,
+    ) -> RequestInfo:
+        now = datetime.now(UTC)
+        observed = conn.execute(
+            select(Evidence.observed_at).where(Evidence.id == evidence_id)
+        ).scalar()
+        if observed is None:
+            self._audit_refusal(conn, user.actor, evidence_id, "evidence expired or unknown")
+            raise EvidenceExpired(
+                "evidence expired: retention has purged this item (or it never existed)"
+            )
+        key = self._sealing_key(conn, evidence_id, observed)
+        share_set = conn.execute(
+            select(ShareSet.id).where(ShareSet.public_key == key, ShareSet.superseded_at.is_(None))
+        ).scalar_one()
+        open_id = self._open_request(conn, evidence_id)
+        if open_id is not None:
+            created = conn.execute(
+                select(UnsealRequest.created_at).where(UnsealRequest.id == open_id)
             ).scalar_one()
-            conn.execute(
-                insert(_requests).values(
-                    id=request_id,
-                    evidence_id=evidence_id,
-                    evidence_observed_at=observed,
-                    share_set_id=share_set,
-                    requested_by=user.name,
-                    case_number=case_number,
-                    justification=justification,
-                    created_at=now,
-                    status="pending",
-                    reason="",
-                )
+            if created + timedelta(days=self.settings.request_days) > now:
+                raise _request_open(open_id)
+            self._end(conn, open_id, RequestStatus.EXPIRED, now, reason=_EXPIRED)
+        conn.execute(
+            insert(UnsealRequest).values(
+                id=request_id,
+                evidence_id=evidence_id,
+                evidence_observed_at=observed,
+                share_set_id=share_set,
+                requested_by=user.name,
+                case_number=case_number,
+                justification=justification,
+                created_at=now,
+                status=RequestStatus.PENDING,
+                reason="",
             )
-            self.audit.append(
-                conn,
-                actor=user.actor,
-                action="unseal.requested",
-                details={
-                    "request": str(request_id),
-                    "evidence": str(evidence_id),
-                    "case_number": case_number,
-                    "justification": justification,
-                },
+        )
+        self.audit.append(
+            conn,
+            actor=user.actor,
+            action="unseal.requested",
+            details={
+                "request": str(request_id),
+                "evidence": str(evidence_id),
+                "case_number": case_number,
+                "justification": justification,
+            },
+        )
+        return self._info(conn, self._row(conn, request_id), now)
+
+    def _open_request(self, conn: Connection, evidence_id: uuid.UUID) -> uuid.UUID | None:
+        value = conn.execute(
+            select(UnsealRequest.id).where(
+                UnsealRequest.evidence_id == evidence_id,
+                UnsealRequest.status == RequestStatus.PENDING,
             )
-            return self._info(conn, self._row(conn, request_id), now)
+        ).scalar()
+        return value if isinstance(value, uuid.UUID) else None
+
+    def _end(
+        self,
+        conn: Connection,
+        request_id: uuid.UUID,
+        status: RequestStatus,
+        now: datetime,
+        *,
+        reason: str,
+        by: str | None = None,
+    ) -> None:
+        """End a pending request and erase its partials (on SQLite the next purge also zeroes
+        the pages and WAL frames they were in)."""
+        conn.execute(
+            update(UnsealRequest)
+            .where(UnsealRequest.id == request_id, UnsealRequest.status == RequestStatus.PENDING)
+            .values(status=status, decided_at=now, decided_by=by, reason=reason)
+        )
+        _erase_partials(conn, self.db, UnsealApproval.request_id == request_id)
 
     def _audit_refusal(self, conn: Connection, actor: str, subject: uuid.UUID, why: str) -> None:
         self.audit.append(
@@ -260,11 +354,7 @@ class UnsealService:
         with self.db.write() as conn:
             status = getattr(error, "ends_request", None)
             if status is not None:
-                conn.execute(
-                    update(_requests)
-                    .where(_requests.c.id == request_id, _requests.c.status == "pending")
-                    .values(status=status, decided_at=now, reason=str(error))
-                )
+                self._end(conn, request_id, status, now, reason=str(error))
             self._audit_refusal(conn, actor, request_id, str(error))
 
     # -- deciding --------------------------------------------------------------------------
@@ -272,12 +362,10 @@ class UnsealService:
     def _pending(self, conn: Connection, request_id: uuid.UUID, now: datetime) -> object:
         row = self._row(conn, request_id)
         r = row._mapping  # type: ignore[attr-defined]
-        if r["status"] != "pending":
+        if r["status"] != RequestStatus.PENDING:
             raise UnsealRefused(f"this request is already {r['status']}")
         if r["created_at"] + timedelta(days=self.settings.request_days) <= now:
-            raise _ends(
-                UnsealRefused("this request expired before enough officers approved it"), "expired"
-            )
+            raise _ends(UnsealRefused(_EXPIRED), RequestStatus.EXPIRED)
         return row
 
     def approve(
@@ -313,11 +401,14 @@ class UnsealService:
             raise UnsealRefused("only compliance officers approve unseal requests")
         row = self._pending(conn, request_id, now)
         r = row._mapping  # type: ignore[attr-defined]
-        if r["requested_by"] == officer.name:
-            raise UnsealRefused("the requester cannot approve their own request")
+        if persons_of(conn, [r["requested_by"]]).get(r["requested_by"]) == officer.person:
+            raise UnsealRefused(
+                "the requester cannot approve their own request, from any of their accounts"
+            )
         commitment = conn.execute(
-            select(_commits.c.commitment, _commits.c.officer).where(
-                _commits.c.share_set_id == r["share_set_id"], _commits.c.share_index == share_index
+            select(ShareCommitment.commitment, ShareCommitment.officer).where(
+                ShareCommitment.share_set_id == r["share_set_id"],
+                ShareCommitment.share_index == share_index,
             )
         ).first()
         if commitment is None or commitment.officer != officer.name:
@@ -326,18 +417,32 @@ class UnsealService:
                 "the ceremony, or a share of another ceremony)"
             )
         prior = conn.execute(
-            select(_approvals.c.share_index, _approvals.c.expires_at).where(
-                _approvals.c.request_id == request_id,
-                or_(_approvals.c.officer == officer.name, _approvals.c.share_index == share_index),
+            select(UnsealApproval.share_index, UnsealApproval.expires_at).where(
+                UnsealApproval.request_id == request_id,
+                or_(
+                    UnsealApproval.officer == officer.name,
+                    UnsealApproval.share_index == share_index,
+                ),
             )
         ).first()
         if prior is not None and prior.expires_at > now:
             raise UnsealRefused("you already approved this request (one officer counts once)")
+        approvers = conn.execute(
+            select(UnsealApproval.officer).where(
+                UnsealApproval.request_id == request_id,
+                UnsealApproval.expires_at > now,
+                UnsealApproval.officer != officer.name,
+            )
+        ).scalars()
+        if officer.person in persons_of(conn, list(approvers)).values():
+            raise UnsealRefused(
+                "another account of yours already approved this request (one person counts once)"
+            )
         sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
         if sealed is None:
             raise _ends(
                 EvidenceExpired("evidence expired: retention purged this item; the request ended"),
-                "evidence-expired",
+                RequestStatus.EVIDENCE_EXPIRED,
             )
         ephemeral = ecies.parse_sealed(sealed).ephemeral
         context = request_context(request_id, r["evidence_id"], r["share_set_id"])
@@ -350,23 +455,26 @@ class UnsealService:
             context,
         )
         if prior is not None:  # an expired approval by this officer is replaced
-            conn.execute(
-                _approvals.delete().where(
-                    _approvals.c.request_id == request_id,
+            _erase_partials(
+                conn,
+                self.db,
+                and_(
+                    UnsealApproval.request_id == request_id,
                     or_(
-                        _approvals.c.officer == officer.name,
-                        _approvals.c.share_index == share_index,
+                        UnsealApproval.officer == officer.name,
+                        UnsealApproval.share_index == share_index,
                     ),
-                )
+                ),
             )
         try:
             conn.execute(
-                insert(_approvals).values(
+                insert(UnsealApproval).values(
                     request_id=request_id,
                     share_index=share_index,
                     officer=officer.name,
-                    partial=partial,
-                    proof=proof,
+                    # Sealed to this request and share under a key outside the database: a
+                    # copy of the database holds nothing that combines (SPEC §7.6).
+                    sealed=seal_partial(self._partial_key, context, share_index, partial, proof),
                     created_at=now,
                     expires_at=now + timedelta(hours=self.settings.approval_hours),
                 )
@@ -382,15 +490,20 @@ class UnsealService:
             details={"request": str(request_id), "share_index": share_index},
         )
         live = conn.execute(
-            select(_approvals.c.share_index, _approvals.c.partial).where(
-                _approvals.c.request_id == request_id, _approvals.c.expires_at > now
+            select(UnsealApproval.share_index, UnsealApproval.sealed).where(
+                UnsealApproval.request_id == request_id, UnsealApproval.expires_at > now
             )
         ).all()
         info = self._info(conn, row, now)
         if len(live) >= info.threshold:
-            self._release(
-                conn, info, sealed, [Partial(a.share_index, bytes(a.partial)) for a in live], now
-            )
+            partials = [
+                Partial(
+                    a.share_index,
+                    open_partial(self._partial_key, context, a.share_index, bytes(a.sealed)),
+                )
+                for a in live
+            ]
+            self._release(conn, info, sealed, partials, now)
         return self._info(conn, self._row(conn, request_id), now)
 
     def _release(
@@ -405,18 +518,18 @@ class UnsealService:
         key = ecies.derive_item_key(shared, info.ephemeral, info.public_key)
         ecies.open_with_item_key(sealed, key, info.public_key, evidence_id=info.evidence_id)
         conn.execute(
-            update(_requests)
-            .where(_requests.c.id == info.id)
+            update(UnsealRequest)
+            .where(UnsealRequest.id == info.id)
             .values(
-                status="released",
+                status=RequestStatus.RELEASED,
                 decided_at=now,
                 release_box=bytes(self._box.encrypt(key)),
                 release_expires_at=now + timedelta(hours=self.settings.release_hours),
             )
         )
-        # T stored partials would let anyone with the database rebuild S: once released, they
-        # go (the audit log keeps who approved).
-        conn.execute(_approvals.delete().where(_approvals.c.request_id == info.id))
+        # T stored partials (with the server secret) rebuild S: once released, they go (the
+        # audit log keeps who approved).
+        _erase_partials(conn, self.db, UnsealApproval.request_id == info.id)
         self.audit.append(
             conn,
             actor="server",
@@ -443,12 +556,7 @@ class UnsealService:
             raise
         with self.db.write() as conn:
             self._pending(conn, request_id, now)
-            conn.execute(
-                update(_requests)
-                .where(_requests.c.id == request_id)
-                .values(status="denied", decided_at=now, decided_by=officer.name, reason=why)
-            )
-            conn.execute(_approvals.delete().where(_approvals.c.request_id == request_id))
+            self._end(conn, request_id, RequestStatus.DENIED, now, reason=why, by=officer.name)
             self.audit.append(
                 conn,
                 actor=officer.actor,
@@ -466,13 +574,13 @@ class UnsealService:
             r = row._mapping  # type: ignore[attr-defined]
             if r["requested_by"] != user.name:
                 raise NotFound("no unseal request with this id")
-            if r["status"] != "released" or r["release_box"] is None:
+            if r["status"] != RequestStatus.RELEASED or r["release_box"] is None:
                 raise UnsealRefused(f"this request is {r['status']}, not released")
             if r["release_expires_at"] is not None and r["release_expires_at"] <= now:
                 raise UnsealRefused("the release has expired; file a new request")
             sealed = self._sealed(conn, r["evidence_id"], r["evidence_observed_at"])
             public_key = conn.execute(
-                select(_sets.c.public_key).where(_sets.c.id == r["share_set_id"])
+                select(ShareSet.public_key).where(ShareSet.id == r["share_set_id"])
             ).scalar_one()
         if sealed is None:
             raise EvidenceExpired("evidence expired: retention purged this item after release")
@@ -500,17 +608,19 @@ class UnsealService:
 def expire_release_keys(conn: Connection, now: datetime) -> int:
     """Retention: erase item keys whose release window passed, and partial decryptions that
     no longer count (expired approvals, or approvals of requests that ended)."""
-    ended = select(_requests.c.id).where(_requests.c.status != "pending")
+    ended = select(UnsealRequest.id).where(UnsealRequest.status != RequestStatus.PENDING)
     conn.execute(
-        _approvals.delete().where(
-            or_(_approvals.c.expires_at <= now, _approvals.c.request_id.in_(ended))
+        delete(UnsealApproval).where(
+            or_(UnsealApproval.expires_at <= now, UnsealApproval.request_id.in_(ended))
         )
     )
     return int(
         conn.execute(
-            update(_requests)
+            update(UnsealRequest)
             .where(
-                and_(_requests.c.release_box.is_not(None), _requests.c.release_expires_at <= now)
+                and_(
+                    UnsealRequest.release_box.is_not(None), UnsealRequest.release_expires_at <= now
+                )
             )
             .values(release_box=None)
         ).rowcount

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from privplate.errors import ConfigError
 from privplate.settings import EdgeSettings, Settings
@@ -33,8 +36,15 @@ def load_format_prior(name: str) -> FormatPrior | None:
     return load_prior(path)
 
 
+def _in(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else base / value
+
+
 def build_detector(settings: Settings, edge: EdgeSettings | None = None) -> YoloPlateDetector:
-    edge = edge or settings.edge
+    return _detector(edge or settings.edge, models_dir(settings), settings.home)
+
+
+def _detector(edge: EdgeSettings, models: Path | None, base: Path) -> YoloPlateDetector:
     registry = load_registry()
     entry = registry.get(edge.detector)
     if entry is None or entry.kind != "detector":
@@ -42,11 +52,11 @@ def build_detector(settings: Settings, edge: EdgeSettings | None = None) -> Yolo
         raise ConfigError(
             f"edge.detector = {edge.detector!r} is not a known detector; use one of {names}"
         )
-    explicit = [settings.path(edge.detector_path)] if edge.detector_path else []
+    explicit = [_in(base, edge.detector_path)] if edge.detector_path else []
     (path,) = resolve(
         entry,
         explicit=explicit,
-        models_dir=models_dir(settings),
+        models_dir=models,
         allow_download=edge.allow_download,
         allow_unregistered=edge.allow_unregistered_models,
         setting="edge.detector_path",
@@ -62,7 +72,10 @@ def build_detector(settings: Settings, edge: EdgeSettings | None = None) -> Yolo
 
 
 def build_recognizer(settings: Settings, edge: EdgeSettings | None = None) -> FastPlateRecognizer:
-    edge = edge or settings.edge
+    return _recognizer(edge or settings.edge, models_dir(settings), settings.home)
+
+
+def _recognizer(edge: EdgeSettings, models: Path | None, base: Path) -> FastPlateRecognizer:
     registry = load_registry()
     entry = registry.get(edge.recognizer)
     if entry is None or entry.kind != "recognizer":
@@ -71,13 +84,13 @@ def build_recognizer(settings: Settings, edge: EdgeSettings | None = None) -> Fa
             f"edge.recognizer = {edge.recognizer!r} is not a known recognizer; use one of {names}"
         )
     explicit = [
-        settings.path(p) if p is not None else None
+        _in(base, p) if p is not None else None
         for p in (edge.recognizer_path, edge.recognizer_config_path)
     ]
     model, config = resolve(
         entry,
         explicit=explicit,
-        models_dir=models_dir(settings),
+        models_dir=models,
         allow_download=edge.allow_download,
         allow_unregistered=edge.allow_unregistered_models,
         setting="edge.recognizer_path / edge.recognizer_config_path",
@@ -100,6 +113,44 @@ def build_reader(settings: Settings, edge: EdgeSettings | None = None) -> PlateR
     edge = edge or settings.edge
     return PlateReader(
         build_detector(settings, edge), build_recognizer(settings, edge), reader_options(edge)
+    )
+
+
+def load_reader(
+    detector: str = "yolov8n-plate-640",
+    recognizer: str = "cct-xs-v1-global-model",
+    *,
+    models_dir: Path | str | None = None,
+    allow_download: bool = False,
+    **options: Any,
+) -> PlateReader:
+    """A verified plate reader from registry model names, without a deployment or its settings.
+
+    ``models_dir`` is a folder holding the registry's model files (else ``PRIVPLATE_MODELS_DIR``,
+    the download cache, and with ``allow_download`` the models' hubs). Other keyword arguments
+    are reading options of the ``[edge]`` settings section (``threads``, ``alternates``,
+    ``format_prior``, ``detector_confidence`` ...); a wrong name or value is a ConfigError.
+
+    >>> reader = load_reader(models_dir="../shared/models")  # doctest: +SKIP
+    >>> [r.best.text for r in reader.read([frame])[0]]  # doctest: +SKIP
+    """
+    try:
+        edge = EdgeSettings(
+            detector=detector,
+            recognizer=recognizer,
+            allow_download=allow_download,
+            **options,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"reader options: {problems}") from None
+    env = os.environ.get("PRIVPLATE_MODELS_DIR")
+    folder = Path(models_dir) if models_dir is not None else Path(env) if env else None
+    base = Path.cwd()
+    return PlateReader(
+        _detector(edge, folder, base), _recognizer(edge, folder, base), reader_options(edge)
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -14,7 +14,7 @@ from privplate.api.routes.queries import QueryRecordOut
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
 from privplate.policy.flags import FlagInfo, FlagKind, list_flags, review_flag
-from privplate.policy.queries import list_queries
+from privplate.policy.queries import QueryOutcome, list_queries
 
 router = APIRouter(tags=["compliance"])
 Officer = Annotated[UserInfo, Depends(allow(Role.COMPLIANCE))]
@@ -82,7 +82,7 @@ def review(flag_id: uuid.UUID, body: ReviewIn, officer: Officer, services: Servi
 def queries(
     _: Reviewer,
     services: ServicesDep,
-    outcome: Annotated[Literal["answered", "denied", "refused"] | None, Query()] = None,
+    outcome: Annotated[QueryOutcome | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[QueryRecordOut]:
     return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
@@ -22,7 +22,7 @@ Viewer = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR, Role.COMPLIANCE, R
 
 
 class HoldIn(BaseModel):
-    kind: Literal["read", "evidence"]
+    kind: hold_store.HoldKind
     target_id: uuid.UUID
     case_number: str = Field(min_length=1, max_length=64, examples=["SPD-2026-004211"])
     justification: str = Field(min_length=1, max_length=2000)

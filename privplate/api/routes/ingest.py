@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection
 
 from privplate.api.deps import DeviceCaller, ServicesDep
 from privplate.devices.batches import IngestBatch
+from privplate.devices.receipts import record_receipt, stored_batch
 from privplate.devices.registry import check_cameras
 from privplate.errors import Conflict, DeviceRejected, IngestRejected
 from privplate.store.ingest import IngestResult
-from privplate.store.server_models import DeviceBatch
 
 router = APIRouter(tags=["ingest"])
-_batches: Table = DeviceBatch.__table__  # type: ignore[assignment]
 
 
 class IngestOut(BaseModel):
@@ -37,16 +35,10 @@ def ingest(
 ) -> IngestOut:
     """All-or-nothing per batch and idempotent: re-sending the same body with the same
     ``batch_id`` stores nothing twice and answers ``replayed: true``."""
-    dep = services.dep
     digest: bytes = request.state.body_digest
-    with dep.db.read() as conn:
-        prior = conn.execute(
-            select(_batches).where(
-                _batches.c.device_id == device.id, _batches.c.batch_id == batch.batch_id
-            )
-        ).first()
+    prior = stored_batch(services.dep.db, device.id, batch.batch_id)
     if prior is not None:
-        if bytes(prior.digest) != digest:
+        if prior.digest != digest:
             _refused(services, device.actor, batch.batch_id, "batch id re-used with other content")
             raise Conflict(
                 "this batch_id was already stored with different content (tampered or "
@@ -67,16 +59,8 @@ def ingest(
         reads, evidence = batch.to_store()
 
         def record_batch(conn: Connection, result: IngestResult) -> None:
-            conn.execute(
-                insert(_batches).values(
-                    device_id=device.id,
-                    batch_id=batch.batch_id,
-                    digest=digest,
-                    received_at=datetime.now(UTC),
-                    inserted=result.inserted,
-                    duplicates=result.duplicates,
-                    expired=result.expired,
-                )
+            record_receipt(
+                conn, device_id=device.id, batch_id=batch.batch_id, digest=digest, result=result
             )
 
         result, alerts = services.ingest(reads, evidence, actor=device.actor, then=record_batch)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from privplate.api.deps import ServicesDep, allow
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
-from privplate.policy.purposes import Purpose
+from privplate.jurisdiction import Purpose
 from privplate.policy.queries import QueryRecord, QueryRequest, list_queries
 from privplate.timestamps import Timestamp
 

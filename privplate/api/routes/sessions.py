@@ -25,6 +25,9 @@ class UserOut(BaseModel):
     name: str = Field(examples=["dana"])
     role: Role
     agency: str = Field(examples=["Springfield PD"])
+    person: str = Field(
+        examples=["dana"], description="The person the account belongs to (their first account)."
+    )
     created_at: datetime
     disabled: bool
 
@@ -35,6 +38,7 @@ class UserOut(BaseModel):
             name=user.name,
             role=user.role,
             agency=user.agency,
+            person=user.person,
             created_at=user.created_at,
             disabled=user.disabled,
         )

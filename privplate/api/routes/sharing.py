@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 from privplate.api.deps import ServicesDep, allow
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
+from privplate.jurisdiction import Purpose
 from privplate.policy import sharing
-from privplate.policy.purposes import Purpose
 
 router = APIRouter(tags=["sharing"])
 Admin = Annotated[UserInfo, Depends(allow(Role.ADMIN))]

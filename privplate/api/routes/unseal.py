@@ -9,14 +9,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, select
 
 from privplate.api.deps import ServicesDep, allow
-from privplate.errors import InvalidRequest, NotFound
+from privplate.errors import InvalidRequest
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
-from privplate.store.unseal_models import EvidenceKey, ShareCommitment, ShareSet
-from privplate.unseal.workflow import RequestInfo
+from privplate.unseal.workflow import RequestInfo, RequestStatus
 
 router = APIRouter(tags=["unseal"])
 Investigator = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR))]
@@ -25,10 +23,6 @@ Viewer = Annotated[UserInfo, Depends(allow(Role.INVESTIGATOR, Role.COMPLIANCE, R
 KeyViewer = Annotated[
     UserInfo, Depends(allow(Role.ADMIN, Role.OPERATOR, Role.COMPLIANCE, Role.AUDITOR))
 ]
-Status = Literal["pending", "released", "denied", "expired", "evidence-expired"]
-_keys: Table = EvidenceKey.__table__  # type: ignore[assignment]
-_sets: Table = ShareSet.__table__  # type: ignore[assignment]
-_commits: Table = ShareCommitment.__table__  # type: ignore[assignment]
 
 
 class UnsealIn(BaseModel):
@@ -49,7 +43,7 @@ class RequestOut(BaseModel):
     justification: str
     created_at: datetime
     expires_at: datetime
-    status: Status
+    status: RequestStatus
     reason: str
     share_set_id: uuid.UUID
     public_key: str = Field(description="Evidence public key X (hex)")
@@ -131,7 +125,7 @@ def file_request(body: UnsealIn, user: Investigator, services: ServicesDep) -> R
     response_model=list[RequestOut],
 )
 def queue(
-    user: Viewer, services: ServicesDep, status: Annotated[Status | None, Query()] = None
+    user: Viewer, services: ServicesDep, status: Annotated[RequestStatus | None, Query()] = None
 ) -> list[RequestOut]:
     return [RequestOut.of(r) for r in services.unseal.queue(viewer=user, status=status)]
 
@@ -196,29 +190,16 @@ def image(
     response_model=EvidenceKeyOut,
 )
 def current_key(_: KeyViewer, services: ServicesDep) -> EvidenceKeyOut:
-    with services.dep.db.read() as conn:
-        key = conn.execute(select(_keys).where(_keys.c.retired_at.is_(None))).first()
-        if key is None:
-            raise NotFound("no evidence key yet: hold a key ceremony (privplate keys ceremony)")
-        share_set = conn.execute(
-            select(_sets).where(
-                _sets.c.public_key == key.public_key, _sets.c.superseded_at.is_(None)
-            )
-        ).one()
-        commits = conn.execute(
-            select(_commits)
-            .where(_commits.c.share_set_id == share_set.id)
-            .order_by(_commits.c.share_index)
-        ).all()
+    key_set = services.unseal.current_key()
     return EvidenceKeyOut(
-        public_key=bytes(key.public_key).hex(),
-        activated_at=key.activated_at,
-        share_set_id=share_set.id,
-        threshold=share_set.threshold,
+        public_key=key_set.key.public_key.hex(),
+        activated_at=key_set.key.activated_at,
+        share_set_id=key_set.share_set_id,
+        threshold=key_set.threshold,
         commitments=[
             CommitmentOut(
-                share_index=c.share_index, officer=c.officer, commitment=bytes(c.commitment).hex()
+                share_index=c.share_index, officer=c.officer, commitment=c.commitment.hex()
             )
-            for c in commits
+            for c in key_set.commitments
         ],
     )

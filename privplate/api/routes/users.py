@@ -26,6 +26,14 @@ class UserIn(BaseModel):
         default=None, min_length=12, max_length=1024, description="Omit for service accounts."
     )
     agency: str = Field(default="", max_length=200, examples=["Springfield PD"])
+    person: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        examples=["dana"],
+        description="Another account of an existing person: that person's id (the name of "
+        "their first account). Omit for someone new.",
+    )
 
 
 class PasswordIn(BaseModel):
@@ -56,6 +64,7 @@ def create_user(body: UserIn, admin: Admin, services: ServicesDep) -> UserOut:
         role=body.role,
         password=body.password,
         agency=body.agency,
+        person=body.person,
     )
     return UserOut.of(user)
 
