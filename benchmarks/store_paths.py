@@ -1,8 +1,9 @@
 """The store's ingest and token lookup on their own, as the benchmarks time them.
 
 The product reaches these only through ``Services.ingest`` (hotlist matching and alerts around
-the same store ingest) and ``QueryService.run`` (policy, quota and record before the same token
-lookup); the benchmarks time the store steps so figures compare across versions.
+the same store ingest) and ``QueryService.run`` (policy, quota and the query's record before
+the same token lookup, which the store then marks as used); the benchmarks time the store
+steps alone so that figures compare across versions.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from privplate.deployment import Deployment
-from privplate.store import EvidenceIn, IngestResult, ReadIn, ReadMatch, TokenProbe, find_reads
+from privplate.store import EvidenceIn, IngestResult, ReadIn, ReadMatch, TokenProbe
 from privplate.store.ingest import ingest_reads
+from privplate.store.lookup import _find
 from privplate.tokens import canonical_plate, plate_token
 
 
@@ -29,9 +31,11 @@ def ingest(
 
 
 def lookup(dep: Deployment, plate: str, start: datetime, end: datetime) -> list[ReadMatch]:
+    """The token lookup alone (what ``find_reads`` runs between checking the recorded query
+    and marking it looked up), so the figure compares with versions that had no such record."""
     canonical = canonical_plate(plate, fold=dep.fold)
     probes = [
         TokenProbe(key.epoch_id, plate_token(key.key, canonical), key.starts_at, key.ends_at)
         for key in dep.keyring.keys_between(start, end)
     ]
-    return find_reads(dep.db, probes, start, end)
+    return _find(dep.db, probes, start, end)

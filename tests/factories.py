@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import insert, select
+
 from privplate.deployment import Deployment
 from privplate.store import (
     EvidenceIn,
@@ -17,6 +19,7 @@ from privplate.store import (
     find_reads,
     ingest_reads,
 )
+from privplate.store.server_models import Query, User
 from privplate.tokens import canonical_plate, plate_token
 
 __all__ = [
@@ -100,11 +103,50 @@ def lookup(
     dep: Deployment, plate: str, start: datetime, end: datetime | None = None
 ) -> list[ReadMatch]:
     """Reads of ``plate`` without the query policy: only tests may look a plate up this way
-    (the product's only search is ``QueryService.run``, which checks and records it first)."""
+    (the product's only search is ``QueryService.run``, which checks and records it first).
+    The store still wants an answered query on the record for each lookup: this writes one
+    directly, for a test account, with no audit entry."""
     end = end or datetime.now(UTC) + timedelta(seconds=1)
     canonical = canonical_plate(plate, fold=dep.fold)
     probes = [
         TokenProbe(key.epoch_id, plate_token(key.key, canonical), key.starts_at, key.ends_at)
         for key in dep.keyring.keys_between(start, end)
     ]
-    return find_reads(dep.db, probes, start, end)
+    return find_reads(dep.db, recorded_query(dep, start, end), probes)
+
+
+def recorded_query(dep: Deployment, start: datetime, end: datetime) -> uuid.UUID:
+    """An answered, not yet looked-up query record (tests of the store only)."""
+    now = datetime.now(UTC)
+    query_id = uuid.uuid4()
+    with dep.db.write() as conn:
+        user = conn.execute(select(User.id).where(User.name == _STORE_TESTER)).scalar()
+        if user is None:
+            user = uuid.uuid4()
+            conn.execute(
+                insert(User).values(
+                    id=user,
+                    name=_STORE_TESTER,
+                    person=_STORE_TESTER,
+                    role="investigator",
+                    created_at=now,
+                    created_by="tests",
+                )
+            )
+        conn.execute(
+            insert(Query).values(
+                id=query_id,
+                user_id=user,
+                created_at=now,
+                purpose="stolen-vehicle",
+                case_number="TEST-1",
+                justification="a test of the store's token lookup",
+                window_start=start,
+                window_end=end,
+                outcome="answered",
+            )
+        )
+    return query_id
+
+
+_STORE_TESTER = "store-tests"

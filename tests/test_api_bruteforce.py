@@ -31,7 +31,7 @@ def test_thousand_plates_stop_at_the_quota_and_raise_a_flag(api: Api) -> None:
     flags = api.call(Role.COMPLIANCE, "GET", "/compliance/flags").json()
     quota_flags = [f for f in flags if f["kind"] == "query-quota"]
     assert len(quota_flags) == 1
-    assert quota_flags[0]["subject"] == api.names[Role.INVESTIGATOR]
+    assert quota_flags[0]["subject"] == f"person:{api.names[Role.INVESTIGATOR]}"
     assert quota_flags[0]["occurrences"] == 975
     refused = api.call(Role.AUDITOR, "GET", "/compliance/queries?outcome=refused&limit=1000")
     assert len(refused.json()) == 975

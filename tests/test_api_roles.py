@@ -81,6 +81,7 @@ TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/unseal/requests/{request_id}"): frozenset({INV, CMP, AUD}),
     ("POST", "/unseal/requests/{request_id}/approvals"): frozenset({CMP}),
     ("POST", "/unseal/requests/{request_id}/deny"): frozenset({CMP}),
+    ("POST", "/unseal/requests/{request_id}/withdraw"): frozenset({INV}),
     ("GET", "/unseal/requests/{request_id}/image"): frozenset({INV}),
     ("GET", "/evidence-keys/current"): frozenset({ADM, OPR, CMP, AUD}),
     ("GET", "/retention/status"): frozenset({ADM, AUD, CMP}),

@@ -149,7 +149,7 @@ def test_one_investigator_gets_exactly_the_quota_across_two_servers(home: Path) 
         assert _audited(dep, "queries.answered") == quota
         assert _audited(dep, "queries.refused") == total - quota
         flags = [f for f in list_flags(db=dep.db) if f.kind == "query-quota"]
-        assert [(f.subject, f.occurrences) for f in flags] == [("ivy", total - quota)]
+        assert [(f.subject, f.occurrences) for f in flags] == [("person:ivy", total - quota)]
 
 
 def test_the_deployment_quota_holds_across_two_servers(home: Path) -> None:

@@ -1289,3 +1289,25 @@ def test_dry_run_counts_and_deletes_nothing(dep: Deployment) -> None:
     assert real.evidence_deleted == dry.evidence_deleted
     assert_purged_state(dep, s)
     assert purge(dep, now=T, dry_run=True).reads_total == 0
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the scrub marker is SQLite's")
+def test_a_scrub_asked_for_during_a_purge_is_not_lost(
+    dep: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process erasing data (unseal partials, audit pruning) while a purge that
+    deletes nothing runs: its request for a scrub must survive the purge's own clearing."""
+    real_expire = purge_mod.expire_holds  # type: ignore[attr-defined]
+
+    def expire_and_someone_erases(*args: Any, **kwargs: Any) -> int:
+        dep.db.request_scrub()  # as another process would, mid-run
+        return int(real_expire(*args, **kwargs))
+
+    purge(dep)  # a first run leaves no marker of its own
+    assert not dep.db.scrub_marker.exists()
+    monkeypatch.setattr(purge_mod, "expire_holds", expire_and_someone_erases)
+    report = purge(dep)
+    assert not report.deleted_anything
+    assert dep.db.scrub_marker.exists()  # the next run zeroes what the other process erased
+    monkeypatch.undo()
+    assert "scrub" in purge(dep).phases and not dep.db.scrub_marker.exists()

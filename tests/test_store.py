@@ -250,3 +250,40 @@ def test_bulk_insert_tolerates_rows_stored_concurrently(dep: Deployment) -> None
     assert count_rows(dep, Read) == 2
     [match] = factories.lookup(dep, "ABC123", HOUR_AGO)
     assert match.read_id == read.read_id
+
+
+def test_the_token_lookup_needs_an_answered_unused_query_on_the_record(dep: Deployment) -> None:
+    """Code that skips the query policy cannot use the store's lookup: it takes only the id
+    of a recorded query that was answered and not looked up yet, and only in its window."""
+    from sqlalchemy import update
+
+    from privplate.errors import StoreError
+    from privplate.store import TokenProbe, find_reads
+    from privplate.store.server_models import Query
+    from privplate.tokens import canonical_plate, plate_token
+
+    factories.camera(dep)
+    read = factories.read(dep, "ABC123")
+    factories.ingest(dep, [read])
+    key = dep.keyring.current_key()
+    probes = [TokenProbe(key.epoch_id, plate_token(key.key, canonical_plate("ABC123")),
+                         key.starts_at, key.ends_at)]  # fmt: skip
+    with pytest.raises(StoreError, match="on the record"):
+        find_reads(dep.db, uuid.uuid4(), probes)  # no such query
+    denied = factories.recorded_query(dep, HOUR_AGO, NOW + timedelta(minutes=1))
+    with dep.db.write() as conn:
+        conn.execute(update(Query).where(Query.id == denied).values(outcome="denied"))
+    with pytest.raises(StoreError, match="on the record"):
+        find_reads(dep.db, denied, probes)
+    # The recorded window bounds the lookup: a query for last week finds nothing today.
+    old = factories.recorded_query(dep, NOW - timedelta(days=8), NOW - timedelta(days=7))
+    assert find_reads(dep.db, old, probes) == []
+    answered = factories.recorded_query(dep, HOUR_AGO, NOW + timedelta(minutes=1))
+    assert [m.read_id for m in find_reads(dep.db, answered, probes)] == [read.read_id]
+    with pytest.raises(StoreError, match="on the record"):
+        find_reads(dep.db, answered, probes)  # each recorded query is looked up once
+    with dep.db.read() as conn:
+        used = conn.execute(
+            select(Query.match_count, Query.looked_up_at).where(Query.id == answered)
+        ).one()
+    assert used.match_count == 1 and used.looked_up_at is not None

@@ -273,3 +273,21 @@ def test_an_item_sealed_to_the_retired_key_after_a_rotation_still_opens(
     )
     assert answer.status_code == 404
     assert "no ceremony of this deployment produced" in answer.json()["error"]["message"]
+
+
+def test_a_request_for_unknown_or_purged_evidence_is_refused_on_the_record(
+    api: Api, tmp_path: Path
+) -> None:
+    import uuid
+
+    setup_unseal(api, tmp_path)
+    missing = uuid.uuid4()
+    body = {
+        "evidence_id": str(missing),
+        "case_number": "SPD-2026-7",
+        "justification": "Hit-and-run on Elm Street; the image identifies the vehicle.",
+    }
+    answer = api.call(Role.INVESTIGATOR, "POST", "/unseal/requests", json=body)
+    assert answer.status_code == 410, answer.text
+    refused = [e.entry.details for e in api.dep.audit.entries(action="unseal.refused") if e.entry]
+    assert [d["subject"] for d in refused] == [str(missing)]

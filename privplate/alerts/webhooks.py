@@ -35,6 +35,20 @@ from privplate.store.server_models import Webhook
 
 log = logging.getLogger("privplate.webhooks")
 RETRY_DELAYS = (0.5, 2.0, 8.0)
+ATTEMPT_TIMEOUT = 5.0
+#: Long enough for one delivery's attempts and their delays.
+DRAIN_SECONDS = sum(RETRY_DELAYS) + (len(RETRY_DELAYS) + 1) * ATTEMPT_TIMEOUT
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A receiver's redirect is a failed delivery: following it would send the signature to
+    another address (as a GET without the body) and count the alert as delivered."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Webhooks:
         self._box = nacl.secret.SecretBox(secret.subkey("webhook-box"))
         self._queue: queue.Queue[tuple[dict[str, Any], int] | None] = queue.Queue(10_000)
         self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self.delivered = 0
         self.failed = 0
 
@@ -128,15 +143,20 @@ class Webhooks:
     # -- delivery --------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-            self._thread.start()
+        with self._start_lock:  # ingests publish from several threads at once
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+                self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is not None:
+    def stop(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Deliver what is queued (with its retries, up to ``timeout``), then stop."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("webhooks: stopped with deliveries still queued")
 
     def publish(self, alerts: list[AlertInfo]) -> None:
         self.start()
@@ -172,7 +192,7 @@ class Webhooks:
                 url, data=body, headers=headers, method="POST"
             )
             try:
-                with urllib.request.urlopen(request, timeout=5.0) as answer:  # noqa: S310
+                with _OPENER.open(request, timeout=ATTEMPT_TIMEOUT) as answer:
                     answer.read()
                 self.delivered += 1
                 return

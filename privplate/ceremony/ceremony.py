@@ -22,7 +22,12 @@ from privplate.ceremony.reconstruct import reconstruct_secret
 from privplate.ceremony.sharefile import ShareFile, Strength, seal_share, write_share_file
 from privplate.deployment import Deployment
 from privplate.errors import AlreadyExists, InvalidRequest, NotFound, SealingError
-from privplate.identity.accounts import NOT_WITH_A_SHARE, get_user, person_accounts
+from privplate.identity.accounts import (
+    NOT_WITH_A_SHARE,
+    PEOPLE_LOCK,
+    get_user,
+    person_accounts,
+)
 from privplate.identity.roles import Role
 from privplate.sealing import group
 from privplate.settings import CONFIG_FILENAME
@@ -165,6 +170,7 @@ def hold_ceremony(
         secret[:] = bytes(len(secret))  # best effort: Python may hold other copies briefly
     now = datetime.now(UTC)
     with dep.db.write() as conn:
+        dep.db.lock_subject(conn, PEOPLE_LOCK)  # no new account passes its check meanwhile
         _check_officers(conn, names, threshold)  # again: accounts may have changed meanwhile
         retired = activate_evidence_key(conn, public_key, now)
         _record_set(conn, set_id, public_key, threshold, names, shares, dep.actor, now)
@@ -237,6 +243,7 @@ def reshare(
     now = datetime.now(UTC)
     names = [n for n, _ in officers]
     with dep.db.write() as conn:
+        dep.db.lock_subject(conn, PEOPLE_LOCK)  # no new account passes its check meanwhile
         _check_officers(conn, names, threshold)  # again: accounts may have changed meanwhile
         conn.execute(update(ShareSet).where(ShareSet.id == old_set).values(superseded_at=now))
         _record_set(conn, set_id, public_key, threshold, names, shares, dep.actor, now)

@@ -1,4 +1,4 @@
-"""`privplate keys` (ceremony, re-share), `privplate unseal` (request, fetch) and
+"""`privplate keys` (ceremony, re-share), `privplate unseal` (request, withdraw, fetch) and
 `privplate officer` (approve, deny): the two-person unseal from the command line."""
 
 from __future__ import annotations
@@ -128,6 +128,19 @@ def request(
         f"unseal request {answer['id']} filed; {answer['threshold']} compliance officers must "
         "approve it"
     )
+
+
+@unseal_app.command("withdraw")
+def withdraw(
+    request_id: Annotated[uuid.UUID, typer.Argument(help="Your pending request.")],
+    user: UserOption,
+    server: ServerOption = None,
+    secrets_stdin: SecretsStdin = False,
+) -> None:
+    """Withdraw your own pending unseal request; this ends it (e.g. to file a corrected one)."""
+    with _signed_in(server, user, secrets_stdin) as api:
+        api.request("POST", f"/unseal/requests/{request_id}/withdraw")
+    console.print(f"request {request_id} withdrawn")
 
 
 @unseal_app.command("fetch")

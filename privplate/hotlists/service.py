@@ -28,6 +28,7 @@ from privplate.errors import (
 from privplate.hotlists.box import PlateBox
 from privplate.hotlists.sources import HotlistSource
 from privplate.hotlists.tokens import HotlistTokens, StaleKeys
+from privplate.identity.accounts import actors_of_person, person_of_actor
 from privplate.policy.flags import FlagKind, raise_flag
 from privplate.policy.rules import CASE_NUMBER, PurposePolicy
 from privplate.settings import HotlistSettings
@@ -323,17 +324,22 @@ class Hotlists:
                 f"the deployment holds {total} live hotlist entries; adding {adding} would pass "
                 f"its cap of {self.settings.max_entries_total} (hotlists.max_entries_total)"
             )
+        # The daily quota is a person's, counted over all their accounts.
         today = datetime(now.year, now.month, now.day, tzinfo=UTC)
         mine = conn.execute(
             select(func.count())
             .select_from(HotlistEntry)
-            .where(HotlistEntry.created_by == actor, HotlistEntry.created_at >= today)
+            .where(
+                HotlistEntry.created_by.in_(actors_of_person(conn, actor)),
+                HotlistEntry.created_at >= today,
+            )
         ).scalar_one()
         if mine + adding > self.settings.entries_per_user_per_day:
             return QuotaExceeded(
-                f"you added {mine} hotlist entries today; adding {adding} would pass the daily "
-                f"quota of {self.settings.entries_per_user_per_day} "
-                "(compliance officers were notified)"
+                f"you added {mine} hotlist entries today, counted over all your accounts; "
+                f"adding {adding} would pass the daily quota of "
+                f"{self.settings.entries_per_user_per_day} (hotlists.entries_per_user_per_day; "
+                "compliance officers were notified)"
             )
         return None
 
@@ -393,10 +399,13 @@ class Hotlists:
         with self.db.write() as conn:
             # The flag first, as everywhere: its row lock, then the audit log's lock.
             if flag is not None:
+                # A quota flag names the person (the daily quota counts all their accounts),
+                # a denied entry the account.
+                quota = flag is FlagKind.HOTLIST_QUOTA
                 raise_flag(
                     conn,
                     kind=flag,
-                    subject=actor,
+                    subject=person_of_actor(conn, actor) if quota else actor,
                     details={"hotlist": hotlist, "reason": str(error)},
                 )
             self.audit.append(

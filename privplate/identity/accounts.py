@@ -45,6 +45,11 @@ BAD_CREDENTIALS = "the user name or password is wrong, or the account is disable
 #: Roles that ask (searches, unseal and hold requests) or run the system: a person with one of
 #: them may not also hold a share of the evidence key.
 NOT_WITH_A_SHARE: frozenset[Role] = frozenset({Role.INVESTIGATOR, Role.OPERATOR})
+#: Taken (Database.lock_subject) by every write transaction that checks who a person is and
+#: then changes it: a new account (no asking role for a share holder) and a key ceremony or
+#: re-share (no share for a person who asks). Without it, under PostgreSQL's READ COMMITTED
+#: each could pass its check before the other commits.
+PEOPLE_LOCK = "people"
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,11 @@ def persons_of(conn: Connection, names: Collection[str]) -> dict[str, str]:
     return {r.name: r.person for r in rows}
 
 
+def person_ref(person: str) -> str:
+    """How a person is named where accounts are named too (actors, compliance flags)."""
+    return f"person:{person}"
+
+
 def person_of_actor(conn: Connection, actor: str) -> str:
     """Who stands behind an audit actor: ``person:ID`` for a user account (``user:NAME``),
     else the actor itself (a command-line user, the server). Two-person checks on actors
@@ -115,8 +125,17 @@ def person_of_actor(conn: Connection, actor: str) -> str:
     if name != actor:
         person = persons_of(conn, [name]).get(name)
         if person is not None:
-            return f"person:{person}"
+            return person_ref(person)
     return actor
+
+
+def actors_of_person(conn: Connection, actor: str) -> list[str]:
+    """The actors (``user:NAME``) of every account of the person behind ``actor``; just
+    ``actor`` when it is not a user account. Per-person counts (quotas) count these."""
+    person = person_of_actor(conn, actor)
+    if person == actor:
+        return [actor]
+    return [u.actor for u in person_accounts(conn, person.removeprefix("person:"))]
 
 
 def officer_shares(conn: Connection, person: str) -> list[str]:
@@ -179,6 +198,7 @@ def create_user(
     now = datetime.now(UTC)
     user = UserInfo(uuid.uuid4(), name, role, agency, now, person)
     with db.write() as conn:
+        db.lock_subject(conn, PEOPLE_LOCK)
         if conn.execute(select(User.id).where(User.name == name)).first() is not None:
             raise AlreadyExists(f"user {name!r} already exists")
         others = _check_person(conn, name, role, person)

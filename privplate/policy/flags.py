@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from privplate.errors import NotFound
+from privplate.audit import AuditLog
+from privplate.errors import NotFound, PermissionDenied
+from privplate.identity.accounts import person_of_actor
 from privplate.store.database import Database
 from privplate.store.server_models import ComplianceFlag
 
@@ -95,14 +97,34 @@ def list_flags(*, db: Database, open_only: bool = True, limit: int = 200) -> lis
         return [_info(r) for r in conn.execute(stmt)]
 
 
+def subject_person(conn: Connection, kind: FlagKind, subject: str) -> str | None:
+    """Who a flag is about, as :func:`person_of_actor` names them (``person:ID``), or None for
+    a flag about the deployment. Subjects are a person (``person:ID``: quotas), an actor
+    (``user:NAME``: denied hotlist entries) or an account name (denied queries, and quota
+    flags raised before quotas were per person)."""
+    if kind is FlagKind.DEPLOYMENT_QUERY_QUOTA:
+        return None
+    if subject.startswith("person:"):
+        return subject
+    return person_of_actor(conn, subject if ":" in subject else f"user:{subject}")
+
+
 def review_flag(
     conn: Connection, *, flag_id: uuid.UUID, reviewer: str, resolution: str
 ) -> FlagInfo:
+    """Close a flag. ``reviewer`` is an actor; a person cannot close a flag about themselves,
+    from any of their accounts."""
     row = conn.execute(select(ComplianceFlag).where(ComplianceFlag.id == flag_id)).first()
     if row is None:
         raise NotFound("no compliance flag with this id")
     if row._mapping["reviewed_at"] is not None:
         raise NotFound("this compliance flag was already reviewed")
+    about = subject_person(conn, FlagKind(row._mapping["kind"]), row._mapping["subject"])
+    if about is not None and about == person_of_actor(conn, reviewer):
+        raise PermissionDenied(
+            "this compliance flag is about you: you cannot review it, from any of your "
+            "accounts; another compliance officer must"
+        )
     now = datetime.now(UTC)
     # Conditional, so that of two officers closing the flag at once only one does.
     done = conn.execute(
@@ -114,3 +136,26 @@ def review_flag(
         raise NotFound("this compliance flag was already reviewed")
     row = conn.execute(select(ComplianceFlag).where(ComplianceFlag.id == flag_id)).one()
     return _info(row)
+
+
+def close_flag(
+    *, db: Database, audit: AuditLog, flag_id: uuid.UUID, reviewer: str, resolution: str
+) -> FlagInfo:
+    """Review a flag on the record; a refused review is audited too."""
+    try:
+        with db.write() as conn:
+            info = review_flag(conn, flag_id=flag_id, reviewer=reviewer, resolution=resolution)
+            audit.append(
+                conn,
+                actor=reviewer,
+                action="compliance.flag_reviewed",
+                details={"flag": str(flag_id), "resolution": resolution},
+            )
+    except PermissionDenied as exc:
+        audit.record(
+            actor=reviewer,
+            action="compliance.flag_review_refused",
+            details={"flag": str(flag_id), "reason": str(exc)},
+        )
+        raise
+    return info

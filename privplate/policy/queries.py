@@ -9,15 +9,15 @@ one without have the same shape.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 
 from privplate.audit import AuditLog
 from privplate.errors import InvalidPlate, PermissionDenied, PurposeDenied, QuotaExceeded
-from privplate.identity.accounts import UserInfo
+from privplate.identity.accounts import UserInfo, person_ref
 from privplate.identity.roles import Role
 from privplate.jurisdiction import Purpose
 from privplate.policy.flags import FlagKind, raise_flag
@@ -26,19 +26,10 @@ from privplate.policy.sharing import check_agreement
 from privplate.settings import QuerySettings
 from privplate.store.database import Database
 from privplate.store.lookup import ReadMatch, TokenProbe, find_reads
-from privplate.store.server_models import Query, User
+from privplate.store.server_models import Query, QueryOutcome, User
 from privplate.tokens.canonical import canonical_plate
 from privplate.tokens.keyring import Keyring
 from privplate.tokens.plate_token import plate_token
-
-
-class QueryOutcome(StrEnum):
-    """What became of a search: answered, denied by the policy, or refused over quota."""
-
-    ANSWERED = "answered"
-    DENIED = "denied"
-    REFUSED = "refused"
-
 
 #: Outcomes that count against the quota (a refusal over quota does not use it up).
 COUNTED = (QueryOutcome.ANSWERED, QueryOutcome.DENIED)
@@ -115,9 +106,9 @@ class QueryService:
             )
         if failure is not None:
             raise failure
-        matches = self._matches(canonical, req.start, req.end)
-        with self.db.write() as conn:
-            conn.execute(update(Query).where(Query.id == query_id).values(match_count=len(matches)))
+
+        def answered(conn: Connection, matches: list[ReadMatch]) -> None:
+            # In the transaction that marks the recorded query as looked up.
             self.audit.append(
                 conn,
                 actor=user.actor,
@@ -131,16 +122,26 @@ class QueryService:
                     "matches": len(matches),
                 },
             )
+
+        matches = self._matches(query_id, canonical, req.start, req.end, answered)
         return QueryAnswer(query_id, req.start, req.end, matches)
 
-    def _matches(self, canonical: str, start: datetime, end: datetime) -> list[ReadMatch]:
+    def _matches(
+        self,
+        query_id: uuid.UUID,
+        canonical: str,
+        start: datetime,
+        end: datetime,
+        answered: Callable[[Connection, list[ReadMatch]], None],
+    ) -> list[ReadMatch]:
         """The lookup itself, reached only from :meth:`run` once the query is allowed and on
-        the record: the plate's token under every live epoch key of the window."""
+        the record: the plate's token under every live epoch key of the recorded window. The
+        store takes it only for that recorded, answered, not yet used query."""
         probes = [
             TokenProbe(key.epoch_id, plate_token(key.key, canonical), key.starts_at, key.ends_at)
             for key in self.keyring.keys_between(start, end)
         ]
-        return find_reads(self.db, probes, start, end)
+        return find_reads(self.db, query_id, probes, then=answered)
 
     def _quota_problem(self, conn: Connection, user: UserInfo, now: datetime) -> Exception | None:
         # Counting and recording a query is one step for every server on the database: every
@@ -153,18 +154,25 @@ class QueryService:
             .select_from(Query)
             .where(Query.created_at >= day, Query.outcome.in_(COUNTED))
         )
-        mine = conn.execute(base.where(Query.user_id == user.id)).scalar_one()
+        # The quota is a person's, whichever of their accounts asks: a second investigator
+        # account is not a second quota.
+        persons = base.join(User, User.id == Query.user_id).where(User.person == user.person)
+        mine = conn.execute(persons).scalar_one()
         if mine >= self.settings.per_user_per_day:
+            used_by = conn.execute(
+                persons.with_only_columns(User.name).distinct().order_by(User.name)
+            ).scalars()
             raise_flag(
                 conn,
                 kind=FlagKind.QUERY_QUOTA,
-                subject=user.name,
-                details={"quota": self.settings.per_user_per_day},
+                subject=person_ref(user.person),
+                details={"quota": self.settings.per_user_per_day, "accounts": list(used_by)},
                 now=now,
             )
             return QuotaExceeded(
-                f"you have used your {self.settings.per_user_per_day} queries for today "
-                "(queries.per_user_per_day); compliance officers were notified"
+                f"you have used your {self.settings.per_user_per_day} queries for today, counted "
+                "over all your accounts (queries.per_user_per_day); compliance officers were "
+                "notified"
             )
         everyone = conn.execute(base).scalar_one()
         if everyone >= self.settings.per_deployment_per_day:

@@ -296,7 +296,8 @@ def purge(
             return report
         # A marker left by a run that deleted but did not finish zeroing makes this run do it.
         scrub_pending = scope.db.is_sqlite and scope.db.scrub_marker.exists()
-        scope.db.request_scrub()  # cleared at the end of the run, once the zeroing is done
+        # Cleared at the end of the run, once the zeroing is done (unless asked again meanwhile).
+        scrub_token = scope.db.request_scrub()
         with scope.db.write() as conn:
             report.holds_expired = expire_holds(conn, scope.audit, actor=scope.actor, now=now)
         with phase(report, "reads"):
@@ -348,8 +349,10 @@ def purge(
                 # A marker left by an earlier run: it is not known what that run deleted.
                 tables = _scrubbed_tables(report, everything=scrub_pending)
                 with phase(report, "space"):
-                    report.pages_scrubbed = sqlite_release_space(scope.db, report, tables)
+                    report.pages_scrubbed = sqlite_release_space(
+                        scope.db, report, tables, scrub_token
+                    )
             else:
-                scope.db.scrub_marker.unlink(missing_ok=True)
+                scope.db.clear_scrub(scrub_token)
             report.seconds = time.perf_counter() - started
     return report

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -75,6 +77,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
+def scrub_marker_path(url: str) -> Path:
+    """Where a SQLite database's scrub marker lives (beside the file)."""
+    return Path(str(make_url(url).database) + ".scrub-pending")
+
+
 class Database:
     """One deployment's database: an engine plus transaction helpers."""
 
@@ -96,13 +103,33 @@ class Database:
     @property
     def scrub_marker(self) -> Path:
         """SQLite: while this file exists, the next purge zeroes free space in every table."""
-        return Path(str(make_url(self.url).database) + ".scrub-pending")
+        return scrub_marker_path(self.url)
 
-    def request_scrub(self) -> None:
+    def request_scrub(self) -> str | None:
         """After erasing data outside the purge (e.g. audit pruning), on SQLite: make the next
-        purge zero the leftover copies inside pages (privplate.store.scrub)."""
-        if self.is_sqlite:
-            self.scrub_marker.touch(mode=0o600)
+        purge zero the leftover copies inside pages (privplate.store.scrub). Returns this
+        request's token, for :meth:`clear_scrub`."""
+        if not self.is_sqlite:
+            return None
+        token = secrets.token_hex(16)
+        marker = self.scrub_marker
+        fresh = marker.with_name(f"{marker.name}.{token}")
+        fresh.write_text(token, encoding="ascii")
+        os.chmod(fresh, 0o600)
+        os.replace(fresh, marker)  # a request replaces the marker whole, never half-written
+        return token
+
+    def clear_scrub(self, token: str | None) -> None:
+        """The zeroing asked for up to request ``token`` is done: remove the marker, unless
+        another process asked again meanwhile (its request stands for the next purge)."""
+        if token is None:
+            return
+        try:
+            current = self.scrub_marker.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return
+        if current == token:
+            self.scrub_marker.unlink(missing_ok=True)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

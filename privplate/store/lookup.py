@@ -1,24 +1,30 @@
 """Finding reads by token: the store's half of a plate search.
 
 The store never sees a plate. The query policy (privplate.policy.queries) checks a search,
-records it, turns its plate into one token per live epoch of the window and hands those here;
-only rows with one of those exact tokens come back. There is deliberately no function here (or
-anywhere) that lists or counts reads by camera or time without tokens of a presented plate.
+records it, turns its plate into one token per live epoch of the window and hands those here
+with the id of the recorded query. The store looks up only for a query on the record that was
+answered (not denied or refused) and not yet used, inside that query's own window, and marks
+it used in the same transaction as the caller's audit entry: a lookup that bypasses the policy
+would have to forge a query record, which is itself counted, audited and reviewed. There is
+deliberately no function here (or anywhere) that lists or counts reads by camera or time
+without tokens of a presented plate.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 
+from privplate.errors import StoreError
 from privplate.store.database import Database
 from privplate.store.models import Read
+from privplate.store.server_models import Query, QueryOutcome
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,45 @@ class TokenProbe:
 
 
 def find_reads(
+    db: Database,
+    query_id: uuid.UUID,
+    probes: Sequence[TokenProbe],
+    *,
+    then: Callable[[Connection, list[ReadMatch]], None] | None = None,
+) -> list[ReadMatch]:
+    """Reads carrying one of ``probes`` (inside its own epoch) observed in the window of the
+    recorded query ``query_id``, oldest first; ``then`` runs in the transaction that marks the
+    query as looked up (its audit entry). Anything but an answered, unused query is refused."""
+    with db.read() as conn:
+        window = conn.execute(
+            select(Query.window_start, Query.window_end).where(
+                Query.id == query_id,
+                Query.outcome == QueryOutcome.ANSWERED,
+                Query.looked_up_at.is_(None),
+            )
+        ).first()
+    if window is None:
+        raise StoreError(
+            "a lookup needs a query on the record that was answered and not yet looked up"
+        )
+    start, end = window
+    matches = _find(db, probes, start, end)
+    with db.write() as conn:
+        used = conn.execute(
+            update(Query)
+            .where(Query.id == query_id, Query.looked_up_at.is_(None))
+            .values(looked_up_at=datetime.now(UTC), match_count=len(matches))
+        ).rowcount
+        if used != 1:
+            raise StoreError("this query was looked up already")
+        if then is not None:
+            then(conn, matches)
+    return matches
+
+
+def _find(
     db: Database, probes: Sequence[TokenProbe], start: datetime, end: datetime
 ) -> list[ReadMatch]:
-    """Reads carrying one of ``probes`` (inside its own epoch) observed in [start, end), oldest
-    first."""
     wanted = {(p.epoch_id, p.token) for p in probes}
     if not wanted:
         return []

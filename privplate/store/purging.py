@@ -212,10 +212,12 @@ def _sqlite_checkpoint(driver: DriverConnection, log: LockLog) -> None:
         driver.execute("PRAGMA busy_timeout=30000")
 
 
-def sqlite_release_space(db: Database, log: LockLog, tables: frozenset[str] | None) -> int:
+def sqlite_release_space(
+    db: Database, log: LockLog, tables: frozenset[str] | None, scrub_token: str | None
+) -> int:
     """Make deleted bytes leave the database file and the WAL: free pages go back to the file
     system, free space inside the pages of ``tables`` (all, if None) is zeroed, the WAL is
-    emptied, and the scrub marker is cleared. Returns the number of pages zeroed."""
+    emptied, and the scrub request ``scrub_token`` is cleared. Returns the pages zeroed."""
     # On the driver connection, outside any transaction: the pragmas refuse to run inside one.
     raw = db.engine.raw_connection()
     try:
@@ -236,7 +238,7 @@ def sqlite_release_space(db: Database, log: LockLog, tables: frozenset[str] | No
             _sqlite_checkpoint(driver, log)
     finally:
         raw.close()
-    db.scrub_marker.unlink(missing_ok=True)
+    db.clear_scrub(scrub_token)
     return scrub.pages_cleaned
 
 

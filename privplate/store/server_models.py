@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -209,6 +210,14 @@ class SharingAgreement(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class QueryOutcome(StrEnum):
+    """What became of a search: answered, denied by the policy, or refused over quota."""
+
+    ANSWERED = "answered"
+    DENIED = "denied"
+    REFUSED = "refused"
+
+
 class Query(Base):
     """One plate query: who, why, the window and the outcome. Never the plate."""
 
@@ -224,10 +233,12 @@ class Query(Base):
     agreement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     window_start: Mapped[datetime]
     window_end: Mapped[datetime]
-    #: "answered", "denied" (policy) or "refused" (quota).
+    #: A QueryOutcome: "answered", "denied" (policy) or "refused" (quota).
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(500), default="")
     match_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the answered query's tokens were looked up: each recorded query is looked up once.
+    looked_up_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class ComplianceFlag(Base):

@@ -82,7 +82,8 @@ class UnsealRequest(Base):
     case_number: Mapped[str] = mapped_column(String(64))
     justification: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime]
-    #: pending, released, denied, expired (or evidence-expired when retention purged the item)
+    #: pending, released, denied, expired (or evidence-expired when retention purged the item),
+    #: withdrawn (by its requester)
     status: Mapped[str] = mapped_column(String(24))
     decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -290,6 +290,7 @@ def _activity(dep: ReportScope, start: datetime, end: datetime) -> dict[str, Any
             "released": actions["unseal.released"],
             "denied": actions["unseal.denied"],
             "refused": actions["unseal.refused"],
+            "withdrawn": actions["unseal.withdrawn"],
         },
         "legal_holds": {
             "requested": actions["hold.requested"],

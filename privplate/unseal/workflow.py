@@ -6,7 +6,8 @@ share, with a proof; when the threshold of distinct officers is reached the serv
 partials into S = x*R, derives the item's key, checks that the item opens, and releases it to
 the requester (watermarked). The requester cannot approve, from any account of theirs; one
 person counts once (checks compare people, not accounts, see privplate.identity); approvals
-expire; any officer's denial ends the request. Every step is audited.
+expire; any officer's denial ends the request, and so does its requester's withdrawal.
+Every step is audited.
 
 A partial depends only on the item and the share, so partials of two requests for one item
 would combine: at most one request per item is open at a time (a unique index), partials are
@@ -65,6 +66,7 @@ class RequestStatus(StrEnum):
     DENIED = "denied"
     EXPIRED = "expired"
     EVIDENCE_EXPIRED = "evidence-expired"
+    WITHDRAWN = "withdrawn"
 
 
 def request_context(request_id: uuid.UUID, evidence_id: uuid.UUID, share_set: uuid.UUID) -> bytes:
@@ -75,12 +77,25 @@ def request_context(request_id: uuid.UUID, evidence_id: uuid.UUID, share_set: uu
 _EXPIRED = "this request expired before enough officers approved it"
 
 
-def _request_open(open_id: uuid.UUID | None) -> Conflict:
-    return Conflict(
-        f"unseal request {open_id} for this evidence item is still open: it must be released, "
-        "denied or expire before another is filed (one open request per item, so that "
-        "approvals of two requests never combine)"
-    )
+def _request_open(open_id: uuid.UUID | None, *, theirs: bool) -> Conflict:
+    """The refusal of a second request for an item. Only the person who filed the open one
+    learns its id (and may withdraw it); to anyone else the id would say who is looking at
+    the item and open a request they have no business with."""
+    if theirs:
+        error = Conflict(
+            f"your unseal request {open_id} for this evidence item is still open: withdraw it "
+            "(privplate unseal withdraw) or wait until it is released, denied or expires before "
+            "filing another (one open request per item, so that approvals of two requests "
+            "never combine)"
+        )
+    else:
+        error = Conflict(
+            "another unseal request for this evidence item is still open: it must be released, "
+            "denied, withdrawn or expire before another is filed (one open request per item, "
+            "so that approvals of two requests never combine)"
+        )
+    error.open_request = open_id  # type: ignore[attr-defined]  # for the audit entry alone
+    return error
 
 
 def _erase_partials(conn: Connection, db: Database, where: ColumnElement[bool]) -> int:
@@ -242,17 +257,27 @@ class UnsealService:
         self.policy.check_case_number(case_number)
         self.policy.check_justification(justification)
         request_id = uuid.uuid4()
+        error: Conflict | EvidenceExpired
         try:
             with self.db.write() as conn:
                 return self._file(conn, user, request_id, evidence_id, case_number, justification)
         except IntegrityError:  # PostgreSQL: another request for the item was filed meanwhile
             with self.db.read() as conn:
                 open_id = self._open_request(conn, evidence_id)
-            error = _request_open(open_id)
-        except Conflict as exc:
+                error = _request_open(open_id, theirs=self._filed_by(conn, open_id, user))
+        except (Conflict, EvidenceExpired) as exc:
             error = exc
         self._refuse(user.actor, evidence_id, error)
         raise error
+
+    @staticmethod
+    def _filed_by(conn: Connection, request_id: uuid.UUID | None, user: UserInfo) -> bool:
+        """Whether ``user``'s person filed the request, from any of their accounts (False for
+        no such request)."""
+        by = conn.execute(
+            select(UnsealRequest.requested_by).where(UnsealRequest.id == request_id)
+        ).scalar()
+        return isinstance(by, str) and persons_of(conn, [by]).get(by) == user.person
 
     def _file(
         self,
@@ -267,8 +292,7 @@ class UnsealService:
         observed = conn.execute(
             select(Evidence.observed_at).where(Evidence.id == evidence_id)
         ).scalar()
-        if observed is None:
-            self._audit_refusal(conn, user.actor, evidence_id, "evidence expired or unknown")
+        if observed is None:  # audited by request(), after this transaction rolled back
             raise EvidenceExpired(
                 "evidence expired: retention has purged this item (or it never existed)"
             )
@@ -282,7 +306,7 @@ class UnsealService:
                 select(UnsealRequest.created_at).where(UnsealRequest.id == open_id)
             ).scalar_one()
             if created + timedelta(days=self.settings.request_days) > now:
-                raise _request_open(open_id)
+                raise _request_open(open_id, theirs=self._filed_by(conn, open_id, user))
             self._end(conn, open_id, RequestStatus.EXPIRED, now, reason=_EXPIRED)
         conn.execute(
             insert(UnsealRequest).values(
@@ -339,13 +363,18 @@ class UnsealService:
         )
         _erase_partials(conn, self.db, UnsealApproval.request_id == request_id)
 
-    def _audit_refusal(self, conn: Connection, actor: str, subject: uuid.UUID, why: str) -> None:
-        self.audit.append(
-            conn,
-            actor=actor,
-            action="unseal.refused",
-            details={"subject": str(subject), "reason": why},
-        )
+    def _audit_refusal(
+        self,
+        conn: Connection,
+        actor: str,
+        subject: uuid.UUID,
+        why: str,
+        open_request: uuid.UUID | None = None,
+    ) -> None:
+        details = {"subject": str(subject), "reason": why}
+        if open_request is not None:  # auditors see which request blocked this one
+            details["open_request"] = str(open_request)
+        self.audit.append(conn, actor=actor, action="unseal.refused", details=details)
 
     def _refuse(self, actor: str, request_id: uuid.UUID, error: Exception) -> None:
         """Audit a refusal after its transaction rolled back, and end the request if the
@@ -355,7 +384,9 @@ class UnsealService:
             status = getattr(error, "ends_request", None)
             if status is not None:
                 self._end(conn, request_id, status, now, reason=str(error))
-            self._audit_refusal(conn, actor, request_id, str(error))
+            self._audit_refusal(
+                conn, actor, request_id, str(error), getattr(error, "open_request", None)
+            )
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -564,6 +595,37 @@ class UnsealService:
                 details={"request": str(request_id), "reason": why},
             )
             return self._info(conn, self._row(conn, request_id), now)
+
+    def withdraw(self, user: UserInfo, request_id: uuid.UUID) -> RequestInfo:
+        """The requester ends their own pending request (from any of their accounts), e.g. to
+        file a corrected one: its partials are erased. Anyone else is told it does not exist,
+        as by :meth:`get`."""
+        now = datetime.now(UTC)
+        if user.role is not Role.INVESTIGATOR:
+            raise UnsealRefused("only the investigator who filed a request withdraws it")
+        try:
+            with self.db.write() as conn:
+                if not self._filed_by(conn, request_id, user):
+                    raise NotFound("no unseal request with this id")
+                self._pending(conn, request_id, now)
+                self._end(
+                    conn,
+                    request_id,
+                    RequestStatus.WITHDRAWN,
+                    now,
+                    reason="withdrawn by the requester",
+                    by=user.name,
+                )
+                self.audit.append(
+                    conn,
+                    actor=user.actor,
+                    action="unseal.withdrawn",
+                    details={"request": str(request_id)},
+                )
+                return self._info(conn, self._row(conn, request_id), now)
+        except UnsealRefused as exc:  # already ended, or expired (then ended as expired)
+            self._refuse(user.actor, request_id, exc)
+            raise
 
     # -- fetching --------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from privplate.api.deps import ServicesDep, allow
 from privplate.api.routes.queries import QueryRecordOut
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
-from privplate.policy.flags import FlagInfo, FlagKind, list_flags, review_flag
-from privplate.policy.queries import QueryOutcome, list_queries
+from privplate.policy.flags import FlagInfo, FlagKind, close_flag, list_flags
+from privplate.policy.queries import list_queries
+from privplate.store.server_models import QueryOutcome
 
 router = APIRouter(tags=["compliance"])
 Officer = Annotated[UserInfo, Depends(allow(Role.COMPLIANCE))]
@@ -61,16 +62,13 @@ def flags(
 )
 def review(flag_id: uuid.UUID, body: ReviewIn, officer: Officer, services: ServicesDep) -> FlagOut:
     dep = services.dep
-    with dep.db.write() as conn:
-        info = review_flag(
-            conn, flag_id=flag_id, reviewer=officer.actor, resolution=body.resolution
-        )
-        dep.audit.append(
-            conn,
-            actor=officer.actor,
-            action="compliance.flag_reviewed",
-            details={"flag": str(flag_id), "resolution": body.resolution},
-        )
+    info = close_flag(
+        db=dep.db,
+        audit=dep.audit,
+        flag_id=flag_id,
+        reviewer=officer.actor,
+        resolution=body.resolution,
+    )
     return FlagOut.of(info)
 
 

@@ -167,6 +167,15 @@ def deny(
     return RequestOut.of(services.unseal.deny(officer, request_id, why=body.why))
 
 
+@router.post(
+    "/unseal/requests/{request_id}/withdraw",
+    summary="Withdraw your own pending request (ends it)",
+    response_model=RequestOut,
+)
+def withdraw(request_id: uuid.UUID, user: Investigator, services: ServicesDep) -> RequestOut:
+    return RequestOut.of(services.unseal.withdraw(user, request_id))
+
+
 @router.get(
     "/unseal/requests/{request_id}/image",
     summary="The released image (watermarked), for the requester",

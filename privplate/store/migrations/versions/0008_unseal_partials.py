@@ -1,7 +1,7 @@
 """Unseal partials that a copy of the database cannot combine.
 
 Officers' partial decryptions are stored only as AEAD ciphertext under a subkey of the server
-secret (keys/server.key), bound to their request, share index and officer; at most one request
+secret (keys/server.key), bound to their request and share index; at most one request
 per evidence item is open (pending) at a time. Plaintext partials of an older database are
 erased: pending requests need their approvals again. Of several pending requests for one item
 the oldest stays open and the others end (status ``expired``, with the reason).
@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from privplate.store.database import scrub_marker_path
+
 revision = "0008_unseal_partials"
 down_revision = "0007_alert_outcomes"
 branch_labels = None
@@ -25,7 +27,12 @@ _OPEN = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
-    op.execute("DELETE FROM unseal_approvals")
+    bind = op.get_bind()
+    erased = bind.execute(sa.text("DELETE FROM unseal_approvals")).rowcount
+    if erased and bind.dialect.name == "sqlite":
+        # The erased plaintext stays in free space inside pages and in the WAL until a scrub:
+        # the next purge zeroes every table. (PostgreSQL: dead tuples stay until VACUUM.)
+        scrub_marker_path(bind.engine.url.render_as_string(hide_password=False)).touch(mode=0o600)
     with op.batch_alter_table("unseal_approvals", schema=None) as batch_op:
         batch_op.drop_column("partial")
         batch_op.drop_column("proof")
