@@ -11,9 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists, NotFound, PrivplateError
 from privplate.store.database import Database
-from privplate.store.models import Camera
+from privplate.store.models import Camera, table_of
 
 CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+_CAMERAS = table_of(Camera)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ def get_camera(*, db: Database, camera_id: str) -> CameraInfo:
 
 
 def active_camera_ids(conn: Connection, camera_ids: set[str]) -> set[str]:
+    # Core columns: every ingest batch asks (see privplate.store.ingest).
+    cams = _CAMERAS.c
     rows = conn.execute(
-        select(Camera.id).where(Camera.id.in_(sorted(camera_ids)), Camera.active.is_(True))
+        select(cams.id).where(cams.id.in_(sorted(camera_ids)), cams.active.is_(True))
     )
     return {r[0] for r in rows}

@@ -10,21 +10,24 @@ from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists
 from privplate.store.database import Database
-from privplate.store.models import Epoch
+from privplate.store.models import Epoch, table_of
 from privplate.tokens.keyring import ConcurrentKeyringChange, EpochRecord, StaleKek
 
+# Core table, not the mapped attributes: every lookup and every edge tokenization asks for
+# epochs, and an ORM-enabled select costs more to build and run (benchmarks/core.py).
+_t = table_of(Epoch)
 _COLUMNS = (
-    Epoch.id,
-    Epoch.starts_at,
-    Epoch.ends_at,
-    Epoch.kek_generation,
-    Epoch.wrapped_key,
-    Epoch.destroyed_at,
+    _t.c.id,
+    _t.c.starts_at,
+    _t.c.ends_at,
+    _t.c.kek_generation,
+    _t.c.wrapped_key,
+    _t.c.destroyed_at,
 )
 
 
 def _records(conn: Connection, *where: object) -> list[EpochRecord]:
-    stmt = select(*_COLUMNS).where(*where).order_by(Epoch.starts_at)  # type: ignore[arg-type]
+    stmt = select(*_COLUMNS).where(*where).order_by(_t.c.starts_at)  # type: ignore[arg-type]
     return [
         EpochRecord(
             epoch_id=r.id,
@@ -50,28 +53,28 @@ class SqlEpochStorage:
 
     def epoch_at(self, moment: datetime) -> EpochRecord | None:
         with self._db.read() as conn:
-            found = _records(conn, Epoch.starts_at <= moment, Epoch.ends_at > moment)
+            found = _records(conn, _t.c.starts_at <= moment, _t.c.ends_at > moment)
         return found[0] if found else None
 
     def latest_epoch(self) -> EpochRecord | None:
         with self._db.read() as conn:
-            last = conn.execute(select(func.max(Epoch.starts_at))).scalar()
+            last = conn.execute(select(func.max(_t.c.starts_at))).scalar()
             if last is None:
                 return None
-            return _records(conn, Epoch.starts_at == last)[0]
+            return _records(conn, _t.c.starts_at == last)[0]
 
     def epochs_overlapping(self, start: datetime, end: datetime) -> list[EpochRecord]:
         with self._db.read() as conn:
-            return _records(conn, Epoch.starts_at < end, Epoch.ends_at > start)
+            return _records(conn, _t.c.starts_at < end, _t.c.ends_at > start)
 
     def live_epochs(self) -> list[EpochRecord]:
         with self._db.read() as conn:
-            return _records(conn, Epoch.wrapped_key.is_not(None), Epoch.destroyed_at.is_(None))
+            return _records(conn, _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None))
 
     def kek_generations_in_use(self) -> set[int]:
         with self._db.read() as conn:
             rows = conn.execute(
-                select(Epoch.kek_generation).where(Epoch.wrapped_key.is_not(None)).distinct()
+                select(_t.c.kek_generation).where(_t.c.wrapped_key.is_not(None)).distinct()
             )
             return {r[0] for r in rows if r[0] is not None}
 
@@ -80,7 +83,7 @@ class SqlEpochStorage:
             with self._db.write() as conn:
                 self._db.lock_keyring(conn)
                 newest = conn.execute(
-                    select(func.max(Epoch.kek_generation)).where(Epoch.wrapped_key.is_not(None))
+                    select(func.max(_t.c.kek_generation)).where(_t.c.wrapped_key.is_not(None))
                 ).scalar()
                 if (
                     newest is not None
@@ -89,8 +92,8 @@ class SqlEpochStorage:
                 ):
                     raise StaleKek("a newer key-encryption key is in use")
                 overlapping = conn.execute(
-                    select(Epoch.id).where(
-                        Epoch.starts_at < record.ends_at, Epoch.ends_at > record.starts_at
+                    select(_t.c.id).where(
+                        _t.c.starts_at < record.ends_at, _t.c.ends_at > record.starts_at
                     )
                 ).first()
                 if overlapping is not None:
@@ -120,8 +123,8 @@ class SqlEpochStorage:
             live = {
                 r[0]
                 for r in conn.execute(
-                    select(Epoch.id).where(
-                        Epoch.wrapped_key.is_not(None), Epoch.destroyed_at.is_(None)
+                    select(_t.c.id).where(
+                        _t.c.wrapped_key.is_not(None), _t.c.destroyed_at.is_(None)
                     )
                 )
             }
@@ -130,13 +133,13 @@ class SqlEpochStorage:
             for epoch_id, wrapped in rewrapped.items():
                 conn.execute(
                     update(Epoch)
-                    .where(Epoch.id == epoch_id)
+                    .where(_t.c.id == epoch_id)
                     .values(wrapped_key=wrapped, kek_generation=generation)
                 )
             if destroy:
                 conn.execute(
                     update(Epoch)
-                    .where(Epoch.id.in_(list(destroy)))
+                    .where(_t.c.id.in_(list(destroy)))
                     .values(wrapped_key=None, kek_generation=None, destroyed_at=destroyed_at)
                 )
                 if self._on_destroy is not None:

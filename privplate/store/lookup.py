@@ -23,8 +23,10 @@ from sqlalchemy import Connection, select, update
 
 from privplate.errors import StoreError
 from privplate.store.database import Database
-from privplate.store.models import Read
+from privplate.store.models import Read, table_of
 from privplate.store.server_models import Query, QueryOutcome
+
+_READS = table_of(Read)
 
 
 @dataclass(frozen=True)
@@ -96,22 +98,25 @@ def _find(
         return []
     if db.is_postgres:
         return _collect(_postgres_rows(db, probes, start, end), wanted)
+    # Core columns, not the mapped attributes: an ORM-enabled select costs more to build and
+    # to run than this hot, one-statement search can afford (benchmarks/core.py lookup p50).
+    reads = _READS.c
     stmt = select(
-        Read.read_id,
-        Read.token,
-        Read.epoch_id,
-        Read.is_alternate,
-        Read.camera_id,
-        Read.observed_at,
-        Read.confidence,
-        Read.evidence_id,
+        reads.read_id,
+        reads.token,
+        reads.epoch_id,
+        reads.is_alternate,
+        reads.camera_id,
+        reads.observed_at,
+        reads.confidence,
+        reads.evidence_id,
     ).where(
         # Two IN lists rather than a row-value IN: SQLite only uses ix_reads_epoch_token for
         # this form. The cross product (a token of epoch A under epoch B) is filtered below.
-        Read.epoch_id.in_(sorted({e for e, _ in wanted})),
-        Read.token.in_(sorted({t for _, t in wanted})),
-        Read.observed_at >= start,
-        Read.observed_at < end,
+        reads.epoch_id.in_(sorted({e for e, _ in wanted})),
+        reads.token.in_(sorted({t for _, t in wanted})),
+        reads.observed_at >= start,
+        reads.observed_at < end,
     )
     with db.read() as conn:
         return _collect(conn.execute(stmt), wanted)
