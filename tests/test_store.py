@@ -263,22 +263,23 @@ def test_the_token_lookup_needs_an_answered_unused_query_on_the_record(dep: Depl
     from privplate.tokens import canonical_plate, plate_token
 
     factories.camera(dep)
-    read = factories.read(dep, "ABC123")
+    now = datetime.now(UTC)  # not the module's clock: the suite may have run for minutes since
+    read = factories.read(dep, "ABC123", observed_at=now)
     factories.ingest(dep, [read])
     key = dep.keyring.current_key()
     probes = [TokenProbe(key.epoch_id, plate_token(key.key, canonical_plate("ABC123")),
                          key.starts_at, key.ends_at)]  # fmt: skip
     with pytest.raises(StoreError, match="on the record"):
         find_reads(dep.db, uuid.uuid4(), probes)  # no such query
-    denied = factories.recorded_query(dep, HOUR_AGO, NOW + timedelta(minutes=1))
+    denied = factories.recorded_query(dep, now - timedelta(hours=1), now + timedelta(minutes=1))
     with dep.db.write() as conn:
         conn.execute(update(Query).where(Query.id == denied).values(outcome="denied"))
     with pytest.raises(StoreError, match="on the record"):
         find_reads(dep.db, denied, probes)
     # The recorded window bounds the lookup: a query for last week finds nothing today.
-    old = factories.recorded_query(dep, NOW - timedelta(days=8), NOW - timedelta(days=7))
+    old = factories.recorded_query(dep, now - timedelta(days=8), now - timedelta(days=7))
     assert find_reads(dep.db, old, probes) == []
-    answered = factories.recorded_query(dep, HOUR_AGO, NOW + timedelta(minutes=1))
+    answered = factories.recorded_query(dep, now - timedelta(hours=1), now + timedelta(minutes=1))
     assert [m.read_id for m in find_reads(dep.db, answered, probes)] == [read.read_id]
     with pytest.raises(StoreError, match="on the record"):
         find_reads(dep.db, answered, probes)  # each recorded query is looked up once
