@@ -99,6 +99,22 @@ class QuotaExceeded(PrivplateError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+class TooManyAttempts(PrivplateError):
+    """Too many failed sign-ins for an account or from an address within the window.
+
+    The message is the same whichever limit was hit (and whether the account exists);
+    ``retry_after`` is how many seconds until another attempt is let through."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        minutes = -(-self.retry_after // 60)
+        super().__init__(
+            f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes != 1 else ''}"
+        )
+
+
 class DeviceRejected(PrivplateError):
     """A device request failed authentication, was replayed, stale or tampered with."""
 

@@ -21,7 +21,13 @@ from privplate.tokens.kek import decode_key, read_key_file, write_private_file
 
 _FORMAT = "privplate-server-secret"
 Purpose = Literal[
-    "hotlist-box", "hotlist-mac", "webhook-box", "session-mac", "unseal-box", "unseal-partial"
+    "hotlist-box",
+    "hotlist-mac",
+    "webhook-box",
+    "session-mac",
+    "unseal-box",
+    "unseal-partial",
+    "console-csrf",
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -16,6 +16,7 @@ from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
 from privplate.deployment import Deployment
 from privplate.devices.refusals import RefusalLog
 from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
+from privplate.identity.throttle import SignInLimits
 from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
 from privplate.server_secret import read_server_secret
@@ -113,6 +114,17 @@ class Services:
             self.broker.notify()
             self.webhooks.publish(alerts)
         return result, alerts
+
+    @property
+    def sign_in_limits(self) -> SignInLimits:
+        """The throttle every network sign-in (API, console) counts against: the same keyed
+        rows, so switching surface gives an attacker no extra attempts."""
+        return SignInLimits.from_settings(self.dep.settings.server, self.secret)
+
+    @property
+    def session_idle(self) -> timedelta:
+        """How long a session may go unused (``server.session_idle_minutes``)."""
+        return timedelta(minutes=self.dep.settings.server.session_idle_minutes)
 
     def evidence_public_key(self) -> str | None:
         """The active evidence key X (from the last ceremony), else the configured one."""

@@ -124,12 +124,26 @@ class UnsealSettings(BaseModel):
     release_hours: int = Field(default=24, ge=1, le=24 * 30)
 
 
+class AuditSettings(BaseModel):
+    #: The server signs a checkpoint of the audit log this often, when the log has grown since
+    #: the latest one, and once at start if none was ever signed; 0: never (then only
+    #: `privplate audit checkpoint` signs).
+    checkpoint_interval_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=1, le=65_535)
     #: Secret from which the hotlist, webhook and session keys are derived (mode 0600).
     secret_file: Path = Path("keys/server.key")
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: A session unused for this long is refused (its holder signs in again).
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60 * 30)
+    #: Failed sign-ins are counted over this window, per account name and per client address
+    #: (identity/throttle.py); at the limit, sign-in is refused until the oldest ages out.
+    sign_in_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    sign_in_max_failures_per_account: int = Field(default=5, ge=1, le=1_000)
+    sign_in_max_failures_per_address: int = Field(default=20, ge=1, le=100_000)
     #: Largest request body accepted (device batches carry sealed images).
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     #: How old a signed device request may be, and how far ahead of the server's clock.
@@ -213,6 +227,7 @@ class Settings(BaseSettings):
     hotlists: HotlistSettings = Field(default_factory=HotlistSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     unseal: UnsealSettings = Field(default_factory=UnsealSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 
+from privplate.errors import InvalidPlate
 from privplate.tokens import canonical_plate
 
 
@@ -17,7 +18,11 @@ def needles(plates: Iterable[str]) -> set[bytes]:
     """Every byte form in which a plate could leak: as typed, canonical, lower, UTF-16."""
     found: set[bytes] = set()
     for plate in plates:
-        for form in {plate, canonical_plate(plate), canonical_plate(plate).lower()}:
+        try:
+            canonical = canonical_plate(plate)
+        except InvalidPlate:  # a malformed plate a test typed, to see it refused
+            canonical = plate.upper()
+        for form in {plate, canonical, canonical.lower()}:
             found.add(form.encode("utf-8"))
             found.add(form.encode("utf-16-le"))
     return found

@@ -177,6 +177,7 @@ TAKES_A_PLATE = {
     "privplate.api.routes.hotlists:EntryBody": "a hotlist entry to add, in a POST body",
     "privplate.api.routes.hotlists:EntryOut": "a hotlist entry revealed on request (audited)",
     "privplate.api.routes.queries:QueryIn": "the search request, in a POST body",
+    "privplate.console.pages.operator:add_entry": "a hotlist entry from the console form (POST)",
     "privplate.cli.server:query": "the CLI search: calls QueryService.run",
     "privplate.edge.labels:LabelledImage": "ground truth of an evaluation photo",
     "privplate.edge.pipeline:Stats": "counts of plates read at the edge",

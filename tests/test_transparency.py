@@ -180,3 +180,73 @@ def test_counts_that_one_audit_entry_covers_and_lists_without_entries(api: Api) 
     assert report["reads"]["hotlists"] == [
         {"name": "emptied", "source": "stolen-vehicle", "entries_now": 0}
     ]
+
+
+def test_reads_per_camera_per_day_in_every_form(api: Api, tmp_path: Path) -> None:
+    """Every UTC day of the period for every camera that read in it, zeros included; each
+    camera's days add up to its period total; the same series in JSON, the CLI and Markdown."""
+    from privplate.transparency import build_report, period_ending
+
+    dep, t = api.dep, now()
+    factories.camera(dep, "gate-2")
+    today, yesterday, two_ago = (t - timedelta(days=n) for n in (0, 1, 2))
+    plates = [f"{PASSING}{i}" for i in range(6)]
+    reads = [factories.read(dep, plates[0], observed_at=two_ago)]
+    reads += [factories.read(dep, p, observed_at=today) for p in plates[1:3]]
+    reads += [factories.read(dep, p, camera_id="gate-2", observed_at=yesterday) for p in plates[3:]]
+    assert api.ingest(reads[:3]).status_code == 200  # gate-1 through its device
+    factories.ingest(dep, reads[3:])  # gate-2 has no device here: the store's ingest
+    # A read 20 days ago: outside the 7-day period, inside a 30-day one.
+    factories.ingest(dep, [factories.read(dep, "9OLD000", observed_at=t - timedelta(days=20))])
+
+    answer = api.client.get("/transparency?days=7")
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    series = report["reads"]["per_camera_per_day"]
+    first, last = (t - timedelta(days=6)).date(), t.date()
+    days = [(first + timedelta(days=i)).isoformat() for i in range(7)]
+    assert [(r["day"], r["camera_id"]) for r in series] == [
+        (day, cam) for day in days for cam in ("gate-1", "gate-2")
+    ]
+    nonzero = {(r["day"], r["camera_id"]): r["reads"] for r in series if r["reads"]}
+    assert nonzero == {
+        (two_ago.date().isoformat(), "gate-1"): 1,
+        (yesterday.date().isoformat(), "gate-2"): 3,
+        (today.date().isoformat(), "gate-1"): 2,
+    }
+    assert all(set(r) == {"day", "camera_id", "reads"} for r in series)
+    for cam, total in report["reads"]["per_camera"].items():
+        assert sum(r["reads"] for r in series if r["camera_id"] == cam) == total["reads"]
+    assert report["reads"]["per_camera"] == {"gate-1": {"reads": 3}, "gate-2": {"reads": 3}}
+
+    start, end = period_ending(last, 7)
+    assert build_report(dep, start=start, end=end)["reads"]["per_camera_per_day"] == series
+    month = build_report(dep, start=end - timedelta(days=30), end=end)["reads"]
+    assert len(month["per_camera_per_day"]) == 30 * 2  # the 20-day-old read is in this one
+    assert {(r["day"], r["reads"]) for r in month["per_camera_per_day"] if r["reads"]} >= {
+        ((t - timedelta(days=20)).date().isoformat(), 1)
+    }
+
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app, ["report", "--json", "--days", "7", "--out", str(out), "--dir", str(api.home)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["reads"]["per_camera_per_day"] == series
+
+    markdown = api.client.get("/transparency.md?days=7").text
+    assert "| day (UTC) | gate-1 | gate-2 |" in markdown
+    assert f"| {two_ago.date().isoformat()} | 1 | 0 |" in markdown
+    assert f"| {yesterday.date().isoformat()} | 0 | 3 |" in markdown
+    assert f"| {today.date().isoformat()} | 2 | 0 |" in markdown
+    assert f"| {first.isoformat()} | 0 | 0 |" in markdown
+    for text in (answer.text, markdown, out.read_text()):
+        for secret in (*plates, "9OLD000", *api.names.values()):
+            assert secret not in text, secret
+
+
+def test_a_period_without_readings_has_an_empty_series(api: Api) -> None:
+    report = api.client.get("/transparency?days=7").json()
+    assert report["reads"]["per_camera_per_day"] == [] and report["reads"]["per_camera"] == {}
+    markdown = api.client.get("/transparency.md?days=7").text
+    assert "Readings per camera per day:\n\n(none)\n" in markdown

@@ -1,7 +1,9 @@
 """The FastAPI application: ``create_app`` builds it for one deployment.
 
-Started by ``privplate serve`` (uvicorn). The retention purge runs in-process on an APScheduler
-interval unless ``server.run_purge_scheduler`` is false.
+Started by ``privplate serve`` (uvicorn). Two jobs run in-process on APScheduler intervals: the
+retention purge unless ``server.run_purge_scheduler`` is false, and a signed checkpoint of the
+audit log every ``audit.checkpoint_interval_minutes`` (0: none) when the log has grown, plus one
+at start if none was ever signed. ``create_app(run_scheduler=False)`` runs neither.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -18,7 +20,6 @@ from starlette.routing import BaseRoute
 
 from privplate import __version__
 from privplate.api import errors
-from privplate.api.deps import DeviceGuard, PublicGuard, RoleGuard
 from privplate.api.limits import BodyLimit
 from privplate.api.routes import (
     alerts,
@@ -38,9 +39,15 @@ from privplate.api.routes import (
     users,
     webhooks,
 )
+from privplate.audit import AuditLog, Checkpoint
+from privplate.console.app import mount as mount_console
 from privplate.deployment import Deployment
+from privplate.identity.roles import Role
 from privplate.services import Services
-from privplate.settings import load_settings
+from privplate.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("privplate.server")
 ROUTERS = (
@@ -61,12 +68,20 @@ ROUTERS = (
     audit,
     transparency,
 )
-Guard = RoleGuard | DeviceGuard | PublicGuard
+
+
+class Guard(Protocol):
+    """What every access guard has: the roles it lets in (none: public) and the marker."""
+
+    roles: frozenset[Role]
+    access_guard: bool
 
 
 def _guards(dependant: Any) -> Iterator[Guard]:
+    # By marker, not class: the console's cookie guards are guards too, and the API must not
+    # import the console's classes to recognise them.
     for dep in dependant.dependencies:
-        if isinstance(dep.call, RoleGuard | DeviceGuard | PublicGuard):
+        if getattr(dep.call, "access_guard", False) is True:
             yield dep.call
         yield from _guards(dep)
 
@@ -105,6 +120,61 @@ def _purge_job(services: Services) -> None:
         log.error("purge failed: %s", type(exc).__name__)
 
 
+def _checkpoint_job(audit: AuditLog, *, first_only: bool = False) -> Checkpoint | None:
+    """Sign a checkpoint if the log has grown, by the rule `privplate audit checkpoint` uses
+    (AuditLog.sign_if_grown: one per tree size, whichever process gets there first)."""
+    try:
+        signed = audit.sign_if_grown(first_only=first_only)
+    except Exception as exc:
+        log.error("audit checkpoint failed: %s", type(exc).__name__)
+        return None
+    if signed is not None:
+        log.info("audit checkpoint of %d entries signed", signed.tree_size)
+    return signed
+
+
+def _scheduler(
+    settings: Settings, services: Services, run_scheduler: bool | None
+) -> BackgroundScheduler | None:
+    """The background jobs this process runs (none wanted: no scheduler), not yet started."""
+    if run_scheduler is False:
+        return None
+    purge = settings.server.run_purge_scheduler if run_scheduler is None else True
+    minutes = settings.audit.checkpoint_interval_minutes
+    if not purge and not minutes:
+        return None
+    from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    if purge:
+        scheduler.add_job(
+            _purge_job,
+            "interval",
+            seconds=settings.retention.purge_interval_seconds,
+            args=[services],
+            id="retention-purge",
+            max_instances=1,
+            coalesce=True,
+        )
+    if minutes:
+        audit = services.dep.audit
+        scheduler.add_job(
+            _checkpoint_job,
+            "interval",
+            minutes=minutes,
+            args=[audit],
+            id="audit-checkpoint",
+            max_instances=1,
+            coalesce=True,
+        )
+        # Once, as soon as the scheduler starts (in its thread: the start does not wait for a
+        # whole-log tree), so the public checkpoint page has one without anyone at a terminal.
+        scheduler.add_job(
+            _checkpoint_job, args=[audit], kwargs={"first_only": True}, id="audit-checkpoint-first"
+        )
+    return scheduler
+
+
 def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = None) -> FastAPI:
     settings = load_settings(home)
 
@@ -113,24 +183,11 @@ def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = N
         dep = Deployment.open(settings.home, settings=settings, actor="server")
         services = Services(dep)
         services.webhooks.start()
-        scheduler = None
-        wanted = settings.server.run_purge_scheduler if run_scheduler is None else run_scheduler
-        if wanted:
-            from apscheduler.schedulers.background import (  # noqa: PLC0415
-                BackgroundScheduler,
-            )
-
-            scheduler = BackgroundScheduler(timezone="UTC")
-            scheduler.add_job(
-                _purge_job,
-                "interval",
-                seconds=settings.retention.purge_interval_seconds,
-                args=[services],
-                max_instances=1,
-                coalesce=True,
-            )
+        scheduler = _scheduler(settings, services, run_scheduler)
+        if scheduler is not None:
             scheduler.start()
         app.state.services = services
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
@@ -148,6 +205,7 @@ def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = N
     )
     for module in ROUTERS:
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
+    mount_console(app)
     for route in iter_routes(app.routes):
         if isinstance(route, APIRoute):
             route_guard(route)

@@ -42,6 +42,9 @@ class RoleGuard:
             raise ValueError("a role guard names one or more user roles")
         self.roles = frozenset(roles)
 
+    #: Marks the callable as a route's access guard (the route x role check finds it by this).
+    access_guard = True
+
     def __call__(
         self,
         request: Request,
@@ -50,7 +53,9 @@ class RoleGuard:
     ) -> UserInfo:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise AuthenticationFailed("sign in first: send Authorization: Bearer <token>")
-        user = user_for_bearer(db=services.dep.db, secret=credentials.credentials)
+        user = user_for_bearer(
+            db=services.dep.db, secret=credentials.credentials, idle=services.session_idle
+        )
         if user is None:
             raise AuthenticationFailed("the bearer token is unknown, expired or revoked")
         if user.role not in self.roles:
@@ -76,6 +81,7 @@ class DeviceGuard:
     """Lets in a registered edge device whose signed request checks out."""
 
     roles = frozenset({Role.DEVICE})
+    access_guard = True
 
     async def __call__(self, request: Request, services: ServicesDep) -> DeviceInfo:
         body = await request.body()
@@ -107,6 +113,7 @@ class PublicGuard:
     """Marks a route anyone may call (health, sign-in)."""
 
     roles: frozenset[Role] = frozenset()
+    access_guard = True
 
     def __call__(self) -> None:
         return None

@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from privplate import errors as e
+from privplate.console.errors import error_page, is_console
 from privplate.retention.holds import HoldRefused
 
 log = logging.getLogger("privplate.api")
@@ -31,6 +32,7 @@ STATUS: list[tuple[type[e.PrivplateError], int]] = [
     (e.EvidenceExpired, 410),
     (HoldRefused, 403),
     (e.QuotaExceeded, 429),
+    (e.TooManyAttempts, 429),
     (e.NotFound, 404),
     (e.AlreadyExists, 409),
     (e.Conflict, 409),
@@ -66,7 +68,10 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     410: _doc("Gone: the epoch key or the evidence was destroyed by retention"),
     413: _doc("Request body too large"),
     422: _doc("Malformed request (fields and reasons, never the values)"),
-    429: _doc("Quota used up (compliance officers are notified)"),
+    429: _doc(
+        "Quota used up (compliance officers are notified), or too many failed sign-ins "
+        "(Retry-After says when to try again)"
+    ),
     503: _doc("Database unavailable; nothing was written, retry"),
 }
 
@@ -91,28 +96,41 @@ def answer(
 
 
 def install(app: FastAPI) -> None:
+    # Console pages get the same errors as pages (the sign-in form, or a plain error page).
     @app.exception_handler(e.PrivplateError)
-    async def _privplate(_request: Request, exc: e.PrivplateError) -> JSONResponse:
+    async def _privplate(request: Request, exc: e.PrivplateError) -> Response:
         status = status_for(exc)
         if status >= 500:
             log.error("request failed: %s", exc)
+        if is_console(request):
+            return error_page(request, status, str(exc))
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return answer(status, _type_name(exc), str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        # Where and what only, never the input: a field's value may be a plate.
         problems = []
         for err in exc.errors()[:20]:
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
-        return answer(422, "invalid_request", "; ".join(problems) or "the request is malformed")
+        message = "; ".join(problems) or "the request is malformed"
+        if is_console(request):
+            return error_page(request, 422, message)
+        return answer(422, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_console(request):
+            return error_page(request, exc.status_code, str(exc.detail))
         return answer(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The type only: an unexpected exception's text could carry request data.
         log.error("unexpected %s while handling a request", type(exc).__name__)
+        if is_console(request):
+            return error_page(request, 500, "the server failed; the error was logged")
         return answer(500, "internal_error", "the server failed; the error was logged")

@@ -23,6 +23,8 @@ from privplate.store.database import Database
 from privplate.store.models import AuditCheckpoint, AuditEntry
 
 _APPEND_LOCK = 7451003
+#: Database.lock_subject name serializing checkpoint signers (one checkpoint per tree size).
+_CHECKPOINT_LOCK = "audit.checkpoint"
 _COLUMNS = "seq, created_at, actor, action, entry, leaf_hash, mac"
 #: Indexed by "is PostgreSQL": the drivers' placeholder styles differ.
 _INSERT_SQL = {
@@ -176,12 +178,33 @@ class AuditLog:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
-        """Sign the current tree head and store it."""
+    def sign_if_grown(
+        self, *, now: datetime | None = None, first_only: bool = False
+    ) -> Checkpoint | None:
+        """Sign the current tree head and store it, if the log holds entries that no stored
+        checkpoint of this key covers; None when there is nothing new to sign (an empty log, or
+        one no larger than the latest checkpoint). ``first_only``: sign only if this key has
+        signed none yet (the server's start).
+
+        The one rule for every signer, `privplate audit checkpoint` and the server's timer
+        alike. The check and the insert run under one lock (an advisory lock on PostgreSQL,
+        the write lock on SQLite), so signers in several processes at once store one
+        checkpoint per tree size, never two.
+        """
+        # The tree is read before the lock, so the lock is held for a query and an insert.
+        # A signer that read a smaller tree than the one stored meanwhile signs nothing.
         tree = self.tree()
         moment = (now or datetime.now(UTC)).astimezone(UTC)
-        signed = sign_checkpoint(self.signer, tree.size, tree.root(), moment)
         with self.db.write() as conn:
+            self.db.lock_subject(conn, _CHECKPOINT_LOCK)
+            covered = conn.execute(
+                select(func.max(AuditCheckpoint.tree_size)).where(
+                    AuditCheckpoint.public_key == self.signer.public_key
+                )
+            ).scalar()
+            if tree.size == 0 or (covered is not None and (first_only or covered >= tree.size)):
+                return None
+            signed = sign_checkpoint(self.signer, tree.size, tree.root(), moment)
             conn.execute(
                 insert(AuditCheckpoint).values(
                     tree_size=signed.tree_size,
@@ -192,6 +215,19 @@ class AuditLog:
                 )
             )
         return signed
+
+    def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
+        """A signed checkpoint covering the current tree head: signed and stored now if the log
+        has grown since this key's latest one (:meth:`sign_if_grown`), else that latest one."""
+        signed = self.sign_if_grown(now=now) or self.latest_own_checkpoint()
+        if signed is None:
+            raise AuditError("the audit log is empty: there is nothing to sign yet")
+        return signed
+
+    def latest_own_checkpoint(self) -> Checkpoint | None:
+        """This key's checkpoint of the largest tree, if it signed any."""
+        own = [c for c in self.checkpoints() if c.public_key == self.signer.public_key]
+        return max(own, key=lambda c: c.tree_size, default=None)
 
     def checkpoints(self) -> list[Checkpoint]:
         with self.db.read() as conn:
@@ -217,9 +253,12 @@ class AuditLog:
         action: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        before_seq: int | None = None,
         limit: int | None = None,
         newest_first: bool = False,
     ) -> Iterator[StoredEntry]:
+        """``before_seq`` (entries numbered below it) pages through the log newest first by
+        sequence number, which unlike time is unique."""
         stmt = select(
             AuditEntry.seq,
             AuditEntry.created_at,
@@ -235,6 +274,8 @@ class AuditLog:
             stmt = stmt.where(AuditEntry.created_at >= since)
         if until is not None:
             stmt = stmt.where(AuditEntry.created_at < until)
+        if before_seq is not None:
+            stmt = stmt.where(AuditEntry.seq < before_seq)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read() as conn:

@@ -61,10 +61,20 @@ def checkpoint(
     ] = None,
     home: DirOption = None,
 ) -> None:
-    """Sign and store the current tree head (run it from a timer for scheduled checkpoints)."""
+    """Sign and store the current tree head, unless the latest checkpoint already covers it
+    (the server signs one every audit.checkpoint_interval_minutes on its own)."""
     with Deployment.open(home) as dep:
-        signed = dep.audit.checkpoint()
-    console.print(f"checkpoint of {signed.tree_size} entries signed, root {signed.root.hex()}")
+        fresh = dep.audit.sign_if_grown()
+        signed = fresh or dep.audit.latest_own_checkpoint()
+    if signed is None:
+        raise AuditError("the audit log is empty: there is nothing to sign yet")
+    if fresh is not None:
+        console.print(f"checkpoint of {signed.tree_size} entries signed, root {signed.root.hex()}")
+    else:
+        console.print(
+            f"the log has not grown since the checkpoint of {signed.tree_size} entries signed "
+            f"{signed.time.isoformat(timespec='seconds')}: nothing new to sign"
+        )
     if out is not None:
         out.write_text(signed.to_json() + "\n", encoding="utf-8")
         console.print(f"written to {out}: give it to a witness (auditor, council clerk)")

@@ -45,20 +45,36 @@ def serve(
     home: DirOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error: the server's and privplate's.")
+    ] = "info",
 ) -> None:
-    """Run the API server (uvicorn, one worker) with the retention scheduler."""
+    """Run the API server and web console (uvicorn, one worker) with the retention
+    scheduler."""
+    import logging  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415 - the server extra
 
     from privplate.api import create_app  # noqa: PLC0415
     from privplate.settings import load_settings  # noqa: PLC0415
 
+    level = log_level.lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("debug, info, warning or error", param_hint="--log-level")
+    # privplate's own loggers (purges, webhooks, failures) beside uvicorn's, on stderr; no
+    # message of theirs holds a plate (tests/console scan the log of a whole browser run).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+    package_log = logging.getLogger("privplate")
+    package_log.addHandler(handler)
+    package_log.setLevel(level.upper())
     settings = load_settings(home)
     app = create_app(settings.home)
     uvicorn.run(
         app,
         host=host or settings.server.host,
         port=port or settings.server.port,
-        log_level="info",
+        log_level=level,
         # The access log shows method and path only; no route takes a plate in its URL.
         access_log=True,
         server_header=False,

@@ -8,7 +8,9 @@ person who holds a share of the evidence key (an officer) can have no investigat
 account, and the other way round.
 
 Bearer secrets are 256-bit random strings; only their SHA-256 is stored, so a database dump
-opens no session. Sessions start with ``pps_``, API keys with ``ppk_``.
+opens no session. Sessions start with ``pps_``, API keys with ``ppk_``. A session ends when it
+expires, when it has been idle too long, or when its owner revokes it (by its public id);
+sign-in is throttled per account name and per client address (:mod:`.throttle`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from privplate.audit import AuditLog
 from privplate.errors import (
@@ -31,9 +34,12 @@ from privplate.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
+    TooManyAttempts,
 )
-from privplate.identity.passwords import hash_password, verify_password
+from privplate.identity import throttle
+from privplate.identity.passwords import check_password_rules, hash_password, verify_password
 from privplate.identity.roles import USER_ROLES, Role
+from privplate.identity.throttle import Refused, SignInLimits
 from privplate.store.database import Database
 from privplate.store.server_models import ApiKey, Session, User
 from privplate.store.unseal_models import ShareCommitment, ShareSet
@@ -50,6 +56,10 @@ NOT_WITH_A_SHARE: frozenset[Role] = frozenset({Role.INVESTIGATOR, Role.OPERATOR}
 #: re-share (no share for a person who asks). Without it, under PostgreSQL's READ COMMITTED
 #: each could pass its check before the other commits.
 PEOPLE_LOCK = "people"
+#: The default of the setting ``server.session_idle_minutes``, for callers that pass none.
+DEFAULT_IDLE = timedelta(minutes=30)
+#: last_used_at is rewritten only when older than this: no write per request.
+TOUCH_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -271,16 +281,68 @@ def set_password(*, db: Database, audit: AuditLog, actor: str, name: str, passwo
         audit.append(conn, actor=actor, action="users.password_set", details={"user": name})
 
 
+def _admit(
+    *,
+    db: Database,
+    audit: AuditLog,
+    limits: SignInLimits,
+    actor: str,
+    action: str,
+    name: str,
+    address: str | None,
+    now: datetime,
+) -> tuple[Row[Any] | None, throttle.Reserved]:
+    """The account named ``name`` (None if there is none), once the attempt is let through by
+    the throttle and counted; a refused attempt is audited as ``action`` and raised."""
+    with db.write() as conn:
+        row = conn.execute(select(User).where(User.name == name)).first()
+        admission = throttle.admit(db, conn, limits, name=name, address=address, now=now)
+        if isinstance(admission, Refused):
+            # Which limit, never the address itself.
+            audit.append(
+                conn,
+                actor=actor,
+                action=action,
+                details={
+                    "user": name if row is not None else "(unknown)",
+                    "limits": list(admission.limits),
+                },
+            )
+    if isinstance(admission, Refused):
+        raise TooManyAttempts(admission.retry_after)
+    return row, admission
+
+
 def login(
-    *, db: Database, audit: AuditLog, name: str, password: str, hours: int
+    *,
+    db: Database,
+    audit: AuditLog,
+    name: str,
+    password: str,
+    hours: int,
+    address: str | None = None,
+    limits: SignInLimits | None = None,
+    now: datetime | None = None,
 ) -> tuple[UserInfo, str, datetime]:
     """Check a password and open a session. Unknown user, wrong password and disabled account
-    fail alike (same message, same Argon2 cost)."""
-    with db.read() as conn:
-        row = conn.execute(select(User).where(User.name == name)).first()
+    fail alike (same message, same Argon2 cost, same throttling). ``address`` is the client's
+    network address (None from the command line); network callers pass
+    ``SignInLimits.from_settings`` so that all of them count against the same rows."""
+    now = datetime.now(UTC) if now is None else now
+    row, reserved = _admit(
+        db=db,
+        audit=audit,
+        limits=limits or SignInLimits(),
+        actor="anonymous",
+        action="sessions.login_throttled",
+        name=name,
+        address=address,
+        now=now,
+    )
     stored = row._mapping["password_hash"] if row is not None else None
     ok = verify_password(stored, password)
     if row is None or not ok or row._mapping["disabled_at"] is not None:
+        # The attempt stays counted as a failure (throttle.admit wrote its rows).
         audit.record(
             actor="anonymous",
             action="sessions.login_failed",
@@ -289,16 +351,24 @@ def login(
         raise AuthenticationFailed(BAD_CREDENTIALS)
     user = _row_to_user(row)
     token = _new_secret(SESSION_PREFIX)
-    now = datetime.now(UTC)
+    session_id = uuid.uuid4()
     expires = now + timedelta(hours=hours)
     with db.write() as conn:
+        throttle.succeeded(conn, reserved)
         conn.execute(delete(Session).where(Session.expires_at < now))
         conn.execute(
             insert(Session).values(
-                token_hash=secret_digest(token), user_id=user.id, created_at=now, expires_at=expires
+                token_hash=secret_digest(token),
+                id=session_id,
+                user_id=user.id,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires,
             )
         )
-        audit.append(conn, actor=user.actor, action="sessions.opened", details={})
+        audit.append(
+            conn, actor=user.actor, action="sessions.opened", details={"session": str(session_id)}
+        )
     return user, token, expires
 
 
@@ -350,27 +420,176 @@ def revoke_api_key(*, db: Database, audit: AuditLog, actor: str, key_id: uuid.UU
         audit.append(conn, actor=actor, action="api_keys.revoked", details={"key_id": str(key_id)})
 
 
-def user_for_bearer(*, db: Database, secret: str) -> UserInfo | None:
-    """The live, enabled user a session token or API key belongs to, else None."""
+def user_for_bearer(
+    *,
+    db: Database,
+    secret: str,
+    idle: timedelta | None = None,
+    now: datetime | None = None,
+) -> UserInfo | None:
+    """The live, enabled user a session token or API key belongs to, else None. A session
+    unused for longer than ``idle`` (the setting ``server.session_idle_minutes``; 30 minutes
+    when not given) is refused; one in use is marked used, at most once per TOUCH_AFTER so
+    that a busy session does not cost a write per request. API keys have no idle limit."""
     digest = secret_digest(secret)
-    now = datetime.now(UTC)
-    with db.read() as conn:
-        if secret.startswith(SESSION_PREFIX):
-            stmt = (
-                select(User)
-                .join(Session, Session.user_id == User.id)
-                .where(Session.token_hash == digest, Session.expires_at > now)
-            )
-        elif secret.startswith(API_KEY_PREFIX):
-            stmt = (
+    now = datetime.now(UTC) if now is None else now
+    idle = DEFAULT_IDLE if idle is None else idle
+    if secret.startswith(API_KEY_PREFIX):
+        with db.read() as conn:
+            key_row = conn.execute(
                 select(User)
                 .join(ApiKey, ApiKey.user_id == User.id)
-                .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+                .where(
+                    ApiKey.key_hash == digest,
+                    ApiKey.revoked_at.is_(None),
+                    User.disabled_at.is_(None),
+                )
+            ).first()
+        return _row_to_user(key_row) if key_row is not None else None
+    if not secret.startswith(SESSION_PREFIX):
+        return None
+    with db.read() as conn:
+        row = conn.execute(
+            select(User, Session.last_used_at.label("session_last_used_at"))
+            .join(Session, Session.user_id == User.id)
+            .where(
+                Session.token_hash == digest,
+                Session.expires_at > now,
+                Session.last_used_at > now - idle,
+                User.disabled_at.is_(None),
             )
-        else:
-            return None
-        row = conn.execute(stmt.where(User.disabled_at.is_(None))).first()
-    return _row_to_user(row) if row is not None else None
+        ).first()
+    if row is None:
+        return None
+    if row._mapping["session_last_used_at"] <= now - TOUCH_AFTER:
+        with db.write() as conn:
+            # The condition again, so concurrent requests write once and never backwards.
+            conn.execute(
+                update(Session)
+                .where(Session.token_hash == digest, Session.last_used_at <= now - TOUCH_AFTER)
+                .values(last_used_at=now)
+            )
+    return _row_to_user(row)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as its owner sees it: never the token."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    #: The session of the token the caller is using.
+    current: bool
+
+
+def list_sessions(
+    *,
+    db: Database,
+    user: UserInfo,
+    token: str | None = None,
+    idle: timedelta | None = None,
+    now: datetime | None = None,
+) -> list[SessionInfo]:
+    """The user's live sessions (not expired, not idle too long), oldest first; ``current``
+    marks the one ``token`` (the caller's bearer) belongs to."""
+    now = datetime.now(UTC) if now is None else now
+    idle = DEFAULT_IDLE if idle is None else idle
+    mine = secret_digest(token) if token is not None else None
+    with db.read() as conn:
+        rows = conn.execute(
+            select(Session)
+            .where(
+                Session.user_id == user.id,
+                Session.expires_at > now,
+                Session.last_used_at > now - idle,
+            )
+            .order_by(Session.created_at, Session.id)
+        ).all()
+    return [
+        SessionInfo(
+            id=r.id,
+            created_at=r.created_at,
+            last_used_at=r.last_used_at,
+            expires_at=r.expires_at,
+            current=r.token_hash == mine,
+        )
+        for r in rows
+    ]
+
+
+def revoke_session(*, db: Database, audit: AuditLog, user: UserInfo, session_id: uuid.UUID) -> None:
+    """End one of the user's own sessions; another user's session is as unknown as none."""
+    with db.write() as conn:
+        done = conn.execute(
+            delete(Session).where(Session.id == session_id, Session.user_id == user.id)
+        )
+        if done.rowcount == 0:
+            raise NotFound("you have no session with this id")
+        audit.append(
+            conn, actor=user.actor, action="sessions.revoked", details={"session": str(session_id)}
+        )
+
+
+def change_own_password(
+    *,
+    db: Database,
+    audit: AuditLog,
+    user: UserInfo,
+    current_password: str,
+    new_password: str,
+    keep_token: str | None,
+    address: str | None = None,
+    limits: SignInLimits | None = None,
+    now: datetime | None = None,
+) -> int:
+    """A user changes their own password, proving the current one; every other session of
+    theirs ends (the one of ``keep_token`` stays). Wrong current passwords are throttled and
+    counted like failed sign-ins, so a stolen session cannot be used to guess the password.
+    Returns how many sessions ended."""
+    check_password_rules(new_password)
+    if new_password == current_password:
+        raise InvalidRequest("the new password is the same as the current one")
+    now = datetime.now(UTC) if now is None else now
+    row, reserved = _admit(
+        db=db,
+        audit=audit,
+        limits=limits or SignInLimits(),
+        actor=user.actor,
+        action="users.password_change_throttled",
+        name=user.name,
+        address=address,
+        now=now,
+    )
+    stored = row._mapping["password_hash"] if row is not None else None
+    ok = verify_password(stored, current_password)
+    if row is None or not ok or row._mapping["id"] != user.id:
+        audit.record(
+            actor=user.actor, action="users.password_change_failed", details={"user": user.name}
+        )
+        raise InvalidRequest("the current password is wrong")
+    hashed = hash_password(new_password)
+    with db.write() as conn:
+        changed = conn.execute(
+            update(User)
+            .where(User.id == user.id, User.disabled_at.is_(None))
+            .values(password_hash=hashed)
+        )
+        if changed.rowcount == 0:
+            raise AuthenticationFailed(BAD_CREDENTIALS)  # disabled meanwhile
+        throttle.succeeded(conn, reserved)
+        others = delete(Session).where(Session.user_id == user.id)
+        if keep_token is not None:
+            others = others.where(Session.token_hash != secret_digest(keep_token))
+        ended = int(conn.execute(others).rowcount)
+        audit.append(
+            conn,
+            actor=user.actor,
+            action="users.password_changed",
+            details={"user": user.name, "sessions_ended": ended},
+        )
+    return ended
 
 
 def count_users(*, db: Database) -> int:

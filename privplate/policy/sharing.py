@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 from privplate.audit import AuditLog
 from privplate.errors import InvalidRequest, NotFound, PurposeDenied
 from privplate.jurisdiction import Purpose, SharingRule
+from privplate.policy.rules import PurposePolicy
 from privplate.store.database import Database
 from privplate.store.server_models import SharingAgreement
 
@@ -61,12 +62,17 @@ def create_agreement(
     document_reference: str,
     purposes: list[Purpose],
     expires_at: datetime,
-    rule: SharingRule,
+    policy: PurposePolicy,
 ) -> AgreementInfo:
+    """Record an agreement. Every purpose it covers must be one this deployment allows (the
+    same check a search gets), and out-of-state sharing follows the jurisdiction's rule."""
+    rule = policy.out_of_state_sharing
     if not 1 <= len(agency.strip()) <= 200 or not 1 <= len(document_reference.strip()) <= 500:
         raise InvalidRequest("an agreement names the agency and a signed document reference")
     if not purposes:
         raise InvalidRequest("an agreement lists the purposes it covers")
+    for purpose in purposes:
+        policy.check_purpose(purpose)
     if out_of_state and rule == "forbidden":
         raise PurposeDenied("this jurisdiction forbids sharing with out-of-state agencies")
     if out_of_state and rule == "declaration-required" and not declaration_signed:

@@ -51,9 +51,26 @@ class Session(Base):
     __tablename__ = "sessions"
 
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    #: Public and not secret: its owner lists and revokes sessions by it, never by the token.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime]
+    #: Refreshed at most about once a minute; a session idle for longer than the setting
+    #: ``session_idle_minutes`` is refused.
+    last_used_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInFailure(Base):
+    """One failed (or in-flight) sign-in, counted against a keyed hash of the account name or
+    of the client address: neither is stored (identity/throttle.py)."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_failed_at", "key", "failed_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ApiKey(Base):

@@ -20,6 +20,26 @@ def _table(rows: dict[str, Any], left: str, right: str) -> list[str]:
     return [*lines, ""]
 
 
+def _per_day_table(series: list[dict[str, Any]]) -> list[str]:
+    """The per-day readings as one row per UTC day and one column per camera (camera ids are
+    lower-case letters, digits, '.', '_' and '-': nothing that breaks a table cell)."""
+    if not series:
+        return ["(none)", ""]
+    cameras = sorted({row["camera_id"] for row in series})
+    reads: dict[str, dict[str, int]] = {}
+    for row in series:
+        reads.setdefault(row["day"], {})[row["camera_id"]] = row["reads"]
+    lines = [
+        "| day (UTC) | " + " | ".join(cameras) + " |",
+        "| --- |" + " ---: |" * len(cameras),
+    ]
+    lines += [
+        f"| {day} | " + " | ".join(str(by_camera.get(c, 0)) for c in cameras) + " |"
+        for day, by_camera in reads.items()
+    ]
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     p, a, r = report["policy"], report["access"], report["reads"]
     s, al = report["searches"], report["alerts"]
@@ -127,6 +147,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             "camera",
             "readings / alerts",
         ),
+        "Readings per camera per day:",
+        "",
+        *_per_day_table(r["per_camera_per_day"]),
         "Hotlists:",
         "",
         *[f"- {h['name']} ({h['source']}): {h['entries_now']} entries now" for h in r["hotlists"]],

@@ -3,15 +3,16 @@
 Everything in it comes from the system itself, never from a form someone fills in: the policy
 from the settings and the retention preset, the people and agencies with access from the
 accounts and sharing agreements, and the activity of the period from the audit log (searches,
-refusals, alerts, unseals, holds, purges) and the per-camera read totals. It carries the audit
-log's size and root at the time it was built, so anyone holding a later signed checkpoint can
-check that the log the numbers came from was not rewritten. It never contains a plate, a case
-number, a justification or a person's name.
+refusals, alerts, unseals, holds, purges) and the per-camera read totals, for the period and
+for each UTC day of it. It carries the audit log's size and root at the time it was built, so
+anyone holding a later signed checkpoint can check that the log the numbers came from was not
+rewritten. It never contains a plate, a case number, a justification or a person's name.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -178,6 +179,11 @@ def _reads(dep: ReportScope, start: datetime, end: datetime, now: datetime) -> d
             .where(ReadCount.day >= first, ReadCount.day <= last)
             .group_by(ReadCount.camera_id)
         ).all()
+        per_day = conn.execute(
+            select(ReadCount.day, ReadCount.camera_id, ReadCount.reads).where(
+                ReadCount.day >= first, ReadCount.day <= last
+            )
+        ).all()
         cameras = conn.execute(
             select(func.count()).select_from(Camera).where(Camera.active.is_(True))
         ).scalar_one()
@@ -199,10 +205,27 @@ def _reads(dep: ReportScope, start: datetime, end: datetime, now: datetime) -> d
         "reads_stored": sum(int(r[1] or 0) for r in per_camera),
         "hit_reads_stored": sum(int(r[2] or 0) for r in per_camera),
         "per_camera": {str(r[0]): {"reads": int(r[1] or 0)} for r in sorted(per_camera)},
+        "per_camera_per_day": _per_day(per_day, first, last),
         "hotlists": [
             {"name": name, "source": source, "entries_now": int(n)} for name, source, n in lists
         ],
     }
+
+
+def _per_day(
+    rows: Iterable[tuple[date, str, int]], first: date, last: date
+) -> list[dict[str, Any]]:
+    """Readings per camera and UTC day, every day of the period for every camera that read in
+    it: a day with none is a 0, so an outage shows instead of a gap. Ordered by day, then
+    camera; each camera's days add up to its ``per_camera`` total."""
+    counts = {(day, str(camera)): int(n or 0) for day, camera, n in rows}
+    cameras = sorted({camera for _, camera in counts})
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [
+        {"day": day.isoformat(), "camera_id": camera, "reads": counts.get((day, camera), 0)}
+        for day in days
+        for camera in cameras
+    ]
 
 
 def _people(dep: ReportScope, actors: set[str]) -> int:

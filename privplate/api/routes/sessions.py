@@ -1,4 +1,4 @@
-"""Sign-in and sign-out."""
+"""Sign-in and sign-out, and a user's own sessions and password."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024, examples=["a long passphrase"])
 
 
+class PasswordChangeIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024, examples=["the old passphrase"])
+    new_password: str = Field(min_length=12, max_length=1024, examples=["a new long passphrase"])
+
+
+class SessionInfoOut(BaseModel):
+    id: uuid.UUID = Field(description="Public id of the session (not its token).")
+    created_at: datetime
+    last_used_at: datetime = Field(description="Updated at most about once a minute.")
+    expires_at: datetime
+    current: bool = Field(description="The session this request was made with.")
+
+
 class SessionOut(BaseModel):
     token: str = Field(description="Send as Authorization: Bearer <token>.")
     expires_at: datetime
@@ -62,17 +75,26 @@ class SessionOut(BaseModel):
     status_code=201,
     response_model=SessionOut,
 )
-def login(body: LoginIn, services: ServicesDep) -> SessionOut:
+def login(body: LoginIn, services: ServicesDep, request: Request) -> SessionOut:
     """Unknown user, wrong password and disabled account answer alike, in about the same
-    time."""
+    time. After too many failures for the name or from the client's address, the answer is
+    429 with Retry-After, whatever the password."""
     user, token, expires = accounts.login(
         db=services.dep.db,
         audit=services.dep.audit,
         name=body.name,
         password=body.password,
         hours=services.dep.settings.server.session_hours,
+        address=_address(request),
+        limits=services.sign_in_limits,
     )
     return SessionOut(token=token, expires_at=expires, user=UserOut.of(user))
+
+
+def _address(request: Request) -> str | None:
+    # The peer as the server sees it: behind a reverse proxy, run uvicorn with
+    # --proxy-headers and --forwarded-allow-ips so that this is the client, not the proxy.
+    return request.client.host if request.client is not None else None
 
 
 @router.delete("/sessions/current", summary="Sign out (end this session)", status_code=204)
@@ -93,3 +115,66 @@ def logout(
 @router.get("/me", summary="Who am I", response_model=UserOut)
 def me(user: AnyUser) -> UserOut:
     return UserOut.of(user)
+
+
+@router.get(
+    "/me/sessions",
+    summary="My live sessions (never their tokens)",
+    response_model=list[SessionInfoOut],
+)
+def my_sessions(
+    user: AnyUser,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> list[SessionInfoOut]:
+    found = accounts.list_sessions(
+        db=services.dep.db,
+        user=user,
+        token=credentials.credentials if credentials is not None else None,
+        idle=services.session_idle,
+    )
+    return [
+        SessionInfoOut(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            current=s.current,
+        )
+        for s in found
+    ]
+
+
+@router.delete("/me/sessions/{session_id}", summary="End one of my sessions", status_code=204)
+def revoke_my_session(session_id: uuid.UUID, user: AnyUser, services: ServicesDep) -> Response:
+    accounts.revoke_session(
+        db=services.dep.db, audit=services.dep.audit, user=user, session_id=session_id
+    )
+    return Response(status_code=204)
+
+
+@router.put(
+    "/me/password",
+    summary="Change my password (ends my other sessions)",
+    status_code=204,
+)
+def change_my_password(
+    body: PasswordChangeIn,
+    user: AnyUser,
+    services: ServicesDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Response:
+    """A wrong current password answers 400 and counts as a failed sign-in for the account
+    and address (429 with Retry-After at the limit). The session making the request stays."""
+    accounts.change_own_password(
+        db=services.dep.db,
+        audit=services.dep.audit,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_token=credentials.credentials if credentials is not None else None,
+        address=_address(request),
+        limits=services.sign_in_limits,
+    )
+    return Response(status_code=204)

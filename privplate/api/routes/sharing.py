@@ -58,8 +58,6 @@ def agreements(_: Viewer, services: ServicesDep) -> list[AgreementOut]:
     response_model=AgreementOut,
 )
 def create(body: AgreementIn, admin: Admin, services: ServicesDep) -> AgreementOut:
-    for purpose in body.purposes:
-        services.policy.check_purpose(purpose)
     return AgreementOut.of(
         sharing.create_agreement(
             db=services.dep.db,
@@ -71,7 +69,7 @@ def create(body: AgreementIn, admin: Admin, services: ServicesDep) -> AgreementO
             document_reference=body.document_reference,
             purposes=body.purposes,
             expires_at=body.expires_at,
-            rule=services.policy.out_of_state_sharing,
+            policy=services.policy,
         )
     )
 

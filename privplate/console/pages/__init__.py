@@ -1,0 +1,25 @@
+"""The console's pages, one module per role (plus the account pages everyone has)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from privplate.console.pages import (
+    account,
+    admin,
+    auditor,
+    investigator,
+    officer,
+    operator,
+    public,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    account.router,
+    public.router,
+    operator.router,
+    investigator.router,
+    officer.router,
+    auditor.router,
+    admin.router,
+)

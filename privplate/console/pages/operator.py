@@ -1,0 +1,505 @@
+"""Console screens of operators: the dashboard, hotlists (entries, CSV import with a preview,
+reveal on the record), live alerts with their outcomes, cameras and devices.
+
+Every action calls the service function its API route calls (privplate/api/routes/hotlists.py,
+alerts.py, cameras.py, devices.py), so a rule lives in one place. Plates arrive only in POST
+bodies and leave only in the answer to a reveal (a POST, audited, never cached); listings,
+previews and alerts never show one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from privplate.alerts import alerts_after, latest_alert_id
+from privplate.alerts.outcomes import AlertOutcome, record_outcome
+from privplate.console import operator_facts as facts
+from privplate.console.pending_imports import PendingImports
+from privplate.console.render import page
+from privplate.console.sessions import console, services_of
+from privplate.devices import registry
+from privplate.errors import (
+    AlreadyExists,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    PrivplateError,
+    PurposeDenied,
+    QuotaExceeded,
+)
+from privplate.hotlists import EntryIn, HotlistSource
+from privplate.hotlists.csv_import import MAX_IMPORT_BYTES, parse_entries
+from privplate.hotlists.preview import ImportPreview, preview_import
+from privplate.identity.accounts import UserInfo
+from privplate.identity.roles import Role
+from privplate.retention.status import retention_status
+from privplate.services import Services
+from privplate.store.cameras import list_cameras
+
+router = APIRouter(include_in_schema=False)
+Operator = Annotated[UserInfo, Depends(console(Role.OPERATOR))]
+ListName = Annotated[str, Path(min_length=1, max_length=100)]
+BASE = "/console/operator"
+POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+#: What a redirect after a change says (a closed set: the query string carries only the key).
+DONE = {
+    "created": "Hotlist created.",
+    "added": "Entry added.",
+    "removed": "Entry removed.",
+    "imported": "Entries imported.",
+    "camera": "Camera registered.",
+    "device": "Device registered.",
+    "revoked": "Device revoked.",
+    "outcome": "Outcome recorded.",
+}
+OUTCOME_LABELS = {
+    AlertOutcome.CONFIRMED: "Confirmed",
+    AlertOutcome.STOP: "Stop",
+    AlertOutcome.ARREST: "Arrest",
+    AlertOutcome.MISREAD: "Misread",
+    AlertOutcome.ENTRY_NOT_VALID: "Entry not valid",
+    AlertOutcome.NOT_LOCATED: "Not located",
+}
+_pending_lock = threading.Lock()
+
+
+def _status(exc: PrivplateError) -> int:
+    """The HTTP status a refusal re-renders its form with (as the API answers it)."""
+    for cls, status in (
+        (PurposeDenied, 403),
+        (PermissionDenied, 403),
+        (QuotaExceeded, 429),
+        (NotFound, 404),
+        (AlreadyExists, 409),
+    ):
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def _done(key: str | None) -> str:
+    return DONE.get(key or "", "")
+
+
+def _pending(request: Request) -> PendingImports:
+    with _pending_lock:
+        found: PendingImports | None = getattr(request.app.state, "operator_imports", None)
+        if found is None:
+            found = PendingImports()
+            request.app.state.operator_imports = found
+        return found
+
+
+def _redirect(path: str, done: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+
+
+@router.get(BASE, response_class=HTMLResponse)
+def dashboard(request: Request, _: Operator) -> Response:
+    dep = services_of(request).dep
+    return page(
+        request,
+        "operator_dashboard.html",
+        title="Operator dashboard",
+        today=facts.today(dep.db),
+        cameras=facts.cameras(dep.db),
+        devices=facts.devices(dep.db),
+        revoke=False,
+        # The same status `privplate status` and GET /retention/status report.
+        retention=retention_status(dep),
+    )
+
+
+# -- hotlists -----------------------------------------------------------------------------------
+
+
+def _hotlists(
+    request: Request, *, error: str = "", message: str = "", status_code: int = 200
+) -> Response:
+    return page(
+        request,
+        "operator_hotlists.html",
+        title="Hotlists",
+        hotlists=services_of(request).hotlists.all(),
+        sources=list(HotlistSource),
+        error=error,
+        message=message,
+        status_code=status_code,
+    )
+
+
+@router.get(f"{BASE}/hotlists", response_class=HTMLResponse)
+def hotlists(
+    request: Request, _: Operator, done: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
+    return _hotlists(request, message=_done(done))
+
+
+@router.post(f"{BASE}/hotlists", response_class=HTMLResponse)
+def create_hotlist(
+    request: Request,
+    user: Operator,
+    name: Annotated[str, Form(max_length=100)],
+    source: Annotated[str, Form(max_length=32)],
+    description: Annotated[str, Form(max_length=2000)] = "",
+    max_entries: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    services = services_of(request)
+    try:
+        if source not in {s.value for s in HotlistSource}:
+            raise InvalidRequest("choose where the hotlist comes from")
+        cap = int(max_entries) if max_entries.strip() else None
+        created = services.hotlists.create(
+            actor=user.actor,
+            name=name.strip(),
+            source=HotlistSource(source),
+            description=description,
+            max_entries=cap,
+        )
+    except ValueError:
+        return _hotlists(request, error="the entry cap must be a whole number", status_code=400)
+    except PrivplateError as exc:
+        return _hotlists(request, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/hotlists/{created.name}", "created")
+
+
+def _hotlist(
+    request: Request,
+    user: UserInfo,
+    name: str,
+    *,
+    error: str = "",
+    message: str = "",
+    status_code: int = 200,
+    revealed: uuid.UUID | None = None,
+) -> Response:
+    services = services_of(request)
+    info = services.hotlists.get(name)
+    # A reveal is the API's reveal (the whole list's plates, the viewing audited); the page then
+    # shows only the one plate asked for.
+    entries = services.hotlists.entries(actor=user.actor, hotlist=name, reveal=revealed is not None)
+    plate = next((e.plate for e in entries if e.id == revealed), None)
+    return page(
+        request,
+        "operator_hotlist.html",
+        title=f"Hotlist {info.name}",
+        hotlist=info,
+        entries=entries,
+        revealed=revealed,
+        revealed_plate=plate,
+        error=error,
+        message=message,
+        status_code=status_code,
+    )
+
+
+@router.get(f"{BASE}/hotlists/{{name}}", response_class=HTMLResponse)
+def hotlist(
+    request: Request,
+    user: Operator,
+    name: ListName,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    return _hotlist(request, user, name, message=_done(done))
+
+
+def _expiry(text: str) -> datetime | None:
+    """A date from the form: the entry expires at the end of that day (UTC)."""
+    if not text.strip():
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest("the expiry must be a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, time(23, 59, 59), UTC)
+
+
+@router.post(f"{BASE}/hotlists/{{name}}/entries", response_class=HTMLResponse)
+def add_entry(
+    request: Request,
+    user: Operator,
+    name: ListName,
+    plate: Annotated[str, Form(max_length=32)],
+    reason: Annotated[str, Form(max_length=500)],
+    case_number: Annotated[str, Form(max_length=64)],
+    expires_on: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    services = services_of(request)
+    try:
+        services.hotlists.add_entries(
+            actor=user.actor,
+            hotlist=name,
+            entries=[EntryIn(plate, reason, case_number, _expiry(expires_on))],
+        )
+    except PrivplateError as exc:
+        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/hotlists/{name}", "added")
+
+
+@router.post(f"{BASE}/hotlists/{{name}}/entries/{{entry_id}}/remove", response_class=HTMLResponse)
+def remove_entry(request: Request, user: Operator, name: ListName, entry_id: uuid.UUID) -> Response:
+    try:
+        services_of(request).hotlists.remove_entry(
+            actor=user.actor, hotlist=name, entry_id=entry_id
+        )
+    except PrivplateError as exc:
+        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/hotlists/{name}", "removed")
+
+
+@router.post(f"{BASE}/hotlists/{{name}}/entries/{{entry_id}}/reveal", response_class=HTMLResponse)
+def reveal_entry(request: Request, user: Operator, name: ListName, entry_id: uuid.UUID) -> Response:
+    return _hotlist(request, user, name, revealed=entry_id)
+
+
+@router.post(f"{BASE}/hotlists/{{name}}/import", response_class=HTMLResponse)
+async def preview(
+    request: Request,
+    user: Operator,
+    name: ListName,
+    csv_file: Annotated[UploadFile, File()],
+) -> Response:
+    """Step one of an import: check every row, show the problems, keep the file for the
+    confirmation (in memory, see privplate.console.pending_imports)."""
+    services = services_of(request)
+    raw = await csv_file.read(MAX_IMPORT_BYTES + 1)
+    text, file_problem = "", ""
+    result: ImportPreview | None = None
+    if len(raw) > MAX_IMPORT_BYTES:
+        file_problem = f"the CSV is larger than {MAX_IMPORT_BYTES} bytes; split it"
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            file_problem = "the file is not UTF-8 text (save the CSV as UTF-8 and upload it again)"
+    if not file_problem:
+        try:
+            result = await run_in_threadpool(
+                preview_import, services.hotlists, actor=user.actor, hotlist=name, text=text
+            )
+        except PrivplateError as exc:
+            return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+    key = ""
+    if result is not None and result.importable:
+        key = _pending(request).put(
+            session_token=request.state.session_token, hotlist=name, text=text
+        )
+    problem = file_problem or (result.file_problem if result is not None else "")
+    return page(
+        request,
+        "operator_import_preview.html",
+        title=f"Import into {name}: preview",
+        hotlist=name,
+        preview=result,
+        file_problem=problem,
+        key=key,
+        status_code=200 if key else 422,
+    )
+
+
+@router.post(f"{BASE}/hotlists/{{name}}/import/confirm", response_class=HTMLResponse)
+def confirm_import(
+    request: Request,
+    user: Operator,
+    name: ListName,
+    pending: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Step two: the API's import (parse_entries, then add_entries, all or nothing)."""
+    services = services_of(request)
+    text = _pending(request).take(
+        session_token=request.state.session_token, hotlist=name, key=pending
+    )
+    if text is None:
+        return _hotlist(
+            request,
+            user,
+            name,
+            error="this preview has expired or was already used; upload the file again",
+            status_code=409,
+        )
+    try:
+        services.hotlists.add_entries(actor=user.actor, hotlist=name, entries=parse_entries(text))
+    except PrivplateError as exc:
+        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/hotlists/{name}", "imported")
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+@router.get(f"{BASE}/alerts", response_class=HTMLResponse)
+def alerts(
+    request: Request, _: Operator, done: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
+    recent, latest = facts.recent_alerts(services_of(request).dep.db)
+    return page(
+        request,
+        "operator_alerts.html",
+        title="Live alerts",
+        alerts=recent,
+        latest=latest,
+        outcomes=OUTCOME_LABELS,
+        message=_done(done),
+    )
+
+
+@router.post(f"{BASE}/alerts/{{alert_id}}/outcome", response_class=HTMLResponse)
+def set_outcome(
+    request: Request,
+    user: Operator,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+    outcome: Annotated[AlertOutcome, Form()],
+) -> Response:
+    dep = services_of(request).dep
+    record_outcome(db=dep.db, audit=dep.audit, actor=user.actor, alert_id=alert_id, outcome=outcome)
+    return _redirect(f"{BASE}/alerts", "outcome")
+
+
+@router.get(f"{BASE}/alerts/stream", response_model=None)
+async def alert_stream(
+    request: Request,
+    _: Operator,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """The alerts after the page's newest as Server-Sent Events: the API's stream (the same
+    broker wakes it, the same records feed it), behind the console's cookie. A reconnect's
+    Last-Event-ID wins over the page's ``after``."""
+    services = services_of(request)
+    if last_event_id is not None and last_event_id.isdigit():
+        cursor = int(last_event_id)
+    elif after is not None:
+        cursor = after
+    else:
+        cursor = await run_in_threadpool(latest_alert_id, db=services.dep.db)
+    return StreamingResponse(
+        _events(request, services, cursor),
+        media_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(request: Request, services: Services, cursor: int) -> AsyncIterator[bytes]:
+    wake = services.broker.subscribe()
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    try:
+        yield b": connected\n\n"
+        while not await request.is_disconnected():
+            wake.clear()
+            fresh = await run_in_threadpool(alerts_after, db=services.dep.db, after_id=cursor)
+            for alert in fresh:
+                cursor = alert.id
+                data = json.dumps(alert.payload())
+                yield f"id: {alert.id}\nevent: alert\ndata: {data}\n\n".encode()
+                last_sent = loop.time()
+            if loop.time() - last_sent > KEEPALIVE_SECONDS:
+                yield b": keep-alive\n\n"
+                last_sent = loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+    finally:
+        services.broker.unsubscribe(wake)
+
+
+# -- cameras and devices ------------------------------------------------------------------------
+
+
+def _cameras(
+    request: Request, *, error: str = "", message: str = "", status_code: int = 200
+) -> Response:
+    db = services_of(request).dep.db
+    return page(
+        request,
+        "operator_cameras.html",
+        title="Cameras and devices",
+        cameras=facts.cameras(db),
+        devices=facts.devices(db),
+        revoke=True,
+        active=[c for c in list_cameras(db=db) if c.active],
+        error=error,
+        message=message,
+        status_code=status_code,
+    )
+
+
+@router.get(f"{BASE}/cameras", response_class=HTMLResponse)
+def cameras(
+    request: Request, _: Operator, done: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
+    return _cameras(request, message=_done(done))
+
+
+@router.post(f"{BASE}/cameras", response_class=HTMLResponse)
+def add_camera(
+    request: Request,
+    user: Operator,
+    camera_id: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    dep = services_of(request).dep
+    # As POST /cameras does: the registration is audited under the operator's name.
+    previous, dep.actor = dep.actor, user.actor
+    try:
+        dep.add_camera(camera_id.strip(), name.strip())
+    except PrivplateError as exc:
+        return _cameras(request, error=str(exc), status_code=_status(exc))
+    finally:
+        dep.actor = previous
+    return _redirect(f"{BASE}/cameras", "camera")
+
+
+@router.post(f"{BASE}/devices", response_class=HTMLResponse)
+def add_device(
+    request: Request,
+    user: Operator,
+    device_id: Annotated[str, Form(max_length=64)],
+    public_key: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=200)] = "",
+    cameras: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    dep = services_of(request).dep
+    try:
+        try:
+            key = bytes.fromhex(public_key.strip())
+        except ValueError:
+            raise InvalidRequest("the public key must be 64 hex digits") from None
+        registry.register_device(
+            db=dep.db,
+            audit=dep.audit,
+            actor=user.actor,
+            device_id=device_id.strip(),
+            public_key=key,
+            cameras=cameras or [],
+            name=name.strip(),
+        )
+    except PrivplateError as exc:
+        return _cameras(request, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/cameras", "device")
+
+
+@router.post(f"{BASE}/devices/{{device_id}}/revoke", response_class=HTMLResponse)
+def revoke_device(
+    request: Request, user: Operator, device_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    dep = services_of(request).dep
+    try:
+        registry.revoke_device(db=dep.db, audit=dep.audit, actor=user.actor, device_id=device_id)
+    except PrivplateError as exc:
+        return _cameras(request, error=str(exc), status_code=_status(exc))
+    return _redirect(f"{BASE}/cameras", "revoked")
