@@ -35,11 +35,10 @@ def by_file(entry: dict[str, Any]) -> str:
 
 def test_lock_is_v3_and_pins_exact_versions() -> None:
     assert LOCK["lockfileVersion"] == 3
-    assert set(PINNED) == {"libsodium-wrappers-sumo", "libsodium-sumo", "htmx.org", "axe-core"}
+    assert set(PINNED) == {"libsodium-wrappers-sumo", "libsodium-sumo", "axe-core"}
     for package, version in PINNED.items():
         assert version[0].isdigit(), f"{package} must be pinned exactly, not {version}"
         assert LOCK["packages"][f"node_modules/{package}"]["version"] == version
-    assert PINNED["htmx.org"].startswith("2.")
     assert PINNED["axe-core"].startswith("4.")
 
 
@@ -87,7 +86,7 @@ def test_vendor_folder_holds_only_manifest_files() -> None:
 
 # Markers of the vendored libraries' builds; privplate's own static files must not carry them
 # (third-party code belongs in vendor/, where the manifest accounts for it).
-THIRD_PARTY_MARKERS = ("Emscripten", "libsodium.js", "htmx.org", "axe-core", "@license")
+THIRD_PARTY_MARKERS = ("Emscripten", "libsodium.js", "axe-core", "@license")
 
 
 def test_nothing_third_party_outside_vendor() -> None:

@@ -34,8 +34,6 @@ FILES: tuple[tuple[str, str, str], ...] = (
     ("libsodium-sumo", "LICENSE", "license"),
     ("libsodium-wrappers-sumo", "dist/modules-sumo/libsodium-wrappers.js", "code"),
     ("libsodium-wrappers-sumo", "LICENSE", "license"),
-    ("htmx.org", "dist/htmx.min.js", "code"),
-    ("htmx.org", "LICENSE", "license"),
     ("axe-core", "axe.min.js", "code"),
     ("axe-core", "LICENSE", "license"),
     ("axe-core", "LICENSE-3RD-PARTY.txt", "license"),

@@ -18,8 +18,6 @@ def is_console(request: Request) -> bool:
 
 def error_page(request: Request, status: int, message: str) -> Response:
     if status == 401 or isinstance(getattr(request.state, "error", None), SignInRequired):
-        if request.headers.get("hx-request"):
-            return Response(status_code=401, headers={"HX-Redirect": SIGN_IN})
         return RedirectResponse(SIGN_IN, status_code=303)
     titles = {
         403: "Not allowed",

@@ -78,3 +78,27 @@ def test_sign_in_page_is_accessible_and_clean(console: Console) -> None:
     console.shot(page, "account")
     assert console.axe(page) == []
     assert not [v for v in console.violations if "/console/" in v]
+
+
+def test_behind_a_tls_proxy_the_origin_check_uses_the_public_origin(console: Console) -> None:
+    """Deployed behind nginx/Caddy on the same host, the browser's Origin is the public https
+    one; uvicorn's proxy headers (trusted from 127.0.0.1) make it the request's own, so a
+    sign-in through the proxy works and one from elsewhere does not."""
+    import re
+
+    import httpx
+
+    public = "https://console.example.org"
+    proxied = {"Host": "console.example.org", "X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=console.url, follow_redirects=False) as client:
+        form = client.get("/console/sign-in", headers=proxied)
+        pre = form.headers["set-cookie"].split(";", 1)[0]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        body = {"csrf": csrf, "name": "audra", "password": console.password("audra")}
+        for origin, expected in ((public, 303), ("http://console.example.org", 403)):
+            answer = client.post(
+                "/console/sign-in",
+                data=body,
+                headers={**proxied, "Origin": origin, "Cookie": pre},
+            )
+            assert answer.status_code == expected, (origin, answer.status_code)
