@@ -72,6 +72,15 @@ def vectors(name: str) -> dict[str, object]:
     return data
 
 
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[object]:
+    """The one Playwright of the run: its sync API drives an event loop of its own, so a
+    second one alive at the same time (the browser suite's and the crypto tests') fails."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        yield pw
+
+
 @pytest.fixture
 def api(home: Path) -> Iterator[object]:
     from tests.api_support import open_api

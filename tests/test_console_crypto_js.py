@@ -106,10 +106,9 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
+def playwright(playwright_session: Playwright) -> Iterator[Playwright]:
     assert sync_playwright is not None, "Playwright is required under CI=true"
-    with sync_playwright() as p:
-        yield p
+    yield playwright_session
 
 
 def open_page(

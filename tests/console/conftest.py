@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import ON_POSTGRES, PG_URL
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -228,7 +228,9 @@ def _prepare(home: Path, shares_dir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+def console(
+    tmp_path_factory: pytest.TempPathFactory, playwright_session: object
+) -> Iterator[Console]:
     from privplate.deployment import init_deployment
 
     root = tmp_path_factory.mktemp("console")
@@ -266,20 +268,19 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 if proc.poll() is not None:
                     raise AssertionError("privplate serve died: " + log.read_text()) from None
                 time.sleep(0.1)
-        with playwright_sync.sync_playwright() as pw:
-            found = Console(
-                url=f"http://127.0.0.1:{port}",
-                home=home,
-                database_url=database_url,
-                log=log,
-                profiles=root / "profiles",
-                shares=shares,
-                playwright=pw,
-            )
-            try:
-                yield found
-            finally:
-                found.close_browsers()
+        found = Console(
+            url=f"http://127.0.0.1:{port}",
+            home=home,
+            database_url=database_url,
+            log=log,
+            profiles=root / "profiles",
+            shares=shares,
+            playwright=playwright_session,
+        )
+        try:
+            yield found
+        finally:
+            found.close_browsers()
     finally:
         proc.terminate()
         try:
