@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
+from privplate.console.limits import MAX_CONSOLE_BODY, ConsoleBodyLimit
 from privplate.console.pages import ROUTERS
 from privplate.console.render import home_of
 from privplate.console.security import SecurityHeaders
@@ -38,14 +39,19 @@ async def start(request: Request) -> RedirectResponse:
 
 
 #: Starlette spools an upload larger than this to a temporary file; a hotlist CSV holds plates,
-#: so it stays in memory (the console's own limits refuse larger files before they matter).
+#: so it stays in memory: the console's body limit (ConsoleBodyLimit) refuses any request
+#: larger than this before it is read.
 UPLOAD_IN_MEMORY_BYTES = 16 * 1024 * 1024
 
 
 def mount(app: FastAPI) -> None:
+    if MAX_CONSOLE_BODY >= UPLOAD_IN_MEMORY_BYTES:
+        raise RuntimeError("a console upload could be spooled to disk: raise the spool size")
     MultiPartParser.spool_max_size = UPLOAD_IN_MEMORY_BYTES
     app.include_router(entry)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    # Added first, so it runs inside SecurityHeaders: its 413 page gets the headers too.
+    app.add_middleware(ConsoleBodyLimit)
     app.add_middleware(SecurityHeaders)

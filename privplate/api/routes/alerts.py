@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from privplate.alerts import AlertInfo, alerts_after, latest_alert_id
 from privplate.alerts.outcomes import AlertOutcome, record_outcome
+from privplate.alerts.stream import alert_events
 from privplate.api.deps import ServicesDep, allow
-from privplate.identity.accounts import UserInfo
+from privplate.identity.accounts import UserInfo, user_for_bearer
 from privplate.identity.roles import Role
 
 router = APIRouter(tags=["alerts"])
 Watcher = Annotated[UserInfo, Depends(allow(Role.OPERATOR, Role.INVESTIGATOR, Role.COMPLIANCE))]
-POLL_SECONDS = 1.0
-KEEPALIVE_SECONDS = 15.0
+_bearer = HTTPBearer(auto_error=False)
 
 
 class AlertOut(BaseModel):
@@ -100,8 +97,9 @@ def set_outcome(
 )
 async def stream(
     request: Request,
-    _: Watcher,
+    watcher: Watcher,
     services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     """Each alert is one ``event: alert`` with its id; reconnect with ``Last-Event-ID`` to
@@ -110,31 +108,23 @@ async def stream(
         cursor = int(last_event_id)
     else:
         cursor = await run_in_threadpool(latest_alert_id, db=services.dep.db)
+    secret = credentials.credentials if credentials is not None else ""
+
+    def still_allowed() -> bool:
+        # The key or session that opened the stream must still be live (not revoked, signed
+        # out, expired or idle; its user not disabled) and keep its role.
+        again = user_for_bearer(db=services.dep.db, secret=secret, idle=services.session_idle)
+        return again is not None and again.role == watcher.role
+
     return StreamingResponse(
-        _events(request, services, cursor),
+        alert_events(
+            db=services.dep.db,
+            broker=services.broker,
+            cursor=cursor,
+            disconnected=request.is_disconnected,
+            still_allowed=still_allowed,
+            payload=lambda alert: AlertOut.of(alert).model_dump(mode="json"),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
-
-
-async def _events(request: Request, services: ServicesDep, cursor: int) -> AsyncIterator[bytes]:
-    wake = services.broker.subscribe()
-    loop = asyncio.get_running_loop()
-    last_sent = loop.time()
-    try:
-        yield b": connected\n\n"
-        while not await request.is_disconnected():
-            wake.clear()
-            fresh = await run_in_threadpool(alerts_after, db=services.dep.db, after_id=cursor)
-            for alert in fresh:
-                cursor = alert.id
-                data = json.dumps(AlertOut.of(alert).model_dump(mode="json"))
-                yield f"id: {alert.id}\nevent: alert\ndata: {data}\n\n".encode()
-                last_sent = loop.time()
-            if loop.time() - last_sent > KEEPALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                last_sent = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_SECONDS)
-    finally:
-        services.broker.unsubscribe(wake)

@@ -9,12 +9,8 @@ previews and alerts never show one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
 from typing import Annotated
 
@@ -22,9 +18,11 @@ from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from privplate.alerts import alerts_after, latest_alert_id
+from privplate.alerts import latest_alert_id
 from privplate.alerts.outcomes import AlertOutcome, record_outcome
+from privplate.alerts.stream import alert_events
 from privplate.console import operator_facts as facts
+from privplate.console.flash import flashes
 from privplate.console.pending_imports import PendingImports
 from privplate.console.render import page
 from privplate.console.sessions import console, services_of
@@ -41,7 +39,7 @@ from privplate.errors import (
 from privplate.hotlists import EntryIn, HotlistSource
 from privplate.hotlists.csv_import import MAX_IMPORT_BYTES, parse_entries
 from privplate.hotlists.preview import ImportPreview, preview_import
-from privplate.identity.accounts import UserInfo
+from privplate.identity.accounts import UserInfo, list_sessions
 from privplate.identity.roles import Role
 from privplate.retention.status import retention_status
 from privplate.services import Services
@@ -51,8 +49,6 @@ router = APIRouter(include_in_schema=False)
 Operator = Annotated[UserInfo, Depends(console(Role.OPERATOR))]
 ListName = Annotated[str, Path(min_length=1, max_length=100)]
 BASE = "/console/operator"
-POLL_SECONDS = 1.0
-KEEPALIVE_SECONDS = 15.0
 #: What a redirect after a change says (a closed set: the query string carries only the key).
 DONE = {
     "created": "Hotlist created.",
@@ -215,7 +211,14 @@ def hotlist(
     name: ListName,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    return _hotlist(request, user, name, message=_done(done))
+    refused = flashes(request).take(request.state.session_token, page=request.url.path)
+    return _hotlist(
+        request,
+        user,
+        name,
+        message="" if refused else _done(done),
+        error=refused,
+    )
 
 
 def _expiry(text: str) -> datetime | None:
@@ -234,11 +237,17 @@ def add_entry(
     request: Request,
     user: Operator,
     name: ListName,
-    plate: Annotated[str, Form(max_length=32)],
-    reason: Annotated[str, Form(max_length=500)],
-    case_number: Annotated[str, Form(max_length=64)],
-    expires_on: Annotated[str, Form(max_length=10)] = "",
+    # No Form(max_length=...) here: a too-long field would be refused by validation with an
+    # error page of its own, i.e. a page answering this post (see below). The service checks
+    # every field; the body limit bounds them all.
+    plate: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    case_number: Annotated[str, Form()] = "",
+    expires_on: Annotated[str, Form()] = "",
 ) -> Response:
+    """Answered with a redirect whatever happens, a refusal too (its words shown by the page
+    it opens, see privplate.console.flash): a page answering this post would leave the post's
+    body, the plate, in the browser's session history on disk."""
     services = services_of(request)
     try:
         services.hotlists.add_entries(
@@ -247,7 +256,9 @@ def add_entry(
             entries=[EntryIn(plate, reason, case_number, _expiry(expires_on))],
         )
     except PrivplateError as exc:
-        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+        page_path = f"{BASE}/hotlists/{name}"
+        flashes(request).put(request.state.session_token, page=page_path, text=str(exc))
+        return RedirectResponse(page_path, status_code=303)
     return _redirect(f"{BASE}/hotlists/{name}", "added")
 
 
@@ -373,7 +384,7 @@ def set_outcome(
 @router.get(f"{BASE}/alerts/stream", response_model=None)
 async def alert_stream(
     request: Request,
-    _: Operator,
+    user: Operator,
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
@@ -387,34 +398,28 @@ async def alert_stream(
         cursor = after
     else:
         cursor = await run_in_threadpool(latest_alert_id, db=services.dep.db)
+    token = request.state.session_token
     return StreamingResponse(
-        _events(request, services, cursor),
+        alert_events(
+            db=services.dep.db,
+            broker=services.broker,
+            cursor=cursor,
+            disconnected=request.is_disconnected,
+            still_allowed=lambda: _session_live(services, user, token),
+            payload=lambda alert: alert.payload(),
+        ),
         media_type="text/event-stream",
         headers={"X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, services: Services, cursor: int) -> AsyncIterator[bytes]:
-    wake = services.broker.subscribe()
-    loop = asyncio.get_running_loop()
-    last_sent = loop.time()
-    try:
-        yield b": connected\n\n"
-        while not await request.is_disconnected():
-            wake.clear()
-            fresh = await run_in_threadpool(alerts_after, db=services.dep.db, after_id=cursor)
-            for alert in fresh:
-                cursor = alert.id
-                data = json.dumps(alert.payload())
-                yield f"id: {alert.id}\nevent: alert\ndata: {data}\n\n".encode()
-                last_sent = loop.time()
-            if loop.time() - last_sent > KEEPALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                last_sent = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_SECONDS)
-    finally:
-        services.broker.unsubscribe(wake)
+def _session_live(services: Services, user: UserInfo, token: str) -> bool:
+    """Whether the stream's session is still live: not signed out, ended from another session,
+    ended by a password change or by disabling the user, expired or idle too long. Read only
+    (accounts.list_sessions), so an open stream does not keep an unattended session alive."""
+    sessions = list_sessions(db=services.dep.db, user=user, token=token, idle=services.session_idle)
+    return any(s.current for s in sessions)
+
 
 
 # -- cameras and devices ------------------------------------------------------------------------

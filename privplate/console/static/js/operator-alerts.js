@@ -45,8 +45,12 @@ function connect() {
     status.textContent = 'Live: new alerts appear at the top of the list.';
   });
   source.addEventListener('error', () => {
-    // EventSource reconnects by itself, resuming after the last alert it received.
-    status.textContent = 'The live feed was interrupted; reconnecting…';
+    // EventSource reconnects by itself, resuming after the last alert it received. The server
+    // ends the stream when the session ends; the reconnect is then sent to the sign-in page,
+    // which is no event stream, and EventSource gives up (CLOSED).
+    status.textContent = source.readyState === EventSource.CLOSED
+      ? 'The live feed has stopped: your session ended. Sign in again to see new alerts.'
+      : 'The live feed was interrupted; reconnecting…';
   });
   source.addEventListener('alert', (event) => {
     const alert = JSON.parse(event.data);
