@@ -397,3 +397,39 @@ def test_counts_helper_sees_writes(api: Api) -> None:
     assert counts(api)["reads"] == before["reads"] + 1
     with api.dep.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(AuditEntry.__table__)).scalar_one() > 0
+
+
+def test_search_review_filters_by_purpose_in_the_database(api: Api) -> None:
+    for purpose in ("stolen-vehicle", "amber-alert", "amber-alert"):
+        assert ask(api, purpose=purpose).status_code == 200
+    assert ask(api, purpose="immigration-enforcement").status_code == 403
+    every = api.call(Role.COMPLIANCE, "GET", "/compliance/queries").json()
+    amber = api.call(Role.COMPLIANCE, "GET", "/compliance/queries?purpose=amber-alert").json()
+    assert len(every) == 4
+    assert [q["purpose"] for q in amber] == ["amber-alert", "amber-alert"]
+    refused = api.call(
+        Role.AUDITOR, "GET", "/compliance/queries?purpose=immigration-enforcement&outcome=denied"
+    ).json()
+    assert len(refused) == 1
+
+
+def test_revealing_one_entry_audits_that_entry_only(api: Api) -> None:
+    from privplate.errors import NotFound
+    from privplate.hotlists import EntryIn
+    from privplate.hotlists.sources import HotlistSource
+
+    hotlists = api.services.hotlists
+    hotlists.create(actor="test", name="one-reveal", source=HotlistSource.STOLEN_VEHICLE)
+    added = hotlists.add_entries(
+        actor="test",
+        hotlist="one-reveal",
+        entries=[EntryIn("5REV001", "stolen", "C-1"), EntryIn("5REV002", "stolen", "C-2")],
+    )
+    shown = hotlists.reveal_entry(actor="user:x", hotlist="one-reveal", entry_id=added[1].id)
+    assert shown.plate == "5REV002"
+    [record] = [e.entry for e in api.dep.audit.entries(action="hotlists.entry_revealed")]
+    assert record is not None
+    assert record.details == {"hotlist": "one-reveal", "entry": str(added[1].id)}
+    hotlists.remove_entry(actor="test", hotlist="one-reveal", entry_id=added[0].id)
+    with pytest.raises(NotFound):
+        hotlists.reveal_entry(actor="user:x", hotlist="one-reveal", entry_id=added[0].id)

@@ -438,6 +438,40 @@ class Hotlists:
                 details={"hotlist": hotlist, "entry": str(entry_id)},
             )
 
+    def reveal_entry(self, *, actor: str, hotlist: str, entry_id: uuid.UUID) -> EntryInfo:
+        """One live entry with its plate, decrypted; the viewing is audited as that entry's
+        (not the whole list's, as ``entries(reveal=True)`` is)."""
+        now = datetime.now(UTC)
+        with self.db.read() as conn:
+            info = self._get_in(conn, hotlist, now)
+            row = conn.execute(
+                select(HotlistEntry).where(
+                    HotlistEntry.hotlist_id == info.id,
+                    HotlistEntry.id == entry_id,
+                    HotlistEntry.removed_at.is_(None),
+                    HotlistEntry.expires_at > now,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"hotlist {hotlist!r} has no live entry with this id")
+        self.audit.record(
+            actor=actor,
+            action="hotlists.entry_revealed",
+            details={"hotlist": hotlist, "entry": str(entry_id)},
+        )
+        r = row._mapping
+        return EntryInfo(
+            r["id"],
+            hotlist,
+            r["reason"],
+            r["case_number"],
+            r["created_by"],
+            r["created_at"],
+            r["expires_at"],
+            r["removed_at"],
+            self.box.open(r["plate_box"]),
+        )
+
     def entries(
         self, *, actor: str, hotlist: str, reveal: bool, include_expired: bool = False
     ) -> list[EntryInfo]:

@@ -302,8 +302,11 @@ def list_queries(
     db: Database,
     user_id: uuid.UUID | None = None,
     outcome: QueryOutcome | None = None,
+    purpose: Purpose | None = None,
     limit: int = 200,
 ) -> list[QueryRecord]:
+    """The newest ``limit`` query records matching every filter given (never a plate: the
+    records hold none)."""
     stmt = (
         select(Query, User.name.label("user_name"))
         .join(User, User.id == Query.user_id)
@@ -314,6 +317,8 @@ def list_queries(
         stmt = stmt.where(Query.user_id == user_id)
     if outcome is not None:
         stmt = stmt.where(Query.outcome == outcome)
+    if purpose is not None:
+        stmt = stmt.where(Query.purpose == purpose.value)
     with db.read() as conn:
         rows = conn.execute(stmt).all()
     return [

@@ -218,7 +218,7 @@ def test_an_entry_added_in_the_page_is_revealed_only_on_request_and_audited(
         with console.deployment() as dep:
             return sum(
                 1
-                for e in dep.audit.entries(action="hotlists.entries_viewed", actor="user:olive")
+                for e in dep.audit.entries(action="hotlists.entry_revealed", actor="user:olive")
                 if e.entry is not None and e.entry.details.get("hotlist") == hotlist
             )
 

@@ -13,6 +13,7 @@ from privplate.api.deps import ServicesDep, allow
 from privplate.api.routes.queries import QueryRecordOut
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
+from privplate.jurisdiction import Purpose
 from privplate.policy.flags import FlagInfo, FlagKind, close_flag, list_flags
 from privplate.policy.queries import list_queries
 from privplate.store.server_models import QueryOutcome
@@ -81,8 +82,10 @@ def queries(
     _: Reviewer,
     services: ServicesDep,
     outcome: Annotated[QueryOutcome | None, Query()] = None,
+    purpose: Annotated[Purpose | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[QueryRecordOut]:
     return [
-        QueryRecordOut.of(q) for q in list_queries(db=services.dep.db, outcome=outcome, limit=limit)
+        QueryRecordOut.of(q)
+        for q in list_queries(db=services.dep.db, outcome=outcome, purpose=purpose, limit=limit)
     ]

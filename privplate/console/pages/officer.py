@@ -106,10 +106,9 @@ def searches(
         db=services.dep.db,
         user_id=chosen.id if chosen is not None else None,
         outcome=QueryOutcome(outcome) if outcome in outcomes else None,
+        purpose=Purpose(purpose) if purpose in purposes else None,
         limit=SEARCH_ROWS,
     )
-    if purpose in purposes:
-        records = [r for r in records if r.purpose == purpose]
     return page(
         request,
         "officer_searches.html",

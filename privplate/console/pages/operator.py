@@ -186,10 +186,13 @@ def _hotlist(
 ) -> Response:
     services = services_of(request)
     info = services.hotlists.get(name)
-    # A reveal is the API's reveal (the whole list's plates, the viewing audited); the page then
-    # shows only the one plate asked for.
-    entries = services.hotlists.entries(actor=user.actor, hotlist=name, reveal=revealed is not None)
-    plate = next((e.plate for e in entries if e.id == revealed), None)
+    entries = services.hotlists.entries(actor=user.actor, hotlist=name, reveal=False)
+    # A reveal decrypts the one entry asked for, audited as that entry's viewing.
+    plate = (
+        services.hotlists.reveal_entry(actor=user.actor, hotlist=name, entry_id=revealed).plate
+        if revealed is not None
+        else None
+    )
     return page(
         request,
         "operator_hotlist.html",
