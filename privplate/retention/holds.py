@@ -62,6 +62,20 @@ def active_hold(
     )
 
 
+def held_ids(conn: Connection, kind: HoldKind, now: datetime) -> set[uuid.UUID]:
+    """The items of ``kind`` under an approved, unexpired, unreleased hold (few, by nature)."""
+    return set(
+        conn.execute(
+            select(LegalHold.target_id).where(
+                LegalHold.target_kind == kind,
+                LegalHold.approved_at.is_not(None),
+                LegalHold.released_at.is_(None),
+                LegalHold.expires_at > now,
+            )
+        ).scalars()
+    )
+
+
 def _info(r: Any) -> HoldInfo:
     return HoldInfo(
         id=r.id,

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, func, not_, select
+from sqlalchemy import ColumnElement, TextClause, select, text
 
 from privplate.jurisdiction import WindowName
-from privplate.retention.holds import HoldKind, active_hold
+from privplate.retention.holds import HoldKind, held_ids
 from privplate.retention.scope import RetentionScope
 from privplate.store.models import Base, Evidence, Read, table_of
 
 KINDS: tuple[WindowName, ...] = ("non_hit_reads", "hit_reads", "evidence")
+#: Text, not a Boolean column: SQLAlchemy renders a boolean as "is_hit = 1" on SQLite.
+HIT = text("reads.is_hit")
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,27 @@ class RetentionStatus:
 
 
 def _oldest(
-    scope: RetentionScope, model: type[Base], *where: ColumnElement[bool]
+    scope: RetentionScope,
+    model: type[Base],
+    kind: HoldKind,
+    ident: str,
+    now: datetime,
+    *where: ColumnElement[bool] | TextClause,
 ) -> datetime | None:
+    """The oldest item not under a hold: items in observed_at order until the first that is
+    not held. The reads' primary key (and the partial index of hits) lead with observed_at, so
+    this is a step or two along an index, where min(observed_at) over a filter with the hold
+    check in SQL scanned every read (1.5 s with 1M reads stored). Holds are few: their ids are
+    read once."""
+    table = table_of(model)
+    observed = table.c.observed_at
+    stmt = select(observed, table.c[ident]).where(*where).order_by(observed)
     with scope.db.read() as conn:
-        return conn.execute(select(func.min(table_of(model).c.observed_at)).where(*where)).scalar()
+        held = held_ids(conn, kind, now)
+        for when, item in conn.execute(stmt.execution_options(yield_per=256)):
+            if item not in held:
+                return cast(datetime, when)
+    return None
 
 
 def _age(now: datetime, oldest: datetime | None) -> timedelta | None:
@@ -103,13 +123,13 @@ def _age(now: datetime, oldest: datetime | None) -> timedelta | None:
 def retention_status(scope: RetentionScope, now: datetime | None = None) -> RetentionStatus:
     now = now or datetime.now(UTC)
     interval = scope.rules.purge_interval
-    read_not_held = not_(active_hold(HoldKind.READ, Read.read_id, now))
+    read = HoldKind.READ
     oldest = {
-        "non_hit_reads": _oldest(scope, Read, Read.is_hit.is_(False), read_not_held),
-        "hit_reads": _oldest(scope, Read, Read.is_hit.is_(True), read_not_held),
-        "evidence": _oldest(
-            scope, Evidence, not_(active_hold(HoldKind.EVIDENCE, Evidence.id, now))
-        ),
+        "non_hit_reads": _oldest(scope, Read, read, "read_id", now, Read.is_hit.is_(False)),
+        # A bare "reads.is_hit", the form ix_reads_hits is declared with: SQLite uses a partial
+        # index only for a term matching its WHERE ("is_hit = 1" does not).
+        "hit_reads": _oldest(scope, Read, read, "read_id", now, HIT),
+        "evidence": _oldest(scope, Evidence, HoldKind.EVIDENCE, "id", now),
     }
     return RetentionStatus(
         preset=scope.rules.preset,
