@@ -35,12 +35,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_in(folder: Path, prefix: str = "t") -> Iterator[str]:
+    """A fresh database: a SQLite file in ``folder``, or on PostgreSQL a schema of its own,
+    dropped when the generator runs on past its yield (as a fixture does)."""
     if not ON_POSTGRES:
-        yield f"sqlite:///{tmp_path / 'privplate.db'}"
+        yield f"sqlite:///{folder / 'privplate.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
@@ -49,6 +50,11 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield from database_in(tmp_path)
 
 
 @pytest.fixture

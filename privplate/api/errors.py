@@ -18,31 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from privplate import errors as e
 from privplate.console.errors import error_page, is_console
-from privplate.retention.holds import HoldRefused
+from privplate.http_status import status_for
 
 log = logging.getLogger("privplate.api")
-
-STATUS: list[tuple[type[e.PrivplateError], int]] = [
-    (e.AuthenticationFailed, 401),
-    (e.DeviceNotAllowed, 403),
-    (e.DeviceRejected, 401),
-    (e.PermissionDenied, 403),
-    (e.PurposeDenied, 403),
-    (e.UnsealRefused, 403),
-    (e.EvidenceExpired, 410),
-    (HoldRefused, 403),
-    (e.QuotaExceeded, 429),
-    (e.TooManyAttempts, 429),
-    (e.NotFound, 404),
-    (e.AlreadyExists, 409),
-    (e.Conflict, 409),
-    (e.EpochKeyDestroyed, 410),
-    (e.InvalidPlate, 400),
-    (e.IngestRejected, 400),
-    (e.InvalidRequest, 400),
-    (e.StoreError, 503),
-    (e.ConfigError, 500),
-]
 
 
 class ErrorBody(BaseModel):
@@ -74,13 +52,6 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     503: _doc("Database unavailable; nothing was written, retry"),
 }
-
-
-def status_for(exc: e.PrivplateError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 400
 
 
 def _type_name(exc: Exception) -> str:

@@ -16,16 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import ON_POSTGRES, PG_URL
+from tests.conftest import database_in
 
 pytest.importorskip("playwright.sync_api")
 
@@ -173,21 +170,6 @@ class Console:
         self.contexts.clear()
 
 
-def _database(tmp: Path) -> Iterator[str]:
-    if not ON_POSTGRES:
-        yield f"sqlite:///{tmp / 'privplate.db'}"
-        return
-    schema = f"console_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
-
 def _prepare(home: Path, shares_dir: Path) -> dict[str, Path]:
     """Users (with passwords), a camera and a held key ceremony, as an admin would set up."""
     from privplate.ceremony.ceremony import hold_ceremony
@@ -234,7 +216,7 @@ def console(
     from privplate.deployment import init_deployment
 
     root = tmp_path_factory.mktemp("console")
-    db_gen = _database(root)
+    db_gen = database_in(root, "console")
     database_url = next(db_gen)
     home = root / "deployment"
     init_deployment(home, database_url=database_url)

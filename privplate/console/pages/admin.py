@@ -17,17 +17,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
+from privplate.console.pages.refusal import status_of
 from privplate.console.policy_view import policy_view
 from privplate.console.render import page
 from privplate.console.sessions import console, services_of
 from privplate.errors import (
-    AlreadyExists,
-    Conflict,
     InvalidRequest,
-    NotFound,
-    PermissionDenied,
     PrivplateError,
-    PurposeDenied,
 )
 from privplate.identity import accounts
 from privplate.identity.accounts import UserInfo
@@ -39,17 +35,6 @@ from privplate.policy import sharing
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[UserInfo, Depends(console(Role.ADMIN))]
 Field200 = Annotated[str, Form(max_length=200)]
-
-
-def _status(exc: PrivplateError) -> int:
-    """The status the form answers with (the API's mapping, for the errors these forms meet)."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, AlreadyExists | Conflict):
-        return 409
-    if isinstance(exc, PermissionDenied | PurposeDenied):
-        return 403
-    return 422
 
 
 # -- users and API keys ------------------------------------------------------------------------
@@ -111,7 +96,7 @@ async def add_user(
             person=person.strip() or None,
         )
     except PrivplateError as exc:
-        return _users(request, error=str(exc), status_code=_status(exc), form=form)
+        return _users(request, error=str(exc), status_code=status_of(exc), form=form)
     kind = "with a password" if password else "as a service account (no password: give it a key)"
     return _users(request, message=f"Added {created.name} ({created.role.value}) {kind}.")
 
@@ -124,7 +109,7 @@ def disable_user(request: Request, admin: Admin, name: str) -> Response:
             db=services.dep.db, audit=services.dep.audit, actor=admin.actor, name=name
         )
     except PrivplateError as exc:
-        return _users(request, error=str(exc), status_code=_status(exc))
+        return _users(request, error=str(exc), status_code=status_of(exc))
     return _users(
         request, message=f"Disabled {name}: their sessions ended and their API keys were revoked."
     )
@@ -147,7 +132,7 @@ def create_api_key(
             label=label.strip(),
         )
     except PrivplateError as exc:
-        return _users(request, error=str(exc), status_code=_status(exc))
+        return _users(request, error=str(exc), status_code=status_of(exc))
     return page(
         request,
         "admin_secret.html",
@@ -171,7 +156,7 @@ def revoke_api_key(request: Request, admin: Admin, key_id: uuid.UUID) -> Respons
             db=services.dep.db, audit=services.dep.audit, actor=admin.actor, key_id=key_id
         )
     except PrivplateError as exc:
-        return _users(request, error=str(exc), status_code=_status(exc))
+        return _users(request, error=str(exc), status_code=status_of(exc))
     return _users(request, message=f"Revoked API key {key_id}.")
 
 
@@ -205,7 +190,7 @@ def add_webhook(
     try:
         info, secret = services_of(request).webhooks.create(actor=admin.actor, url=url.strip())
     except PrivplateError as exc:
-        return _webhooks(request, error=str(exc), status_code=_status(exc), url=url)
+        return _webhooks(request, error=str(exc), status_code=status_of(exc), url=url)
     return page(
         request,
         "admin_secret.html",
@@ -226,7 +211,7 @@ def deactivate_webhook(request: Request, admin: Admin, webhook_id: uuid.UUID) ->
     try:
         services_of(request).webhooks.deactivate(actor=admin.actor, webhook_id=webhook_id)
     except PrivplateError as exc:
-        return _webhooks(request, error=str(exc), status_code=_status(exc))
+        return _webhooks(request, error=str(exc), status_code=status_of(exc))
     return _webhooks(request, message="Webhook deactivated: no more alerts are sent to it.")
 
 
@@ -304,7 +289,7 @@ async def create_agreement(
             policy=services.policy,
         )
     except PrivplateError as exc:
-        return _sharing(request, error=str(exc), status_code=_status(exc), form=form)
+        return _sharing(request, error=str(exc), status_code=status_of(exc), form=form)
     return _sharing(request, message=f"Recorded the agreement with {created.agency}.")
 
 
@@ -319,7 +304,7 @@ def revoke_agreement(request: Request, admin: Admin, agreement_id: uuid.UUID) ->
             agreement_id=agreement_id,
         )
     except PrivplateError as exc:
-        return _sharing(request, error=str(exc), status_code=_status(exc))
+        return _sharing(request, error=str(exc), status_code=status_of(exc))
     return _sharing(request, message="Agreement revoked: no more searches may be run under it.")
 
 

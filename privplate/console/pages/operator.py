@@ -23,18 +23,14 @@ from privplate.alerts.outcomes import AlertOutcome, record_outcome
 from privplate.alerts.stream import alert_events
 from privplate.console import operator_facts as facts
 from privplate.console.flash import flashes
+from privplate.console.pages.refusal import status_of
 from privplate.console.pending_imports import PendingImports
 from privplate.console.render import page
 from privplate.console.sessions import console, services_of
 from privplate.devices import registry
 from privplate.errors import (
-    AlreadyExists,
     InvalidRequest,
-    NotFound,
-    PermissionDenied,
     PrivplateError,
-    PurposeDenied,
-    QuotaExceeded,
 )
 from privplate.hotlists import EntryIn, HotlistSource
 from privplate.hotlists.csv_import import MAX_IMPORT_BYTES, parse_entries
@@ -69,20 +65,6 @@ OUTCOME_LABELS = {
     AlertOutcome.NOT_LOCATED: "Not located",
 }
 _pending_lock = threading.Lock()
-
-
-def _status(exc: PrivplateError) -> int:
-    """The HTTP status a refusal re-renders its form with (as the API answers it)."""
-    for cls, status in (
-        (PurposeDenied, 403),
-        (PermissionDenied, 403),
-        (QuotaExceeded, 429),
-        (NotFound, 404),
-        (AlreadyExists, 409),
-    ):
-        if isinstance(exc, cls):
-            return status
-    return 400
 
 
 def _done(key: str | None) -> str:
@@ -170,7 +152,7 @@ def create_hotlist(
     except ValueError:
         return _hotlists(request, error="the entry cap must be a whole number", status_code=400)
     except PrivplateError as exc:
-        return _hotlists(request, error=str(exc), status_code=_status(exc))
+        return _hotlists(request, error=str(exc), status_code=status_of(exc))
     return _redirect(f"{BASE}/hotlists/{created.name}", "created")
 
 
@@ -272,7 +254,7 @@ def remove_entry(request: Request, user: Operator, name: ListName, entry_id: uui
             actor=user.actor, hotlist=name, entry_id=entry_id
         )
     except PrivplateError as exc:
-        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+        return _hotlist(request, user, name, error=str(exc), status_code=status_of(exc))
     return _redirect(f"{BASE}/hotlists/{name}", "removed")
 
 
@@ -307,7 +289,7 @@ async def preview(
                 preview_import, services.hotlists, actor=user.actor, hotlist=name, text=text
             )
         except PrivplateError as exc:
-            return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+            return _hotlist(request, user, name, error=str(exc), status_code=status_of(exc))
     key = ""
     if result is not None and result.importable:
         key = _pending(request).put(
@@ -349,7 +331,7 @@ def confirm_import(
     try:
         services.hotlists.add_entries(actor=user.actor, hotlist=name, entries=parse_entries(text))
     except PrivplateError as exc:
-        return _hotlist(request, user, name, error=str(exc), status_code=_status(exc))
+        return _hotlist(request, user, name, error=str(exc), status_code=status_of(exc))
     return _redirect(f"{BASE}/hotlists/{name}", "imported")
 
 
@@ -466,7 +448,7 @@ def add_camera(
     try:
         dep.add_camera(camera_id.strip(), name.strip())
     except PrivplateError as exc:
-        return _cameras(request, error=str(exc), status_code=_status(exc))
+        return _cameras(request, error=str(exc), status_code=status_of(exc))
     finally:
         dep.actor = previous
     return _redirect(f"{BASE}/cameras", "camera")
@@ -497,7 +479,7 @@ def add_device(
             name=name.strip(),
         )
     except PrivplateError as exc:
-        return _cameras(request, error=str(exc), status_code=_status(exc))
+        return _cameras(request, error=str(exc), status_code=status_of(exc))
     return _redirect(f"{BASE}/cameras", "device")
 
 
@@ -509,5 +491,5 @@ def revoke_device(
     try:
         registry.revoke_device(db=dep.db, audit=dep.audit, actor=user.actor, device_id=device_id)
     except PrivplateError as exc:
-        return _cameras(request, error=str(exc), status_code=_status(exc))
+        return _cameras(request, error=str(exc), status_code=status_of(exc))
     return _redirect(f"{BASE}/cameras", "revoked")
