@@ -149,3 +149,10 @@ class UnsealRefused(PrivplateError):
     """An unseal request or approval breaks the two-person rule or the request's state."""
 
     exit_code = 77
+
+
+class ApprovalRefused(PrivplateError):
+    """A search whose purpose needs a second person's approval has none that counts, or an
+    approval breaks the two-person rule or the pending search's state."""
+
+    exit_code = 77

@@ -14,6 +14,7 @@ STATUS: list[tuple[type[e.PrivplateError], int]] = [
     (e.PermissionDenied, 403),
     (e.PurposeDenied, 403),
     (e.UnsealRefused, 403),
+    (e.ApprovalRefused, 403),
     (e.EvidenceExpired, 410),
     (HoldRefused, 403),
     (e.QuotaExceeded, 429),

@@ -56,41 +56,8 @@ DEFAULT_ALLOWED: tuple[Purpose, ...] = (
 #: removes them from ``queries.forbidden_purposes`` on purpose (and that change is audited).
 DEFAULT_FORBIDDEN: tuple[Purpose, ...] = (Purpose.IMMIGRATION_ENFORCEMENT,)
 
-# Terms that reveal a forbidden purpose in a justification or case number, from the reasons
-# recorded in published misuse audits. Acronyms must be whole words, so "ICE" never matches
-# inside "police" or "office".
-PURPOSE_TERMS: dict[Purpose, tuple[str, ...]] = {
-    Purpose.IMMIGRATION_ENFORCEMENT: (
-        r"\bICE\b",
-        r"\bERO\b",
-        r"\bHSI\b",
-        r"\bCBP\b",
-        r"\bUSCIS\b",
-        r"\bimmigra\w*",
-        r"\bdeport\w*",
-        r"\bremoval (?:order|proceeding)s?\b",
-        r"\b(?:illegal|undocumented) (?:alien|immigrant|migrant)s?\b",
-        r"\bvisa overstay\w*",
-        r"\bborder patrol\b",
-    ),
-    Purpose.REPRODUCTIVE_HEALTH_CARE_INVESTIGATION: (
-        r"\babortion\w*",
-        r"\breproductive (?:health|care)\b",
-        r"\bfamily planning clinic\w*",
-    ),
-}
-
-
-def term_pattern(
-    purposes: frozenset[Purpose], extra_terms: tuple[str, ...] = ()
-) -> re.Pattern[str]:
-    """One case-insensitive pattern for every term of the forbidden purposes (plus extras,
-    which are matched as whole words)."""
-    parts = [term for p in sorted(purposes) for term in PURPOSE_TERMS.get(p, ())]
-    parts.extend(rf"\b{re.escape(t)}\b" for t in extra_terms if t.strip())
-    if not parts:
-        return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+# The terms that reveal a forbidden purpose in a justification or case number are data, one
+# lexicon per purpose in retention/lexicon/, read by privplate.policy.screening.
 
 
 # -- retention windows and presets ------------------------------------------------------------

@@ -28,6 +28,7 @@ Purpose = Literal[
     "unseal-box",
     "unseal-partial",
     "console-csrf",
+    "search-approval",
 ]
 
 

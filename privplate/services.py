@@ -17,6 +17,7 @@ from privplate.deployment import Deployment
 from privplate.devices.refusals import RefusalLog
 from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
 from privplate.identity.throttle import SignInLimits
+from privplate.policy.approvals import SearchApprovals
 from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
 from privplate.server_secret import read_server_secret
@@ -51,6 +52,10 @@ class Services:
             policy=self.policy,
             settings=settings.queries,
             fold=dep.fold,
+        )
+        #: Searches whose purpose needs a second person; also the query service's gate.
+        self.search_approvals = SearchApprovals(
+            db=dep.db, audit=dep.audit, queries=self.queries, secret=self.secret
         )
         self.unseal = UnsealService(
             db=dep.db,

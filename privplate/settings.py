@@ -13,9 +13,16 @@ import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +46,8 @@ from privplate.tokens.kek import check_private
 
 CONFIG_FILENAME = "privplate.toml"
 _toml_path: ContextVar[Path | None] = ContextVar("privplate_toml_path", default=None)
+#: A cosignature/v1 verifier key: name, 8 hex digits, base64 of 0x04 and a 32-byte key.
+_WITNESS_VKEY = re.compile(r"[^\s+]+\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}")
 
 
 class PlateSettings(BaseModel):
@@ -91,6 +100,13 @@ class IngestSettings(BaseModel):
     max_tokens_per_read: int = Field(default=8, ge=1, le=64)
 
 
+#: A share from 0 to 1, kept on the record (the configuration digest in the audit log) as its
+#: decimal text: audit entries hold no floats, whose JSON forms differ between languages.
+Share = Annotated[
+    float, Field(ge=0.0, le=1.0), PlainSerializer(str, return_type=str, when_used="json")
+]
+
+
 class QuerySettings(BaseModel):
     """The only search there is ("was this plate seen"), and who may ask it how often."""
 
@@ -99,11 +115,28 @@ class QuerySettings(BaseModel):
     forbidden_purposes: list[Purpose] = Field(default_factory=lambda: list(DEFAULT_FORBIDDEN))
     #: Extra words or phrases that deny a query when found in its justification or case number.
     forbidden_terms: list[str] = Field(default_factory=list)
+    #: Extra lexicon files (TOML, the format of retention/lexicon/, relative paths from the
+    #: deployment directory) with a deployment's own terms for a forbidden purpose, e.g. local
+    #: programme or unit names: the shipped lexicon cannot know every county's euphemism.
+    lexicon_files: list[Path] = Field(default_factory=list, max_length=50)
     per_user_per_day: int = Field(default=25, ge=1, le=10_000)
     per_deployment_per_day: int = Field(default=500, ge=1, le=1_000_000)
     #: Longest time window one query may cover.
     max_window_days: int = Field(default=31, ge=1, le=3_650)
     min_justification_chars: int = Field(default=20, ge=1, le=500)
+    #: Share of answered searches drawn at random into the compliance review queue (spot
+    #: checks), besides every search the screen found near a forbidden term: a search nobody
+    #: may ever look at is one nobody is accountable for. 0 turns the random draw off.
+    spot_check_share: Share = 0.05
+    #: Purposes whose searches wait for a second person (a compliance officer, never the
+    #: requester) to approve them before they run, e.g. ["felony-investigation"]; the rest
+    #: (amber alerts...) run at once. Empty: every search runs at once.
+    approval_required: list[Purpose] = Field(default_factory=list)
+    #: A pending search nobody decided on expires (and its encrypted plate is deleted) after
+    #: this long: a request is for an investigation under way, not a standing watch.
+    approval_hours: int = Field(default=24, ge=1, le=24 * 14)
+    #: An approved search must be run by its requester within this long, or it expires too.
+    approved_run_hours: int = Field(default=24, ge=1, le=24 * 7)
 
 
 class HotlistSettings(BaseModel):
@@ -113,6 +146,9 @@ class HotlistSettings(BaseModel):
     entries_per_user_per_day: int = Field(default=2_000, ge=1, le=1_000_000)
     #: How long an entry stays live when its creator gives no expiry.
     default_entry_days: int = Field(default=30, ge=1, le=3_650)
+    #: Share of hand-made entries (not CSV imports) drawn at random into the compliance
+    #: review queue: an entry typed by hand is the other way to watch one person.
+    spot_check_share: Share = 0.05
 
 
 class UnsealSettings(BaseModel):
@@ -129,6 +165,27 @@ class AuditSettings(BaseModel):
     #: the latest one, and once at start if none was ever signed; 0: never (then only
     #: `privplate audit checkpoint` signs).
     checkpoint_interval_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    #: Witnesses whose cosignatures the server accepts and publishes on its checkpoint, as
+    #: the vkeys `privplate audit witness --init` prints (name+hash+key, algorithm 0x04):
+    #: the council clerk's, an auditor's. A cosignature authenticates itself, so these keys
+    #: are the only gate on POST /.well-known/privplate/cosignature.
+    witnesses: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("witnesses")
+    @classmethod
+    def _check_witnesses(cls, value: list[str]) -> list[str]:
+        # Form only (the key hash is checked where the key is used, audit/cosigners.py):
+        # importing the note code here would make the settings depend on the audit package.
+        names = [v.strip().partition("+")[0] for v in value]
+        for vkey in value:
+            if not _WITNESS_VKEY.fullmatch(vkey.strip()):
+                raise ValueError(
+                    f"{vkey!r} is not a witness key: give the name+hash+key line that "
+                    "`privplate audit witness --init` printed"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError("two witnesses have the same name")
+        return [v.strip() for v in value]
 
 
 class ServerSettings(BaseModel):

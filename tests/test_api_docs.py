@@ -55,5 +55,11 @@ def test_no_route_lists_or_counts_reads_without_a_plate(api: Api) -> None:
         if "read_id" in _fields(schema, op.get("responses", {}).get("200", {}), set())
         or "read_id" in _fields(schema, op.get("responses", {}).get("201", {}), set())
     )
-    assert returning_reads == ["GET /alerts", "POST /queries"]
+    # The run of an approved search answers the plate query that was filed (its plate sealed
+    # to the request, SPEC §10.6), through the same QueryService.run.
+    assert returning_reads == [
+        "GET /alerts",
+        "POST /queries",
+        "POST /search-approvals/{approval_id}/run",
+    ]
     assert "plate" in schema["components"]["schemas"]["QueryIn"]["required"]

@@ -178,7 +178,7 @@ TAKES_A_PLATE = {
     "privplate.api.routes.hotlists:EntryOut": "a hotlist entry revealed on request (audited)",
     "privplate.api.routes.queries:QueryIn": "the search request, in a POST body",
     "privplate.console.pages.operator:add_entry": "a hotlist entry from the console form (POST)",
-    "privplate.cli.server:query": "the CLI search: calls QueryService.run",
+    "privplate.cli.server:query": "the CLI search: QueryService.run, or filed for approval",
     "privplate.edge.labels:LabelledImage": "ground truth of an evaluation photo",
     "privplate.edge.pipeline:Stats": "counts of plates read at the edge",
     "privplate.hotlists.service:EntryIn": "a hotlist entry to add (encrypted at once)",
@@ -261,8 +261,11 @@ def test_the_token_lookup_is_reached_only_from_a_checked_and_recorded_query() ->
     assert [c.name for c in callers] == ["run"]
     (run,) = callers
     lookup_line = _calls(run, "_matches")[0].lineno
-    # The policy check and the query's record come first, in the same function.
-    assert min(c.lineno for c in _calls(run, "_check")) < lookup_line
+    # The policy check (screen, which every search passes, also one filed for approval) and
+    # the query's record come first, in the same function.
+    assert min(c.lineno for c in _calls(run, "screen")) < lookup_line
+    (screen,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "screen"]
+    assert _calls(screen, "_check") and _calls(screen, "_quota_problem")
     assert min(c.lineno for c in _calls(run, "_record")) < lookup_line
     assert any(isinstance(n, ast.Raise) and n.lineno < lookup_line for n in ast.walk(run))
 

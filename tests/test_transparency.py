@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from privplate.audit.note import split_note
 from privplate.cli.main import app
 from privplate.identity.roles import Role
 from privplate.retention.purge import purge
@@ -107,7 +108,8 @@ def test_a_published_report_is_bound_to_the_audit_log(api: Api, tmp_path: Path) 
         app, ["report", "--json", "--days", "30", "--out", str(out), "--dir", str(api.home)]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
+    # The written file is the signed note; its text is the report (tests/test_signed_report.py).
+    report = json.loads(split_note(out.read_text())[0])
     assert report["reads"]["reads_stored"] == 5
     published = [
         e.entry.details
@@ -232,7 +234,7 @@ def test_reads_per_camera_per_day_in_every_form(api: Api, tmp_path: Path) -> Non
         app, ["report", "--json", "--days", "7", "--out", str(out), "--dir", str(api.home)]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(out.read_text())["reads"]["per_camera_per_day"] == series
+    assert json.loads(split_note(out.read_text())[0])["reads"]["per_camera_per_day"] == series
 
     markdown = api.client.get("/transparency.md?days=7").text
     assert "| day (UTC) | gate-1 | gate-2 |" in markdown

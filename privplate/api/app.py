@@ -26,11 +26,13 @@ from privplate.api.routes import (
     audit,
     cameras,
     compliance,
+    cosignatures,
     devices,
     holds,
     hotlists,
     ingest,
     queries,
+    search_approvals,
     sessions,
     sharing,
     system,
@@ -38,6 +40,7 @@ from privplate.api.routes import (
     unseal,
     users,
     webhooks,
+    wellknown,
 )
 from privplate.audit import AuditLog, Checkpoint
 from privplate.console.app import mount as mount_console
@@ -61,11 +64,14 @@ ROUTERS = (
     alerts,
     webhooks,
     queries,
+    search_approvals,
     compliance,
     sharing,
     holds,
     unseal,
     audit,
+    wellknown,
+    cosignatures,
     transparency,
 )
 

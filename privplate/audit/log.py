@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from privplate.audit.entries import Entry, decode_entry, encode_entry
 from privplate.audit.merkle import MerkleTree, leaf_hash
-from privplate.audit.signing import AuditSigner, Checkpoint, sign_checkpoint
+from privplate.audit.signing import FORMAT_NOTE, AuditSigner, Checkpoint, sign_checkpoint
 from privplate.errors import AuditError
 from privplate.store.database import Database
 from privplate.store.models import AuditCheckpoint, AuditEntry
@@ -197,9 +197,12 @@ class AuditLog:
         moment = (now or datetime.now(UTC)).astimezone(UTC)
         with self.db.write() as conn:
             self.db.lock_subject(conn, _CHECKPOINT_LOCK)
+            # Only notes count: after the upgrade to notes the first run signs one even at a
+            # size a format 1 checkpoint covers, so witnesses get a note without waiting.
             covered = conn.execute(
                 select(func.max(AuditCheckpoint.tree_size)).where(
-                    AuditCheckpoint.public_key == self.signer.public_key
+                    AuditCheckpoint.public_key == self.signer.public_key,
+                    AuditCheckpoint.format == FORMAT_NOTE,
                 )
             ).scalar()
             if tree.size == 0 or (covered is not None and (first_only or covered >= tree.size)):
@@ -212,6 +215,7 @@ class AuditLog:
                     created_at=moment,
                     public_key=signed.public_key,
                     signature=signed.signature,
+                    format=signed.format,
                 )
             )
         return signed
@@ -227,22 +231,56 @@ class AuditLog:
     def latest_own_checkpoint(self) -> Checkpoint | None:
         """This key's checkpoint of the largest tree, if it signed any."""
         own = [c for c in self.checkpoints() if c.public_key == self.signer.public_key]
-        return max(own, key=lambda c: c.tree_size, default=None)
+        # A note before a format 1 checkpoint of the same size: it is what witnesses take.
+        return max(own, key=lambda c: (c.tree_size, c.format), default=None)
+
+    def note_checkpoint(self, size: int | None = None) -> Checkpoint | None:
+        """This key's signed note of ``size`` entries (default: of the largest tree), if any:
+        one indexed query, for the public endpoints."""
+        stmt = (
+            select(AuditCheckpoint)
+            .where(
+                AuditCheckpoint.public_key == self.signer.public_key,
+                AuditCheckpoint.format == FORMAT_NOTE,
+            )
+            .order_by(AuditCheckpoint.tree_size.desc(), AuditCheckpoint.id.desc())
+            .limit(1)
+        )
+        if size is not None:
+            stmt = stmt.where(AuditCheckpoint.tree_size == size)
+        with self.db.read() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else self._checkpoint_of(row)
+
+    def has_checkpoint(self, size: int) -> bool:
+        """Whether this key signed a checkpoint (of either format) of exactly ``size``."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(AuditCheckpoint.id)
+                .where(
+                    AuditCheckpoint.tree_size == size,
+                    AuditCheckpoint.public_key == self.signer.public_key,
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def checkpoints(self) -> list[Checkpoint]:
         with self.db.read() as conn:
             rows = conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
-            return [
-                Checkpoint(
-                    origin=self.signer.origin,
-                    tree_size=r.tree_size,
-                    root=bytes(r.root),
-                    time=r.created_at,
-                    public_key=bytes(r.public_key),
-                    signature=bytes(r.signature),
-                )
-                for r in rows
-            ]
+            return [self._checkpoint_of(r) for r in rows]
+
+    def _checkpoint_of(self, row: Row[Any]) -> Checkpoint:
+        # A Core row of audit_checkpoints' columns (the log runs on connections, not sessions).
+        return Checkpoint(
+            origin=self.signer.origin,
+            tree_size=row.tree_size,
+            root=bytes(row.root),
+            time=row.created_at,
+            public_key=bytes(row.public_key),
+            signature=bytes(row.signature),
+            format=row.format,
+        )
 
     # -- reading -----------------------------------------------------------------------------
 

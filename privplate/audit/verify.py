@@ -30,6 +30,9 @@ class VerifyReport:
     checkpoints_checked: int = 0
     witness_checked: bool = False
     problems: list[str] = field(default_factory=list)
+    #: The tree recomputed from the stored leaves, for checks that build on this one (the
+    #: witnesses' cosignatures, audit/cosigners.py).
+    tree: MerkleTree = field(default_factory=MerkleTree, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -117,12 +120,18 @@ def verify_log(
             f"them beyond #{pruned_through} (erased without a recorded policy)"
         )
     tree = MerkleTree(leaves)
+    report.tree = tree
     report.entries = tree.size
     report.root = tree.root()
     _check_stored(tree, signer, stored or [], report)
     if witness is not None:
         _check_witness(tree, signer, witness, stored or [], report)
     return report
+
+
+def _when(cp: Checkpoint) -> str:
+    # Stored rows always have their time; a checkpoint read from a bare note has none.
+    return "at an unrecorded time" if cp.time is None else cp.time.isoformat()
 
 
 def _check_stored(
@@ -138,14 +147,14 @@ def _check_stored(
             continue
         if cp.tree_size > tree.size:
             report.problems.append(
-                f"log truncated: a checkpoint signed {cp.time.isoformat()} covers "
+                f"log truncated: a checkpoint signed {_when(cp)} covers "
                 f"{cp.tree_size} entries but only {tree.size} remain"
             )
             return
         if not hmac.compare_digest(tree.root(cp.tree_size), cp.root):
             report.problems.append(
                 f"log rewritten between entry #{good_size} and #{cp.tree_size - 1}: it no "
-                f"longer matches the checkpoint signed {cp.time.isoformat()}"
+                f"longer matches the checkpoint signed {_when(cp)}"
             )
             return
         good_size = cp.tree_size

@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from privplate import __version__
-from privplate.cli import alerts, audit, cameras, edge, report, retention, server, unseal
+from privplate.cli import (
+    alerts,
+    approvals,
+    audit,
+    cameras,
+    compliance,
+    edge,
+    report,
+    retention,
+    server,
+    unseal,
+)
 from privplate.cli.app import DirOption, console, make_app
 from privplate.cli.doctor import render, run_checks
 from privplate.deployment import init_deployment
@@ -30,11 +41,13 @@ app.add_typer(server.hotlist_app, name="hotlist")
 app.add_typer(unseal.keys_app, name="keys")
 app.add_typer(unseal.unseal_app, name="unseal")
 app.add_typer(unseal.officer_app, name="officer")
+app.add_typer(compliance.app, name="compliance")
+app.add_typer(approvals.app, name="approvals")
 app.command("serve")(server.serve)
 app.command("query")(server.query)
 app.command("purge")(retention.purge_command)
 app.command("status")(retention.status_command)
-app.command("report")(report.report_command)
+app.add_typer(report.app, name="report")
 
 
 @app.command()

@@ -19,7 +19,8 @@ from privplate.hotlists.csv_import import ImportOptions, parse_entries
 from privplate.identity import accounts
 from privplate.identity.roles import Role
 from privplate.jurisdiction import Purpose
-from privplate.policy.queries import QueryRequest
+from privplate.policy.approvals import PendingSearch
+from privplate.policy.queries import QueryAnswer, QueryRequest
 from privplate.services import Services
 
 users_app = make_app("People and service accounts: add, list, disable, API keys.")
@@ -269,7 +270,8 @@ def query(
     password_stdin: PasswordStdin = False,
     home: DirOption = None,
 ) -> None:
-    """Ask whether a plate was seen: the only search there is."""
+    """Ask whether a plate was seen: the only search there is (filed for a second person's
+    approval when its purpose needs one: queries.approval_required)."""
     password = _password(password_stdin, confirm=False)
     with Deployment.open(home) as dep, Services(dep) as services:
         person, token, _ = accounts.login(
@@ -277,12 +279,24 @@ def query(
         )
         now = datetime.now(UTC)
         try:
-            answer = services.queries.run(
+            answer = services.search_approvals.submit(
                 person,
                 QueryRequest(plate, now - timedelta(days=days), now, purpose, case, why),
             )
         finally:
             accounts.logout(db=dep.db, audit=dep.audit, user=person, token=token)
+    if isinstance(answer, PendingSearch):
+        console.print(
+            f"waiting for approval (id {answer.id}): a compliance officer decides by "
+            f"{answer.expires_at.isoformat(timespec='seconds')}; then run it with "
+            f"`privplate approvals run {answer.id} --user {person.name}`"
+        )
+        return
+    print_answer(answer)
+
+
+def print_answer(answer: QueryAnswer) -> None:
+    """A search's answer on the terminal: the same shape whether or not anything matched."""
     console.print(f"query {answer.query_id}: {len(answer.matches)} matching reads")
     table = Table("observed at", "camera", "confidence", "evidence", "alternate")
     for m in answer.matches:

@@ -23,6 +23,9 @@ HEADERS = (
 # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with a form
 # post, which the origin check must refuse. No console URL holds anything private anyway.
 NO_STORE = (b"cache-control", b"no-store")
+#: Paths whose own Cache-Control stands: static files, and the audit log's public checkpoint,
+#: key and proofs (signed, public by design, and polled by witnesses).
+CACHEABLE = ("/console/static/", "/.well-known/privplate/")
 
 
 class SecurityHeaders:
@@ -37,7 +40,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        no_store = not path.startswith("/console/static/")
+        no_store = not path.startswith(CACHEABLE)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

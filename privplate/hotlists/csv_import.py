@@ -75,6 +75,7 @@ def parse_entries(text: str, options: ImportOptions | None = None) -> list[Entry
                 reason=values["reason"],
                 case_number=values["case_number"],
                 expires_at=expires,
+                imported=True,
             )
         )
     if not entries:

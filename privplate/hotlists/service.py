@@ -30,6 +30,7 @@ from privplate.hotlists.sources import HotlistSource
 from privplate.hotlists.tokens import HotlistTokens, StaleKeys
 from privplate.identity.accounts import actors_of_person, person_of_actor
 from privplate.policy.flags import FlagKind, raise_flag
+from privplate.policy.review import draw_entries
 from privplate.policy.rules import CASE_NUMBER, PurposePolicy
 from privplate.settings import HotlistSettings
 from privplate.store.database import Database
@@ -58,6 +59,9 @@ class EntryIn:
     reason: str
     case_number: str
     expires_at: datetime | None = None
+    #: From a file or a feed (csv_import), not typed by hand: never drawn for a spot check
+    #: (privplate.policy.review).
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,19 @@ class Hotlists:
                         "entries": [str(e.id) for e in added],
                         "case_numbers": sorted({e.case_number for e in added}),
                     },
+                )
+                draw_entries(  # spot checks of hand-made entries, in the same transaction
+                    conn,
+                    self.audit,
+                    hotlist=hotlist,
+                    requester=actor,
+                    entries=[
+                        (e.id, e.reason, e.case_number, c.imported)
+                        for e, (_, c, _) in zip(added, checked, strict=True)
+                    ],
+                    share=self.settings.spot_check_share,
+                    near_terms=self.policy.near_terms,
+                    now=now,
                 )
                 return added, None
         return [], refusal

@@ -12,15 +12,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Connection, func, insert, select
 
 from privplate.audit import AuditLog
-from privplate.errors import InvalidPlate, PermissionDenied, PurposeDenied, QuotaExceeded
+from privplate.errors import (
+    ApprovalRefused,
+    InvalidPlate,
+    PermissionDenied,
+    PurposeDenied,
+    QuotaExceeded,
+)
 from privplate.identity.accounts import UserInfo, person_ref
 from privplate.identity.roles import Role
 from privplate.jurisdiction import Purpose
 from privplate.policy.flags import FlagKind, raise_flag
+from privplate.policy.review import draw_search
 from privplate.policy.rules import PurposePolicy
 from privplate.policy.sharing import check_agreement
 from privplate.settings import QuerySettings
@@ -45,6 +53,22 @@ class QueryRequest:
     case_number: str
     justification: str
     agreement_id: uuid.UUID | None = None
+    #: The second person's approval this search runs under (privplate.policy.approvals).
+    approval_id: uuid.UUID | None = None
+
+
+class ApprovalGate(Protocol):
+    """Consumes an approved pending search (privplate.policy.approvals), in the transaction
+    that records the query it becomes; raises ApprovalRefused for anything else."""
+
+    def consume(
+        self,
+        conn: Connection,
+        user: UserInfo,
+        req: QueryRequest,
+        query_id: uuid.UUID,
+        now: datetime,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,28 +96,17 @@ class QueryService:
         self.policy = policy
         self.settings = settings
         self.fold = fold
+        #: Set by the approval service; without it a purpose that needs approval never runs.
+        self.approvals: ApprovalGate | None = None
 
     def run(self, user: UserInfo, req: QueryRequest, now: datetime | None = None) -> QueryAnswer:
         now = now or datetime.now(UTC)
         if user.role is not Role.INVESTIGATOR:
             raise PermissionDenied("only investigators may query plates")
         query_id = uuid.uuid4()
-        canonical = ""
         with self.db.write() as conn:
-            failure = self._quota_problem(conn, user, now)
-            outcome = QueryOutcome.REFUSED
-            if failure is None:
-                try:
-                    canonical = self._check(conn, req, now)
-                except (PurposeDenied, InvalidPlate) as exc:
-                    failure, outcome = exc, QueryOutcome.DENIED
-                    raise_flag(
-                        conn,
-                        kind=FlagKind.DENIED_QUERY,
-                        subject=user.name,
-                        details={"last_reason": str(exc)},
-                        now=now,
-                    )
+            self._approved(conn, user, req, query_id, now)
+            canonical, failure, outcome = self.screen(conn, user, req, now)
             # An allowed query is reserved before the lookup: it counts even if the lookup fails.
             self._record(
                 conn,
@@ -104,6 +117,16 @@ class QueryService:
                 outcome if failure else QueryOutcome.ANSWERED,
                 str(failure) if failure else "",
             )
+            if failure is None:  # the spot-check draw, drawn or not, on the same path
+                draw_search(
+                    conn,
+                    self.audit,
+                    query_id=query_id,
+                    requester=user.actor,
+                    share=self.settings.spot_check_share,
+                    terms=self.policy.near_terms(req.justification, req.case_number),
+                    now=now,
+                )
         if failure is not None:
             raise failure
 
@@ -142,6 +165,66 @@ class QueryService:
             for key in self.keyring.keys_between(start, end)
         ]
         return find_reads(self.db, query_id, probes, then=answered)
+
+    def _approved(
+        self,
+        conn: Connection,
+        user: UserInfo,
+        req: QueryRequest,
+        query_id: uuid.UUID,
+        now: datetime,
+    ) -> None:
+        """The one place that holds a search back for a second person: a purpose that needs
+        approval runs only under an approved request, consumed in this transaction whatever
+        the query's outcome; so no surface can skip it."""
+        if req.approval_id is None:
+            if req.purpose in self.settings.approval_required:
+                raise ApprovalRefused(
+                    f"searches for {req.purpose.value!r} need a second person's approval "
+                    "(queries.approval_required): file the search for approval, and run it "
+                    "once a compliance officer approved it"
+                )
+            return
+        if self.approvals is None:
+            raise ApprovalRefused("this server has no approval service: the search cannot run")
+        self.approvals.consume(conn, user, req, query_id, now)
+
+    def screen(
+        self, conn: Connection, user: UserInfo, req: QueryRequest, now: datetime
+    ) -> tuple[str, Exception | None, QueryOutcome]:
+        """Every rule a search must pass before anything is looked up (quota, then purpose,
+        case number, justification, window, agreement), in the caller's write transaction: the
+        canonical plate, or the failure and the outcome to record it under (a policy denial is
+        also flagged to compliance). Used by :meth:`run` and when a search is filed for
+        approval, so both apply the same rules."""
+        failure = self._quota_problem(conn, user, now)
+        if failure is not None:
+            return "", failure, QueryOutcome.REFUSED
+        try:
+            return self._check(conn, req, now), None, QueryOutcome.ANSWERED
+        except (PurposeDenied, InvalidPlate) as exc:
+            raise_flag(
+                conn,
+                kind=FlagKind.DENIED_QUERY,
+                subject=user.name,
+                details={"last_reason": str(exc)},
+                now=now,
+            )
+            return "", exc, QueryOutcome.DENIED
+
+    def record_refusal(
+        self,
+        conn: Connection,
+        user: UserInfo,
+        req: QueryRequest,
+        now: datetime,
+        outcome: QueryOutcome,
+        failure: Exception,
+    ) -> uuid.UUID:
+        """Record (and audit) a search that :meth:`screen` refused, as :meth:`run` does."""
+        query_id = uuid.uuid4()
+        self._record(conn, query_id, user, req, now, outcome, str(failure))
+        return query_id
 
     def _quota_problem(self, conn: Connection, user: UserInfo, now: datetime) -> Exception | None:
         # Counting and recording a query is one step for every server on the database: every
@@ -214,17 +297,9 @@ class QueryService:
             )
         return canonical
 
-    def _record(
-        self,
-        conn: Connection,
-        query_id: uuid.UUID,
-        user: UserInfo,
-        req: QueryRequest,
-        now: datetime,
-        outcome: QueryOutcome,
-        reason: str,
-    ) -> None:
-        # A justification that contains the plate is never stored, even on a refusal.
+    def storable_text(self, req: QueryRequest) -> tuple[str, str]:
+        """The justification and case number as they may be stored: a text that contains the
+        plate is never stored, even on a refusal (nor in a search filed for approval)."""
         justification = req.justification[:2000]
         try:
             canonical = canonical_plate(req.plate, fold=self.fold)
@@ -235,6 +310,19 @@ class QueryService:
         case_number = req.case_number[:64]
         if canonical and canonical in canonical_plate_words(case_number, self.fold):
             case_number = "(withheld)"
+        return justification, case_number
+
+    def _record(
+        self,
+        conn: Connection,
+        query_id: uuid.UUID,
+        user: UserInfo,
+        req: QueryRequest,
+        now: datetime,
+        outcome: QueryOutcome,
+        reason: str,
+    ) -> None:
+        justification, case_number = self.storable_text(req)
         conn.execute(
             insert(Query).values(
                 id=query_id,

@@ -125,7 +125,10 @@ _ALWAYS_SCRUBBED = frozenset(
     {"hotlist_entries", "hotlist_tokens", "unseal_requests", "unseal_approvals"}
 )
 #: records_deleted keys that are not table names.
-_RECORD_TABLES = {"unseal_release_keys": "unseal_requests"}
+_RECORD_TABLES = {
+    "unseal_release_keys": "unseal_requests",
+    "search_approval_plates": "search_approvals",
+}
 
 
 def _scrubbed_tables(report: PurgeReport, *, everything: bool) -> frozenset[str] | None:

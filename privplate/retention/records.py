@@ -1,16 +1,20 @@
 """Retention of the server's own records: expired hotlist entries and their tokens, alerts
 past the hit-read window, spent device nonces and batch receipts, expired sessions, the item keys of
-expired unseal releases, and query records and compliance flags past the audit window."""
+expired unseal releases, the sealed plates of expired searches awaiting approval, and query
+records, searches filed for approval, compliance flags and spot checks past the audit window."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
+from privplate.policy.approvals import expire_search_approvals
 from privplate.retention.scope import RetentionScope
+from privplate.store.approval_models import OPEN_STATUSES, SearchApproval
 from privplate.store.models import Base, ReadCount
+from privplate.store.review_models import SpotCheck
 from privplate.store.server_models import (
     Alert,
     ComplianceFlag,
@@ -49,7 +53,16 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
     counts["device_batches"] = remove(DeviceBatch, DeviceBatch.received_at < now - BATCH_RECEIPTS)
     counts["sessions"] = remove(Session, Session.expires_at <= now)
     counts["queries"] = remove(Query, Query.created_at < audit_cutoff)
+    # Searches filed for approval: an expired one loses its sealed plate now (the service also
+    # expires on every call); the ended rows go with the query records they sit beside.
+    with scope.db.write() as conn:
+        counts["search_approval_plates"] = expire_search_approvals(conn, scope.audit, now)
+    counts["search_approvals"] = remove(
+        SearchApproval,
+        and_(SearchApproval.created_at < audit_cutoff, SearchApproval.status.not_in(OPEN_STATUSES)),
+    )
     counts["compliance_flags"] = remove(ComplianceFlag, ComplianceFlag.created_at < audit_cutoff)
+    counts["spot_checks"] = remove(SpotCheck, SpotCheck.drawn_at < audit_cutoff)
     # Totals for transparency reports cover the same span as the audit log they sit beside.
     counts["read_counts"] = remove(ReadCount, ReadCount.day < audit_cutoff.date())
     with scope.db.write() as conn:

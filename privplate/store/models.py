@@ -180,6 +180,9 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime]
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    #: What the signature covers: 1 = privplate's v1 body (rows signed before migration 0014,
+    #: which keep verifying), 2 = a C2SP tlog-checkpoint signed note (audit/signing.py).
+    format: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class LegalHold(Base):

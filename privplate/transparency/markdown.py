@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
 from privplate.jurisdiction import format_duration
+from privplate.transparency.signed import CHECKPOINT_LINE
 
 
 def _duration(seconds: int) -> str:
@@ -37,6 +39,69 @@ def _per_day_table(series: list[dict[str, Any]]) -> list[str]:
         f"| {day} | " + " | ".join(str(by_camera.get(c, 0)) for c in cameras) + " |"
         for day, by_camera in reads.items()
     ]
+    return [*lines, ""]
+
+
+def _spot_checks(sc: dict[str, Any]) -> list[str]:
+    """Spot checks: drawn, reviewed, how fast and with what verdict, per kind of subject."""
+
+    def hours(h: dict[str, Any]) -> str:
+        if h["median"] is None:
+            return "-"
+        return f"{h['median']} / {h['max']}"
+
+    kinds = {"searches": sc["searches"], "hand-made hotlist entries": sc["hotlist_entries"]}
+    lines = [
+        "Spot checks: searches and hand-made hotlist entries drawn at random, and every one "
+        "near a forbidden term, for a compliance officer's review (counted up to "
+        f"{sc['counted_until']}, so that no figure changes within a day):",
+        "",
+        "| | drawn at random | drawn near a term | reviewed | consistent | needs follow-up "
+        "| violation | hours to review (median / max) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, k in kinds.items():
+        v = k["verdicts"]
+        lines.append(
+            f"| {name} | {k['drawn']['random']} | {k['drawn']['near-term']} | {k['reviewed']} "
+            f"| {v['consistent']} | {v['needs-follow-up']} | {v['violation']} "
+            f"| {hours(k['hours_to_review'])} |"
+        )
+    return [*lines, ""]
+
+
+def _approvals(sa: dict[str, Any]) -> str:
+    """Searches held for a second person's approval, and how long a decision took."""
+    wait = sa["median_seconds_to_decision"]
+    took = "-" if wait is None else f"{wait / 3600:.1f} hours"
+    return (
+        f"- Searches held for a second person's approval: {sa['requested']} filed; "
+        f"{sa['approved']} approved, {sa['denied']} denied, {sa['expired']} expired, "
+        f"{sa['run']} run (median time to decision: {took})"
+    )
+
+
+def _checkpoint_line(log: dict[str, Any]) -> list[str]:
+    """The checkpoint, in the form privplate/transparency/signed.py reads back."""
+    if log.get("latest_checkpoint") is None:
+        return []
+    root = base64.b64encode(bytes.fromhex(log["root"])).decode()
+    line = CHECKPOINT_LINE.format(origin=log["origin"], tree_size=log["tree_size"], root=root)
+    return [line, ""]
+
+
+def _witness_lines(witnesses: list[dict[str, Any]]) -> list[str]:
+    """Who else checks the log: witnesses on other hosts cosign each checkpoint they verified
+    extends the last one they saw."""
+    if not witnesses:
+        return ["No witness has cosigned this log's checkpoints yet.", ""]
+    lines = ["Witnesses that cosigned the log (each checked that it only grew):", ""]
+    for w in witnesses:
+        state = "" if w["configured"] else " (no longer listed by the deployment)"
+        lines.append(
+            f"- {w['name']}: up to {w['largest_size_cosigned']} entries, last "
+            f"{w['latest_cosignature']}{state}"
+        )
     return [*lines, ""]
 
 
@@ -116,6 +181,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"({s['answered_with_a_match']} with a match), by {s['people_who_searched']} people",
         f"- Images unsealed: {report['unseal']['released']} of "
         f"{report['unseal']['requested']} requests ({report['unseal']['denied']} denied)",
+        _approvals(report["search_approvals"]),
         f"- Legal holds approved: {report['legal_holds']['approved']}",
         f"- Purges: {report['retention']['purge_runs']}, deleting "
         f"{report['retention']['reads_deleted']} reading rows and destroying "
@@ -130,6 +196,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Searches answered, by agency:",
         "",
         *_table(s["answered_by_agency"], "agency", "searches"),
+        *_spot_checks(report["spot_checks"]),
         "Alerts by hotlist:",
         "",
         *_table(al["by_hotlist"], "hotlist", "alerts"),
@@ -156,10 +223,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Checking this report",
         "",
-        f"Built from {report['audit_entries_in_period']} audit log entries of the period. "
-        f"The audit log then held {report['audit_log']['tree_size']} entries with Merkle root "
-        f"`{report['audit_log']['root']}`; any later signed checkpoint proves, by a consistency "
-        "proof, that those entries were not changed since.",
+        f"Built from {report['audit_entries_in_period']} audit log entries of the period, in "
+        f"the log's signed checkpoint of {report['audit_log']['tree_size']} entries; any later "
+        "signed checkpoint proves, by a consistency proof, that those entries were not changed "
+        "since. `privplate report verify FILE --key KEY` checks this page's signature (the key "
+        "is at /.well-known/privplate/report-key).",
         "",
+        *_witness_lines(report["audit_log"].get("witnesses", [])),
+        *_checkpoint_line(report["audit_log"]),
     ]
     return "\n".join(out)

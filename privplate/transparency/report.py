@@ -3,10 +3,11 @@
 Everything in it comes from the system itself, never from a form someone fills in: the policy
 from the settings and the retention preset, the people and agencies with access from the
 accounts and sharing agreements, and the activity of the period from the audit log (searches,
-refusals, alerts, unseals, holds, purges) and the per-camera read totals, for the period and
-for each UTC day of it. It carries the audit log's size and root at the time it was built, so
-anyone holding a later signed checkpoint can check that the log the numbers came from was not
-rewritten. It never contains a plate, a case number, a justification or a person's name.
+refusals, spot checks, alerts, unseals, holds, purges) and the per-camera read totals, for the
+period and for each UTC day of it. It names the signed checkpoint (size and root) it was built
+from and is published signed (transparency/signed.py), so anyone holding a later signed
+checkpoint can check that the log the numbers came from was not rewritten. It never contains
+a plate, a case number, a justification or a person's name.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from statistics import median
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select
 
 from privplate.alerts.outcomes import NOT_PANNED_OUT
+from privplate.audit.cosigners import configured_witnesses
+from privplate.audit.merkle import EMPTY_ROOT
+from privplate.audit.signing import CHECKPOINT_FORMAT_NAMES
 from privplate.identity.accounts import persons_of
 from privplate.identity.roles import Role
 from privplate.jurisdiction import get_preset
+from privplate.policy.review import spot_check_counts
 from privplate.policy.rules import PurposePolicy
 from privplate.retention.scope import RetentionScope
 from privplate.retention.status import retention_status
 from privplate.settings import Settings
+from privplate.store.approval_models import SearchApproval
 from privplate.store.models import Camera, ReadCount
 from privplate.store.server_models import (
     Device,
@@ -35,6 +42,7 @@ from privplate.store.server_models import (
     User,
 )
 from privplate.store.unseal_models import ShareSet
+from privplate.store.witness_models import AuditCosignature
 
 
 class ReportScope(RetentionScope, Protocol):
@@ -93,6 +101,8 @@ def _policy(dep: ReportScope) -> dict[str, Any]:
             "max_window_days": s.queries.max_window_days,
             "per_investigator_per_day": s.queries.per_user_per_day,
             "per_deployment_per_day": s.queries.per_deployment_per_day,
+            # Purposes whose searches wait for a second person's approval before they run.
+            "approval_required": sorted(p.value for p in s.queries.approval_required),
         },
         "retention_promises": [p.as_dict() for p in status.promises],
     }
@@ -236,6 +246,19 @@ def _people(dep: ReportScope, actors: set[str]) -> int:
     return len({person_of.get(n, n) for n in names})
 
 
+def _median_decision(dep: ReportScope, start: datetime, end: datetime) -> int | None:
+    """Median seconds from filing to an officer's decision, of the searches held for approval
+    that were decided in the period (None: none was)."""
+    with dep.db.read() as conn:
+        rows = conn.execute(
+            select(SearchApproval.created_at, SearchApproval.decided_at).where(
+                SearchApproval.decided_at >= start, SearchApproval.decided_at < end
+            )
+        ).all()
+    waits = [(done - created).total_seconds() for created, done in rows if done is not None]
+    return int(median(waits)) if waits else None
+
+
 def _activity(dep: ReportScope, start: datetime, end: datetime) -> dict[str, Any]:
     """One pass over the audit entries of the period."""
     actions: Counter[str] = Counter()
@@ -315,6 +338,14 @@ def _activity(dep: ReportScope, start: datetime, end: datetime) -> dict[str, Any
             "refused": actions["unseal.refused"],
             "withdrawn": actions["unseal.withdrawn"],
         },
+        "search_approvals": {
+            "requested": actions["search_approvals.requested"],
+            "approved": actions["search_approvals.approved"],
+            "denied": actions["search_approvals.denied"],
+            "expired": actions["search_approvals.expired"],
+            "run": actions["search_approvals.run"],
+            "median_seconds_to_decision": _median_decision(dep, start, end),
+        },
         "legal_holds": {
             "requested": actions["hold.requested"],
             "approved": actions["hold.approved"],
@@ -345,9 +376,10 @@ def build_report(
 ) -> dict[str, Any]:
     """The report for [start, end) as a JSON-ready dict (see module docstring)."""
     now = now or datetime.now(UTC)
-    tree = dep.audit.tree()
-    checkpoints = dep.audit.checkpoints()
-    latest = checkpoints[-1] if checkpoints else None
+    # The report names a signed checkpoint, not a live tree read: signed now if the log grew
+    # since the latest (the one rule, AuditLog.sign_if_grown), so anyone can check the numbers
+    # came from a log that was not rewritten since (transparency/signed.py).
+    latest = dep.audit.sign_if_grown() or dep.audit.note_checkpoint()
     return {
         "privplate_transparency_report": REPORT_VERSION,
         "generated_at": now.isoformat(),
@@ -362,19 +394,55 @@ def build_report(
         "access": _access(dep, start, end),
         "reads": _reads(dep, start, end, now),
         **_activity(dep, start, end),
+        "spot_checks": spot_check_counts(dep.audit, start=start, end=end, now=now),
         "audit_log": {
-            "tree_size": tree.size,
-            "root": tree.root().hex(),
+            "origin": dep.audit.signer.origin,
+            "tree_size": 0 if latest is None else latest.tree_size,
+            "root": (EMPTY_ROOT if latest is None else latest.root).hex(),
+            # The checkpoint the report was built from.
             "latest_checkpoint": None
             if latest is None
             else {
                 "tree_size": latest.tree_size,
                 "root": latest.root.hex(),
-                "time": latest.time.isoformat(),
+                # Stored checkpoints always carry their signing time.
+                "time": latest.time.isoformat() if latest.time else None,
                 "public_key": latest.public_key.hex(),
+                # Which signed text: a C2SP note (at /.well-known/privplate/checkpoint), or
+                # the v1 body of checkpoints signed before notes.
+                "format": CHECKPOINT_FORMAT_NAMES[latest.format],
             },
+            "witnesses": _witnesses(dep),
         },
     }
+
+
+def _witnesses(dep: ReportScope) -> list[dict[str, Any]]:
+    """Who watches the log: each witness that ever cosigned it, with the largest size it
+    cosigned and when, and whether the deployment still lists it (audit.witnesses). The
+    signatures themselves are checked by `privplate audit verify`; the report says who."""
+    listed = configured_witnesses(dep.settings.audit.witnesses)
+    configured = {(v.name, v.public_key) for v in listed}
+    with dep.db.read() as conn:
+        rows = conn.execute(
+            select(
+                AuditCosignature.witness,
+                AuditCosignature.witness_key,
+                func.max(AuditCosignature.tree_size),
+                func.max(AuditCosignature.timestamp),
+            ).group_by(AuditCosignature.witness, AuditCosignature.witness_key)
+        ).all()
+    out = []
+    for name, key, size, stamp in sorted(rows, key=lambda r: r[0]):
+        out.append(
+            {
+                "name": name,
+                "largest_size_cosigned": int(size),
+                "latest_cosignature": datetime.fromtimestamp(int(stamp), UTC).isoformat(),
+                "configured": (name, bytes(key)) in configured,
+            }
+        )
+    return out
 
 
 def period_ending(last: date, days: int) -> tuple[datetime, datetime]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from privplate.api.deps import ServicesDep, allow
-from privplate.audit.verify import verify_log
+from privplate.audit.cosigners import configured_witnesses, verify_witnessed
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
 
@@ -25,6 +25,20 @@ class EntryOut(BaseModel):
     details: dict[str, Any] | None
 
 
+class CosignedOut(BaseModel):
+    tree_size: int
+    #: The cosignature's own (signed) time.
+    time: datetime
+
+
+class WitnessOut(BaseModel):
+    name: str
+    vkey: str
+    #: Listed in audit.witnesses now; a removed witness's cosignatures are still checked.
+    configured: bool
+    cosigned: list[CosignedOut]
+
+
 class VerifyOut(BaseModel):
     ok: bool
     entries: int
@@ -32,6 +46,8 @@ class VerifyOut(BaseModel):
     root: str
     checkpoints_checked: int
     problems: list[str]
+    #: Which witnesses cosigned which sizes (every kept cosignature verified, or a problem).
+    witnesses: list[WitnessOut]
 
 
 class CheckpointOut(BaseModel):
@@ -62,8 +78,10 @@ def entries(
 
 @router.get("/audit/verify", summary="Verify the whole audit log", response_model=VerifyOut)
 def verify(_: Auditor, services: ServicesDep) -> VerifyOut:
-    audit = services.dep.audit
-    report = verify_log(services.dep.db, audit.signer, stored=audit.checkpoints())
+    dep = services.dep
+    report, witnesses = verify_witnessed(
+        dep.audit, configured_witnesses(dep.settings.audit.witnesses)
+    )
     return VerifyOut(
         ok=report.ok,
         entries=report.entries,
@@ -71,6 +89,15 @@ def verify(_: Auditor, services: ServicesDep) -> VerifyOut:
         root=report.root.hex(),
         checkpoints_checked=report.checkpoints_checked,
         problems=report.problems,
+        witnesses=[
+            WitnessOut(
+                name=w.name,
+                vkey=w.vkey,
+                configured=w.configured,
+                cosigned=[CosignedOut(tree_size=n, time=t) for n, t in w.cosigned],
+            )
+            for w in witnesses
+        ],
     )
 
 

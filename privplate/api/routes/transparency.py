@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -9,11 +10,12 @@ from enum import IntEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from privplate.api.deps import Public, ServicesDep
 from privplate.transparency import build_report, period_ending
 from privplate.transparency.markdown import render_markdown
+from privplate.transparency.signed import report_verifier, sign_report
 
 router = APIRouter(tags=["transparency"])
 #: A public page must not let anyone make the server re-read the audit log at will: a few
@@ -31,6 +33,14 @@ class Period(IntEnum):
 
 Days = Annotated[
     Period, Query(description="Whole days (UTC), the last one today: 7, 30, 90 or 365.")
+]
+Signed = Annotated[
+    bool,
+    Query(
+        description="The report as a C2SP signed note by the report key "
+        "(/.well-known/privplate/report-key), as `privplate report --out` writes it; "
+        "`privplate report verify FILE --key KEY` checks it."
+    ),
 ]
 
 
@@ -56,12 +66,18 @@ def _report(request: Request, services: ServicesDep, days: Period) -> dict[str, 
     summary="Transparency report (JSON)",
     dependencies=[Public],
     response_model=None,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
 )
 def transparency(
-    request: Request, services: ServicesDep, days: Days = Period.MONTH
-) -> JSONResponse:
-    return JSONResponse(_report(request, services, days))
+    request: Request, services: ServicesDep, days: Days = Period.MONTH, signed: Signed = False
+) -> Response:
+    report = _report(request, services, days)
+    if not signed:
+        return JSONResponse(report)
+    # The same text `privplate report --json --out` signs (Ed25519 is deterministic, so the
+    # cached report gives the same signed bytes until the cache renews).
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return PlainTextResponse(sign_report(text, services.dep.audit.signer))
 
 
 @router.get(
@@ -72,7 +88,21 @@ def transparency(
     responses={200: {"content": {"text/markdown": {}}}},
 )
 def transparency_markdown(
-    request: Request, services: ServicesDep, days: Days = Period.MONTH
+    request: Request, services: ServicesDep, days: Days = Period.MONTH, signed: Signed = False
 ) -> PlainTextResponse:
     text = render_markdown(_report(request, services, days))
+    if signed:
+        text = sign_report(text, services.dep.audit.signer)
     return PlainTextResponse(text, media_type="text/markdown")
+
+
+@router.get(
+    "/.well-known/privplate/report-key",
+    summary="The transparency report's signing key (name+hash+base64)",
+    dependencies=[Public],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def report_key(services: ServicesDep) -> PlainTextResponse:
+    vkey = report_verifier(services.dep.audit.signer).vkey()
+    return PlainTextResponse(vkey + "\n", headers={"Cache-Control": "public, max-age=86400"})

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-from privplate.store import server_models, unseal_models  # noqa: F401 - registers tables
+from privplate.store import (  # noqa: F401 - registers tables
+    approval_models,
+    review_models,
+    server_models,
+    unseal_models,
+    witness_models,
+)
 from privplate.store.models import Base
 
 connection = context.config.attributes.get("connection")
