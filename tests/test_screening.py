@@ -143,6 +143,33 @@ EVASIONS: list[tuple[str, str]] = [
     ("A.B.O.R.T.I.O.N. travel out of state, locate.", "A.B.O.R.T.I.O.N."),
     ("\u0430b\u043ertion clinic visit, find the car.", "\u0430b\u043ertion"),  # Cyrillic a, o
     ("Family planning clinic visit, find the car.", "Family planning clinic"),
+    # found by a reviewer playing the officer who wants the search unnoticed
+    ("Assist \u026a\u1d04\u1d07 with locating the car.", "\u026a\u1d04\u1d07"),  # small caps
+    ("Assist \U0001f158\U0001f152\U0001f154 with the car.", "\U0001f158\U0001f152\U0001f154"),
+    ("Assist \U0001f1ee\U0001f1e8\U0001f1ea with the car.", "\U0001f1ee\U0001f1e8\U0001f1ea"),
+    ("Assist \u202eECI\u202c with locating the car.", "\u202eECI\u202c"),  # shown as "ICE"
+    ("Assist !CE with locating the car.", "!CE"),
+    ("Assist |CE with locating the car.", "|CE"),
+    ("1mm!gration check on the owner of the car.", "1mm!gration"),
+    ("HSl request on the owner of the car.", "HSl"),
+    ("C8P lookout on this car at the port.", "C8P"),
+    ("ICEERO wants the car located.", "ICEERO"),
+    ("ICE\u200bERO wants the car located.", "ICE\u200bERO"),
+    ("Owner was deported last year, find the car.", "deported"),
+    ("Deportees living at the address, find the car.", "Deportees"),
+    ("Customs Enforcement request for the car.", "Customs Enforcement"),
+    ("Border Protection asked for the vehicle history.", "Border Protection"),
+    ("Dept. of Homeland Security/ERO request.", "Homeland Security"),
+    ("Dept of Homeland Security removal case, find the car.", "Dept of Homeland Security"),
+    ("Form 247A on file for the registered owner.", "Form 247A"),
+    ("287 (g) task force request for the car.", "287 (g)"),
+    ("Known wetback, find where he parks.", "wetback"),
+    ("Vehicle removal order for the owner's deportation.", "deportation"),
+    ("Owner has a removal order, locate the car.", "removal order"),
+    ("Locate for ERO St. Louis field office.", "ERO"),
+    ("Migración busca al dueño del carro.", "Migración"),
+    ("She aborted her pregnancy out of state, find the car.", "aborted her pregnancy"),
+    ("Quería abortar en otro estado, buscar el carro.", "abortar"),
 ]
 
 
@@ -265,6 +292,21 @@ ORDINARY: list[str] = [
     "Stolen car seen on Planned Drive near the depot.",
     "Suspect in the Avenida de Portales shooting drives a van.",
     "Stolen van seen near the bird migration trail.",
+    "Stolen car seen on Ero Street near the school.",
+    "Hit and run on Ero St, the driver fled north.",
+    "La migración de las aves cerca del lago; robo de auto.",
+    "Vehicle removal order for an abandoned car on Main St.",
+    "Tow truck removal of the abandoned vehicle.",
+    "The suspect was removed from the vehicle by officers.",
+    "Removal of the license plate from the stolen car.",
+    "Alien Ware laptop stolen from the car.",
+    "Burglary at Customs House Square, getaway car seen.",
+    "Hit and run on Iceberg Lane.",
+    "Ice Cube was a witness to the carjacking.",
+    "Search for a stolen car near the Deportes Martinez auto shop.",
+    "Robo en la tienda de deportes, el carro huyó.",
+    "Parking enforcement and removal of abandoned vehicles on Oak St.",
+    "Stolen car parked at 247A Elm Street.",
 ]
 
 
@@ -416,6 +458,28 @@ def test_inserted_separators_and_look_alikes_are_still_refused(
     with pytest.raises(PurposeDenied) as caught:
         policy.screen("justification", f"Locate the owner for {text} today.")
     assert repr(text) in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.sampled_from(["ICE", "I.C.E.", "\u202e", "\u202c", "|", "!", "l", "8", "deport"]),
+        ),
+        max_size=10,
+    ).map("".join)
+)
+def test_any_text_is_refused_or_accepted_and_a_refusal_quotes_only_text_it_had(
+    policy: PurposePolicy, text: str
+) -> None:
+    for field in ("justification", "case number"):
+        try:
+            policy.screen(field, text)
+        except PurposeDenied as exc:
+            span = str(exc).split(" mentions ", 1)[1].split(", which indicates", 1)[0]
+            assert eval(span) in text  # noqa: S307 (the repr the message quotes)
+    policy.near_terms(text, text)
 
 
 # -- the lexicon as data -----------------------------------------------------------------------

@@ -4,18 +4,21 @@ the request, and is gone once the search ran, was denied or expired."""
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from privplate.api import create_app
 from privplate.cli.main import app as cli_app
-from privplate.errors import ApprovalRefused, SealingError
+from privplate.errors import ApprovalRefused, PrivplateError, SealingError
 from privplate.identity import accounts
 from privplate.identity.roles import Role
 from privplate.jurisdiction import Purpose
@@ -518,3 +521,125 @@ def test_the_migration_matches_the_models(home: Path) -> None:
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
             )
     assert [d for d in diffs if "search_approvals" in repr(d)] == []
+
+
+def test_a_search_run_under_approval_is_offered_to_the_spot_check_draw(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second person's approval is no way around the spot checks: the search it runs goes
+    through the same draw as any other."""
+    from privplate.store.review_models import SpotCheck
+
+    monkeypatch.setattr(api.services.queries.settings, "spot_check_share", 1.0)
+    seen(api)
+    pending = file(api)
+    assert decide(api, pending["id"], "approve", note="Nexus checked.").status_code == 200
+    assert run(api, pending["id"]).status_code == 200
+    with api.dep.db.read() as conn:
+        (check,) = conn.execute(select(SpotCheck)).all()
+    assert (check.subject_kind, check.subject_id) == ("search", row(api, pending["id"]).query_id)
+    assert check.requester == f"user:{api.names[Role.INVESTIGATOR]}"
+
+
+# -- races and changes of policy --------------------------------------------------------------
+
+
+def _race(*calls: Callable[[], object]) -> list[object]:
+    """Start every call at once, each in its own thread (its own pooled connection): what
+    each returned, or the PrivplateError it raised."""
+    barrier = threading.Barrier(len(calls))
+    out: list[object] = [None] * len(calls)
+
+    def go(i: int, call: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            out[i] = call()
+        except PrivplateError as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _won(results: list[object]) -> int:
+    return sum(not isinstance(r, Exception) for r in results)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_concurrent_decisions_and_runs_have_one_winner(api: Api, attempt: int) -> None:
+    approvals = api.services.search_approvals
+    investigator = _user(api, api.names[Role.INVESTIGATOR])
+    officer, other = _user(api, api.names[Role.COMPLIANCE]), _user(api, CMP2)
+    seen(api)
+    contested = uuid.UUID(file(api)["id"])
+    both = _race(
+        lambda: approvals.approve(officer, contested),
+        lambda: approvals.deny(other, contested, note="No nexus."),
+    )
+    assert _won(both) == 1
+    winner = "denied" if isinstance(both[0], Exception) else "approved"
+    assert row(api, str(contested)).status == winner
+    twice = uuid.UUID(file(api)["id"])
+    by_two = _race(
+        lambda: approvals.approve(officer, twice), lambda: approvals.approve(other, twice)
+    )
+    assert _won(by_two) == 1
+    runs = _race(*(lambda: approvals.run(investigator, twice) for _ in range(3)))
+    assert _won(runs) == 1
+    # A loser saw it run (or, on PostgreSQL, lost the row to the winner mid-transaction).
+    lost = {str(r) for r in runs if isinstance(r, Exception)}
+    assert lost <= {
+        "this search is run, not approved: it cannot run",
+        "this approved search already ran",
+    }
+    with api.dep.db.read() as conn:
+        linked = conn.execute(select(Query.id).where(Query.id == row(api, str(twice)).query_id))
+        assert len(linked.all()) == 1
+    # A run racing the approval of a pending search never runs it unapproved.
+    early = uuid.UUID(file(api)["id"])
+    approved, ran = _race(
+        lambda: approvals.approve(officer, early), lambda: approvals.run(investigator, early)
+    )
+    assert not isinstance(approved, Exception)
+    assert row(api, str(early)).status == ("approved" if isinstance(ran, Exception) else "run")
+
+
+def test_nobody_runs_another_investigators_approved_search(api: Api) -> None:
+    pending = file(api)
+    assert decide(api, pending["id"], "approve").status_code == 200
+    account(api, "ivo", Role.INVESTIGATOR)
+    ivo = _user(api, "ivo")
+    start, end = _window(api, pending)
+    # Even with every detail right (the plate included), through the one search path.
+    taken = QueryRequest(
+        PLATE, start, end, Purpose(FELONY), CASE, WHY, approval_id=uuid.UUID(pending["id"])
+    )
+    with pytest.raises(ApprovalRefused, match="yours to run"):
+        api.services.queries.run(ivo, taken)
+    assert row(api, pending["id"]).status == "approved"
+    assert run(api, pending["id"]).status_code == 200
+
+
+def test_taking_a_purpose_off_the_list_lets_new_searches_run_but_not_pending_ones(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart with the purpose off queries.approval_required: that is the deployment's
+    policy from then on, so a new search for it runs at once; a request filed before keeps
+    its course (it runs only once approved, and once)."""
+    seen(api)
+    pending, approved = file(api), file(api)
+    assert decide(api, approved["id"], "approve").status_code == 200
+    monkeypatch.setenv("PRIVPLATE_QUERIES__APPROVAL_REQUIRED", "[]")
+    with TestClient(create_app(api.home, run_scheduler=False)) as client:
+        after = Api(api.home, client, api.keys, api.device, api.names)
+        still = after.call(Role.INVESTIGATOR, "POST", f"/search-approvals/{pending['id']}/run")
+        assert still.status_code == 403 and "not approved" in still.text
+        assert run(after, approved["id"]).status_code == 200
+        assert run(after, approved["id"]).status_code == 403
+        body = query_body(PLATE, purpose=FELONY, case_number=CASE, justification=WHY)
+        direct = after.call(Role.INVESTIGATOR, "POST", "/queries", json=body)
+        assert direct.status_code == 200 and direct.json()["matches"]

@@ -110,6 +110,25 @@ def test_an_edited_report_fails(api: Api, tmp_path: Path) -> None:
     assert code == 1 and "not a signed note" in output
 
 
+def test_verify_checks_the_file_as_published(api: Api, tmp_path: Path) -> None:
+    """The bytes of the file, not a copy with translated line ends (which Go's verifier
+    refuses, and whose SHA-256 is not the one recorded); a file that is not UTF-8 is refused
+    in words, not with a traceback."""
+    out = _published(api, tmp_path)
+    vkey = report_verifier(api.dep.audit.signer).vkey()
+    signed = out.read_bytes()
+    crlf = tmp_path / "crlf.md"
+    crlf.write_bytes(signed.replace(b"\n", b"\r\n"))
+    code, output = invoke("report", "verify", str(crlf), "--key", vkey)
+    assert code == 1 and "not CRLF" in output
+    binary = tmp_path / "binary.md"
+    binary.write_bytes(signed + b"\xff")
+    code, output = invoke("report", "verify", str(binary), "--key", vkey)
+    assert code == 1 and "is not UTF-8 text" in output
+    code, output = invoke("report", "verify", str(out), "--key", vkey)
+    assert code == 0, output
+
+
 def test_another_deployments_key_or_log_fails(api: Api, tmp_path: Path) -> None:
     out = _published(api, tmp_path)
     other = AuditSigner.generate()

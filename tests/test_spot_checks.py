@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, update
 from typer.testing import CliRunner
 
 from privplate.cli.main import app
@@ -29,13 +29,16 @@ from privplate.policy.review import (
     draw,
     draw_search,
 )
+from privplate.retention.purge import purge
 from privplate.settings import Settings
 from privplate.store.review_models import SpotCheck
+from privplate.store.server_models import HotlistEntry, Query
 from privplate.transparency import build_report, period_ending
 from privplate.transparency.markdown import render_markdown
 from tests import factories
 from tests.api_support import Api, now
 from tests.console_support import ConsoleClients, open_console
+from tests.privacy import dump_database, hits_in_bytes
 from tests.test_api_policy import _hotlist, ask, query_body
 from tests.test_sign_in import _tables
 
@@ -468,3 +471,101 @@ def test_the_migration_matches_the_model(dep: Deployment) -> None:
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
         assert [d for d in diffs if "spot_checks" in _tables(d)] == []
+
+
+# -- gaming the queue -------------------------------------------------------------------------
+
+
+LONG_AGO = datetime(1990, 1, 1, tzinfo=UTC)  # past any audit window
+
+
+def _age(api: Api) -> None:
+    """Every query and spot check on the record, made long ago."""
+    with api.dep.db.write() as conn:
+        conn.execute(update(Query).values(created_at=LONG_AGO))
+        conn.execute(update(SpotCheck).values(drawn_at=LONG_AGO))
+
+
+def test_removing_a_drawn_entry_or_aging_a_drawn_search_leaves_the_review_its_subject(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator who adds an entry for someone and removes it at once, or a search past the
+    audit window, must not take the substance of an open review with it: retention keeps
+    what the reviewer reads, and the review itself, until the verdict."""
+    monkeypatch.setattr(api.services.hotlists.settings, "spot_check_share", 1.0)
+    _share(api, monkeypatch, 1.0)
+    _hotlist(api, "watch")
+    entry = {"plate": "5GONE01", "reason": "Stolen from the Elm St lot", "case_number": "SPD-9"}
+    added = api.call(Role.OPERATOR, "POST", "/hotlists/watch/entries", json={"entries": [entry]})
+    assert added.status_code == 201, added.text
+    entry_id = added.json()[0]["id"]
+    path = f"/hotlists/watch/entries/{entry_id}"
+    assert api.call(Role.OPERATOR, "DELETE", path).status_code in (200, 204)
+    assert ask(api, plate=PLATE).status_code == 200
+    _age(api)
+    purge(api.dep)
+    with api.dep.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(HotlistEntry)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(Query)).scalar_one() == 0
+    queue = _queue(api, open_only="true")
+    assert {q["kind"] for q in queue} == {"search", "hotlist-entry"}
+    for item in queue:
+        shown = api.call(Role.COMPLIANCE, "GET", f"/compliance/reviews/{item['id']}")
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        if item["kind"] == "search":
+            assert body["search"]["justification"] == query_body()["justification"]
+            assert body["search"]["requester"] == api.names[Role.INVESTIGATOR]
+        else:
+            kept = body["hotlist_entry"]
+            assert (kept["hotlist"], kept["reason"], kept["case_number"]) == (
+                "watch",
+                entry["reason"],
+                "SPD-9",
+            )
+            assert kept["removed_at"] is not None  # removed before anyone looked
+        assert PLATE not in shown.text and "5GONE01" not in shown.text
+    # Reviewed and then past the window, the review goes too.
+    for item in queue:
+        verdict = {"verdict": "violation", "note": NOTE}
+        answer = api.call(
+            Role.COMPLIANCE, "POST", f"/compliance/reviews/{item['id']}/verdict", json=verdict
+        )
+        assert answer.status_code == 200, answer.text
+    purge(api.dep)
+    assert len(_queue(api)) == 2  # reviewed today: within the window
+    with api.dep.db.write() as conn:
+        conn.execute(update(SpotCheck).values(reviewed_at=LONG_AGO))
+    purge(api.dep)
+    assert _queue(api) == []
+    assert hits_in_bytes(dump_database(api.dep.settings.resolved_database_url), ["5GONE01"]) == []
+
+
+def test_an_officer_cannot_review_an_entry_made_from_another_of_their_accounts(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.services.hotlists.settings, "spot_check_share", 1.0)
+    _hotlist(api, "watch")
+    entry = {"plate": "5SELF01", "reason": "Stolen from the Elm St lot", "case_number": "SPD-4"}
+    added = api.call(Role.OPERATOR, "POST", "/hotlists/watch/entries", json={"entries": [entry]})
+    assert added.status_code == 201, added.text
+    (item,) = _queue(api, kind="hotlist-entry")
+    accounts.create_user(
+        db=api.dep.db,
+        audit=api.dep.audit,
+        actor="test",
+        name="olly-compliance",
+        role=Role.COMPLIANCE,
+        password=None,
+        person=api.names[Role.OPERATOR],
+    )
+    key = accounts.create_api_key(
+        db=api.dep.db, audit=api.dep.audit, actor="test", name="olly-compliance"
+    )[1]
+    refused = api.client.post(
+        f"/compliance/reviews/{item['id']}/verdict",
+        json={"verdict": "consistent", "note": NOTE},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert refused.status_code == 403 and "your own" in refused.json()["error"]["message"]
+    assert _queue(api)[0]["verdict"] is None

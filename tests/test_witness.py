@@ -47,6 +47,7 @@ from privplate.audit.witness import (
     WitnessState,
     create_witness_key,
     read_witness_key,
+    watch,
 )
 from privplate.cli.main import app as cli
 from privplate.deployment import Deployment
@@ -292,7 +293,7 @@ def test_the_same_checkpoint_again_refreshes_the_time_without_an_audit_entry(
     home: Path, witnessed: tuple[str, Witness]
 ) -> None:
     _, witness = witnessed
-    start = float(int(time.time()) - 1000)
+    start = float(int(time.time()) - 300)  # within the clock skew allowed
     ticks = iter([start, start + 100, start + 100])
     witness.clock = lambda: next(ticks)
     assert witness.run_once().recorded == "new"
@@ -392,6 +393,83 @@ def test_an_unreachable_server_is_not_a_verdict(tmp_path: Path) -> None:
     assert caught.value.exit_code == 69
 
 
+@contextmanager
+def hostile(answer: bytes, *, drip: bytes = b"") -> Iterator[str]:
+    """A server that is not privplate's: it answers every connection with ``answer`` then,
+    if ``drip`` is given, one byte of it at a time for as long as the witness listens."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                    for byte in drip * 1000:
+                        if done.wait(0.2):
+                            break
+                        conn.sendall(bytes([byte]))
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "drip", "message"),
+    [
+        # Each byte comes within the socket timeout: only a limit on the whole exchange ends it.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n", b"a", "did not answer"),
+        (b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a", "did not answer"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nprivplate/0\n", b"", "cut short"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 120 + b"\r\n", b"", "malformed HTTP"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"", "malformed HTTP"),
+        (b"not http\r\n\r\n", b"", "malformed HTTP"),
+    ],
+)
+def test_a_hostile_answer_is_not_a_verdict_and_does_not_hang_the_witness(
+    tmp_path: Path, answer: bytes, drip: bytes, message: str
+) -> None:
+    """Whatever a server sends, a round ends within the timeout with ServerUnavailable (never
+    an exception the watch would die of, never a verdict on the log)."""
+    cosigner = create_witness_key(tmp_path / "w.key", "w1")
+    log = NoteVerifier("privplate/0000000000000000", bytes(32)).vkey()
+    with hostile(answer, drip=drip) as url:
+        witness = Witness(
+            server=url,
+            log_key=log,
+            cosigner=cosigner,
+            state_path=tmp_path / "state.json",
+            timeout=1,
+        )
+        with pytest.raises(ServerUnavailable, match=message):
+            witness.run_once()
+        stop = threading.Event()  # set by the first report: one round of the watch
+        reports: list[str] = []
+
+        def report(text: str, error: object) -> None:
+            reports.append(text)
+            stop.set()
+
+        assert watch(witness, interval=0, report=report, stop=stop) == 69
+        assert len(reports) == 1 and message in reports[0]
+    assert not witness.state_path.exists()
+
+
 # -- what the server accepts -----------------------------------------------------------------
 
 
@@ -437,6 +515,52 @@ def test_the_server_accepts_only_configured_witnesses_over_its_own_checkpoints(
         with pytest.raises(InvalidRequest, match="not a cosigned checkpoint note"):
             accept_cosignature(dep.audit, witnesses, "hello\n")
         assert accept_cosignature(dep.audit, witnesses, good).recorded == "new"
+
+
+def test_a_flood_of_later_cosignatures_writes_once_a_minute_and_the_past_is_refused(
+    home: Path, tmp_path: Path
+) -> None:
+    """A configured witness (or whoever holds its key) posting a second later each time
+    changes the kept row at most once per MIN_REFRESH_SECONDS; a replay changes nothing; a
+    cosignature dated before the log signed the checkpoint is refused; a cosignature of
+    another root for a kept size is still a Conflict, not a quiet repeat."""
+    from privplate.audit.cosigners import MIN_REFRESH_SECONDS
+
+    cosigner = create_witness_key(tmp_path / "w.key", "w1")
+    _configure(home, [cosigner.vkey()])
+    with Deployment.open(home) as dep:
+        dep.audit.record(actor="test", action="test.first")
+        signed = dep.audit.sign_if_grown()
+        assert signed is not None
+        witnesses = configured_witnesses(dep.settings.audit.witnesses)
+        t0 = int(time.time())
+        with pytest.raises(InvalidRequest, match="before this log signed"):
+            accept_cosignature(dep.audit, witnesses, _note(dep, cosigner, t0 - 2 * 3600))
+        before = dep.audit.size()
+        recorded = [
+            accept_cosignature(dep.audit, witnesses, _note(dep, cosigner, t0 + i)).recorded
+            for i in range(3 * MIN_REFRESH_SECONDS + 1)
+        ]
+        assert recorded.count("new") == 1 and recorded.count("refreshed") == 3
+        assert dep.audit.size() == before + 1  # one audit entry, the first
+        # A replay of the first (published on the checkpoint, so anyone has it): nothing.
+        assert accept_cosignature(dep.audit, witnesses, _note(dep, cosigner, t0)).recorded == (
+            "unchanged"
+        )
+        with dep.db.read() as conn:
+            (kept,) = conn.execute(AuditCosignature.__table__.select()).all()
+        assert kept.timestamp == t0 + 3 * MIN_REFRESH_SECONDS
+        root = base64.b64encode(signed.root).decode()
+        text = (
+            _note(dep, cosigner, t0)
+            .split("\n\n")[0]
+            .replace(root, base64.b64encode(bytes(32)).decode())
+            + "\n"
+        )
+        with pytest.raises(Conflict, match="never signed"):
+            accept_cosignature(
+                dep.audit, witnesses, text + "\n" + cosigner.cosign(text, t0).line().render()
+            )
 
 
 def test_the_route_bounds_the_body_and_answers_plainly(api: object) -> None:

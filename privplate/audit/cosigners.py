@@ -3,9 +3,11 @@ accepting their cosignatures, publishing them on the checkpoint, and checking th
 
 A cosignature authenticates itself: it is accepted, from anyone who posts it, only if it is
 by a configured witness key, verifies over a checkpoint this log signed, and is not dated in
-the future. Each witness and tree size keeps its latest cosignature; the first one of a
-witness for a size is recorded in the audit log (``audit.cosigned``), later ones only
-refresh the time, so a witness polling often cannot flood the log.
+the future nor before the log signed that checkpoint. Each witness and tree size keeps its
+latest cosignature; the first one of a witness for a size is recorded in the audit log
+(``audit.cosigned``), later ones only refresh the time, and only once it moved on by
+``MIN_REFRESH_SECONDS``, so a witness polling often (or a stolen witness key posting a
+second later each time) can flood neither the log nor the database with writes.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ __all__ = [
 MAX_BODY_BYTES = 4096
 #: A witness's clock may run a little ahead of the server's; a day ahead is not a clock.
 MAX_FUTURE_SECONDS = 600
+#: A kept cosignature is replaced by a later one of the same witness and size only if that one
+#: is at least this much later: at most one write a minute per witness and size, whatever the
+#: rate of posts (a witness round every few minutes is the norm; the checkpoint changes with
+#: the signing interval, the note is cached for a minute).
+MIN_REFRESH_SECONDS = 60
 _LOCK = "audit.cosignature"
 
 
@@ -126,31 +133,48 @@ def accept_cosignature(
             f"the cosignature by {verifier.name} is dated {cosignature.timestamp}, ahead of "
             "the server's clock: check the witness's clock"
         )
+    kept_stmt = select(
+        AuditCosignature.id, AuditCosignature.timestamp, AuditCosignature.root
+    ).where(
+        AuditCosignature.witness_key == verifier.public_key,
+        AuditCosignature.tree_size == size,
+    )
+    with audit.db.read() as conn:  # a repeat changes nothing: no write lock for it
+        kept = conn.execute(kept_stmt).first()
+    if (
+        kept is not None
+        and hmac.compare_digest(bytes(kept.root), root)  # another root is a Conflict, below
+        and cosignature.timestamp < kept.timestamp + MIN_REFRESH_SECONDS
+    ):
+        return Accepted(verifier.name, size, cosignature.timestamp, "unchanged")
     with audit.db.write() as conn:
         audit.db.lock_subject(conn, _LOCK)
-        signed_roots = [
-            bytes(r)
+        signed = [
+            (bytes(r.root), r.created_at)
             for r in conn.execute(
-                select(AuditCheckpoint.root).where(
+                select(AuditCheckpoint.root, AuditCheckpoint.created_at).where(
                     AuditCheckpoint.public_key == audit.signer.public_key,
                     AuditCheckpoint.tree_size == size,
                     AuditCheckpoint.format == FORMAT_NOTE,
                 )
-            ).scalars()
+            )
         ]
-        if not signed_roots:
+        if not signed:
             raise NotFound(f"this log signed no checkpoint note of {size} entries")
-        if not any(hmac.compare_digest(r, root) for r in signed_roots):
+        signed_at = [when for r, when in signed if hmac.compare_digest(r, root)]
+        if not signed_at:
             raise Conflict(
                 f"witness {verifier.name} cosigned a root for {size} entries that this log "
                 "never signed"
             )
-        kept = conn.execute(
-            select(AuditCosignature.id, AuditCosignature.timestamp).where(
-                AuditCosignature.witness_key == verifier.public_key,
-                AuditCosignature.tree_size == size,
+        # A witness cannot have seen a checkpoint before it was signed: such a time would put
+        # the witness's check of the log earlier than it was.
+        if cosignature.timestamp < min(signed_at).timestamp() - MAX_FUTURE_SECONDS:
+            raise InvalidRequest(
+                f"the cosignature by {verifier.name} is dated {cosignature.timestamp}, before "
+                f"this log signed the checkpoint of {size} entries: check the witness's clock"
             )
-        ).first()
+        kept = conn.execute(kept_stmt).first()
         values = {
             "witness": verifier.name,
             "root": root,
@@ -176,7 +200,7 @@ def accept_cosignature(
                 now=moment,
             )
             recorded = "new"
-        elif kept.timestamp < cosignature.timestamp:
+        elif cosignature.timestamp >= kept.timestamp + MIN_REFRESH_SECONDS:
             conn.execute(
                 update(AuditCosignature).where(AuditCosignature.id == kept.id).values(**values)
             )

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import http.client
 import json
+import socket
 import ssl
 import threading
 import time
@@ -233,29 +236,52 @@ class Witness:
             method="GET" if body is None else "POST",
             headers={"Content-Type": "text/plain; charset=utf-8"} if body is not None else {},
         )
+        with _Cutoff(self.timeout) as cutoff:
+            try:
+                return self._exchange(request, path, cutoff)
+            except ServerUnavailable:
+                if cutoff.fired:
+                    raise ServerUnavailable(
+                        f"the server {self.base} did not answer {path} within {self.timeout:g} "
+                        "s (each exchange, headers and body, has that long)"
+                    ) from None
+                raise
+
+    def _exchange(self, request: urllib.request.Request, path: str, cutoff: _Cutoff) -> str:
+        opener = urllib.request.build_opener(_HTTP(cutoff), _HTTPS(cutoff, self._tls))
         try:
-            with urllib.request.urlopen(  # noqa: S310 - scheme checked in __init__
-                request, timeout=self.timeout, context=self._tls
-            ) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 data: bytes = response.read(_MAX_ANSWER_BYTES + 1)
+                # A body that ends before its Content-Length is a cut connection, not an
+                # answer: read as one, it would fail to verify and pass for a forged log.
+                short = len(data) <= _MAX_ANSWER_BYTES and bool(response.length)
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)
             raise ServerUnavailable(
                 f"the server answered {exc.code} to {request.get_method()} {path}: {detail}"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             # urllib wraps a TLS failure in a URLError whose reason is the SSLError.
             reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.SSLError):
+            if isinstance(reason, ssl.SSLError) and not cutoff.fired:
                 raise ServerUnavailable(
                     f"TLS with {self.base} failed ({reason.reason or reason}); a server with "
                     "its own (self-signed) certificate needs --ca FILE"
+                ) from None
+            # http.client's own errors (a malformed status line or headers, a cut chunk) are
+            # the server's, like a refused connection: never the end of a watch.
+            if isinstance(exc, http.client.HTTPException) and not cutoff.fired:
+                raise ServerUnavailable(
+                    f"the server {self.base} sent a malformed HTTP answer to {path} "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"
                 ) from None
             raise ServerUnavailable(
                 f"the server {self.base} is unreachable for {path} ({reason})"
             ) from None
         if len(data) > _MAX_ANSWER_BYTES:
             raise ServerUnavailable(f"the server's answer to {path} is larger than expected")
+        if short or cutoff.fired:
+            raise ServerUnavailable(f"the server's answer to {path} was cut short")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -341,10 +367,90 @@ class Witness:
         )
 
 
+class _Cutoff:
+    """The time one exchange with the server may take, headers and body together. The socket
+    timeout bounds each read only, so a server sending a byte at a time (in the TLS handshake,
+    the headers or the body) could hold the witness for ever, and a watch would go silent
+    instead of reporting. When the time is up, each connection of the exchange is shut down
+    through a duplicate of its socket (the timer's thread never touches a descriptor the
+    exchange may have closed and the system reused), and the blocked read returns."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._watched: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Cutoff:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._watched:
+                sock.close()
+            self._watched.clear()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._watched:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _create_connection(
+        self, address: tuple[str, int], timeout: float, source: tuple[str, int] | None = None
+    ) -> socket.socket:
+        sock = socket.create_connection(address, timeout, source)
+        with self._lock:
+            watched = sock.dup()
+            self._watched.append(watched)
+            if self.fired:
+                with contextlib.suppress(OSError):
+                    watched.shutdown(socket.SHUT_RDWR)
+        return sock
+
+    def connection(
+        self, cls: type[http.client.HTTPConnection]
+    ) -> Callable[..., http.client.HTTPConnection]:
+        """``cls`` (HTTP or HTTPS) opening its socket where this cutoff watches it."""
+
+        def make(host: str, /, **kwargs: object) -> http.client.HTTPConnection:
+            conn = cls(host, **kwargs)  # type: ignore[arg-type] # urllib's own arguments
+            # http.client opens its socket through this attribute (before any TLS handshake).
+            setattr(conn, "_create_connection", self._create_connection)  # noqa: B010
+            return conn
+
+        return make
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, cutoff: _Cutoff) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self.cutoff.connection(http.client.HTTPConnection), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, cutoff: _Cutoff, tls: ssl.SSLContext) -> None:
+        super().__init__(context=tls)
+        self.cutoff = cutoff
+        self.tls = tls
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            self.cutoff.connection(http.client.HTTPSConnection), req, context=self.tls
+        )
+
+
 def _error_detail(exc: urllib.error.HTTPError) -> str:
     try:
         body = json.loads(exc.read(4096) or b"{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return "no detail"
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else None

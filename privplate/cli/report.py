@@ -14,7 +14,7 @@ import typer
 from privplate.audit.note import NoteVerifier
 from privplate.cli.app import DirOption, PrivplateGroup, console
 from privplate.deployment import Deployment
-from privplate.errors import ConfigError
+from privplate.errors import AuditError, ConfigError
 from privplate.transparency import build_report, period_ending
 from privplate.transparency.markdown import render_markdown
 from privplate.transparency.signed import (
@@ -105,7 +105,12 @@ def verify_command(
     still extends it."""
     if not file.is_file():
         raise ConfigError(f"{file} is not a file")
-    note = file.read_text(encoding="utf-8")
+    # The file's bytes as published: read_text would turn CRLF into LF and verify a copy that
+    # is not the signed one (and that Go's note.Open refuses).
+    try:
+        note = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{file} is not UTF-8 text: not a signed report") from None
     if key is not None and home is None:
         _, facts = open_report(note, NoteVerifier.parse(key))
         console.print(f"signature verified: {facts.describe()}", markup=False)

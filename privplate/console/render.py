@@ -32,11 +32,14 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
     Role.INVESTIGATOR: (
         NavItem("Search", "/console/investigator/search"),
         NavItem("My searches", "/console/investigator/searches"),
+        NavItem("Awaiting approval", "/console/investigator/approvals"),
         NavItem("My unseal requests", "/console/investigator/unseal"),
     ),
     Role.COMPLIANCE: (
         NavItem("Flags", "/console/officer/flags"),
         NavItem("Search review", "/console/officer/searches"),
+        NavItem("Spot checks", "/console/officer/spot-checks"),
+        NavItem("Search approvals", "/console/officer/approvals"),
         NavItem("Unseal requests", "/console/officer/unseal"),
         NavItem("Legal holds", "/console/officer/holds"),
     ),

@@ -350,13 +350,70 @@ def _entry(conn: Connection, entry_id: uuid.UUID) -> EntrySubject | None:
     )
 
 
+def _kept(conn: Connection, review_id: uuid.UUID) -> dict[str, Any] | None:
+    """What retention kept of a subject it deleted before the review (:func:`keep_subjects`)."""
+    raw = conn.execute(select(SpotCheck.subject).where(SpotCheck.id == review_id)).scalar()
+    if raw is None:
+        return None
+    kept: dict[str, Any] = json.loads(raw)
+    for key in ("created_at", "window_start", "window_end", "expires_at", "removed_at"):
+        if kept.get(key) is not None:
+            kept[key] = datetime.fromisoformat(kept[key])
+    if kept.get("agreement_id") is not None:
+        kept["agreement_id"] = uuid.UUID(kept["agreement_id"])
+    return kept
+
+
 def review_item(*, db: Database, review_id: uuid.UUID) -> ReviewItem:
-    """One item of the queue with what its reviewer reads about the subject."""
+    """One item of the queue with what its reviewer reads about the subject (as retention
+    kept it, once the subject itself is deleted)."""
     with db.read() as conn:
         info = _get(conn, review_id)
         if info.kind is SubjectKind.SEARCH:
-            return ReviewItem(info, _search(conn, info.subject_id), None)
-        return ReviewItem(info, None, _entry(conn, info.subject_id))
+            search = _search(conn, info.subject_id)
+            if search is None and (kept := _kept(conn, review_id)) is not None:
+                search = SearchSubject(**kept)
+            return ReviewItem(info, search, None)
+        entry = _entry(conn, info.subject_id)
+        if entry is None and (kept := _kept(conn, review_id)) is not None:
+            entry = EntrySubject(**kept)
+        return ReviewItem(info, None, entry)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def keep_subjects(conn: Connection, *, kind: SubjectKind, doomed: Any) -> int:
+    """Before retention deletes subjects (``doomed``: a select of their ids), copy what the
+    reviewer of an open spot check reads about each into the spot check: a drawn entry
+    removed, or a drawn query aged out, before anyone reviewed it must not take the review's
+    substance with it. Returns how many were kept. Holds no plate: neither record has one
+    in clear (an entry's sealed plate is not copied)."""
+    rows = conn.execute(
+        select(SpotCheck.id, SpotCheck.subject_id).where(
+            SpotCheck.subject_kind == kind.value,
+            SpotCheck.reviewed_at.is_(None),
+            SpotCheck.subject.is_(None),
+            SpotCheck.subject_id.in_(doomed),
+        )
+    ).all()
+    read = _search if kind is SubjectKind.SEARCH else _entry
+    kept = 0
+    for row in rows:
+        subject = read(conn, row.subject_id)
+        if subject is None:
+            continue
+        snapshot = {k: _jsonable(v) for k, v in subject.__dict__.items()}
+        conn.execute(
+            update(SpotCheck).where(SpotCheck.id == row.id).values(subject=json.dumps(snapshot))
+        )
+        kept += 1
+    return kept
 
 
 def _take_verdict(

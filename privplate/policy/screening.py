@@ -47,14 +47,28 @@ from privplate.jurisdiction import Purpose, presets_dir
 
 #: Combining marks and invisible format characters: dropped, so "I\u200bCE" is "ice".
 _DROPPED = frozenset({"Mn", "Me", "Cf"})
-_LEET_I = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
-_LEET_L = {**_LEET_I, "1": "l"}
+_LEET_I = {
+    "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
+    "!": "i", "|": "i",
+}  # fmt: skip
+_LEET_L = {**_LEET_I, "1": "l", "|": "l"}
 _STOPS = frozenset(".!?;")
 #: Digits read as letters only where one touches a letter ("1mm1gration") or stands alone
 #: among spelled letters ("1.C.E."), not in every year and case number.
 #: Words: runs of ASCII letters, of ASCII digits, or of another script's letters.
 _RUNS = re.compile(r"[a-z]+|[0-9]+|[^\W_a-z0-9]+")
-_LEET_NEEDED = re.compile(r"[a-z][013457@$]|[013457@$][a-z]|(?<![0-9])[013457@$](?![0-9])")
+_LEET = r"[0134578@$!|]"
+_LEET_NEEDED = re.compile(rf"[a-z]{_LEET}|{_LEET}[a-z]|(?<![0-9]){_LEET}(?![0-9])")
+#: A letter the TR39 table leaves out (small capitals, negative circled and squared letters,
+#: regional indicators) is read by its name: "LATIN LETTER SMALL CAPITAL I" is an "i".
+_LETTER_NAME = re.compile(
+    r"\bLATIN (?:CAPITAL |SMALL )?LETTER (?:SMALL CAPITAL )?([A-Z])$"
+    r"|^(?:NEGATIVE )?(?:CIRCLED|SQUARED|PARENTHESIZED) LATIN (?:CAPITAL |SMALL )?LETTER ([A-Z])$"
+    r"|^REGIONAL INDICATOR SYMBOL LETTER ([A-Z])$"
+)
+#: Right-to-left override: the letters after it, up to a pop or the line's end, are shown
+#: reversed, so "\u202eECI" reads "ICE" on screen.
+_RLO, _PDF = "\u202e", "\u202c"
 #: Short words of English and Spanish that a space never splits off a term: "in S Main St" is
 #: not "INS", though "I CE" is "ICE".
 # fmt: off
@@ -100,6 +114,10 @@ def _fold(char: str) -> str:
         folded = c.casefold()
         table = _confusables()
         target = table.get(folded) or table.get(c)
+        if target is None:
+            named = _LETTER_NAME.search(unicodedata.name(c, ""))
+            if named is not None:
+                target = next(g for g in named.groups() if g).lower()
         if target is not None:
             out.append(target)
             continue
@@ -186,6 +204,9 @@ class _Reading:
                 if c in leet:
                     chars[i] = leet[c]
                     mapped[i] = True
+                elif c == "l" and _capital_i(folded, i):
+                    chars[i] = "i"
+                    mapped[i] = True
         tokens: list[_Token] = []
         up, low = folded.upper, folded.lower
         for run in _RUNS.finditer("".join(chars)):
@@ -216,6 +237,45 @@ class _Reading:
         """A position in ``squashed`` -> the folded character it is."""
         j = bisect.bisect_right(self.sq_start, sq) - 1
         return self.tokens[j].start + (sq - self.sq_start[j])
+
+
+def _capital_i(folded: _Folded, i: int) -> bool:
+    """A lower-case "l" among capitals ("HSl", "lCE"): the "l" a capital "I" looks like."""
+    if not folded.lower[i] or folded.foreign[i]:
+        return False
+    sides = [j for j in (i - 1, i + 1) if 0 <= j < len(folded.chars) and folded.chars[j].isalpha()]
+    return bool(sides) and all(folded.upper[j] for j in sides)
+
+
+def _visual(text: str) -> tuple[str, list[int]]:
+    """``text`` in the order it is shown where a right-to-left override reverses it, with the
+    index in ``text`` of every character shown."""
+    order: list[int] = []
+    i = 0
+    while i < len(text):
+        if text[i] != _RLO:
+            order.append(i)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(text) and text[j] not in (_PDF, "\n", "\r", "\u2029"):
+            j += 1
+        order.extend(range(j - 1, i - 1, -1))
+        i = j
+    return "".join(text[k] for k in order), order
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def _disguised(term: Term, folded: _Folded, first: int, last: int) -> bool:
+    """Look-alike or accented letters in a match, unless the lexicon spells the term so itself
+    ("migración"): that is the word written correctly, not an evasion."""
+    if not any(folded.foreign[first : last + 1]):
+        return False
+    span = folded.original[folded.origin[first] : folded.origin[last] + 1]
+    return _letters(span) != _letters(term.display)
 
 
 def _has_space(gap: str) -> bool:
@@ -506,8 +566,17 @@ class Screen:
     # -- finding terms
 
     def hits(self, text: str, *, case_number: bool = False) -> list[Hit]:
-        """Every term in ``text``, refused or not, in order of position."""
-        return self._analyse(text, case_number=case_number)[0]
+        """Every term in ``text``, refused or not, in order of position; where a right-to-left
+        override reverses letters, the terms of the text as shown too."""
+        hits = self._analyse(text, case_number=case_number)[0]
+        if _RLO in text:
+            shown, order = _visual(text)
+            for h in self._analyse(shown, case_number=case_number)[0]:
+                where = [order[i] for i in range(h.start, h.end)]
+                start, end = min(where), max(where) + 1
+                hits.append(Hit(h.term, start, end, h.refused, text[start:end]))
+            hits.sort(key=lambda h: (h.start, -(h.end - h.start), not h.refused))
+        return hits
 
     def refusal(self, text: str, *, case_number: bool = False) -> Hit | None:
         """The first term in ``text`` that refuses it (the longest where two start together)."""
@@ -553,7 +622,9 @@ class Screen:
             return [], None
         folded = _Folded.of(text)
         readings = [_Reading.of(folded, None)]
-        if _LEET_NEEDED.search("".join(folded.chars)):
+        if _LEET_NEEDED.search("".join(folded.chars)) or any(
+            c == "l" and _capital_i(folded, i) for i, c in enumerate(folded.chars)
+        ):
             readings.append(_Reading.of(folded, _LEET_I))
             if "1" in folded.chars:
                 readings.append(_Reading.of(folded, _LEET_L))
@@ -622,7 +693,9 @@ class Screen:
             gap = r.gaps[j]
             if b in term.breaks:
                 # between two of the term's words: "border patrol", "I-247", not "border. Patrol"
-                if len(gap) > _SPLIT_GAP or (_has_space(gap) and (term.tight or _STOPS & set(gap))):
+                # a tight term's words take a bracket with a space ("287 (g)"), never a space alone
+                tight = term.tight and "(" not in gap
+                if len(gap) > _SPLIT_GAP or (_has_space(gap) and (tight or _STOPS & set(gap))):
                     return False
                 continue
             if not gap:
@@ -708,7 +781,7 @@ class Screen:
         assert ctx is not None  # noqa: S101 (only ambiguous terms come here)
         r, k, m = cand.reading, cand.k, cand.m
         folded = r.folded
-        if case_number or leet or spelled or any(folded.foreign[first : last + 1]):
+        if case_number or leet or spelled or _disguised(cand.term, folded, first, last):
             return True
         tokens, gaps = r.tokens, r.gaps
 

@@ -1,7 +1,8 @@
 """Retention of the server's own records: expired hotlist entries and their tokens, alerts
 past the hit-read window, spent device nonces and batch receipts, expired sessions, the item keys of
 expired unseal releases, the sealed plates of expired searches awaiting approval, and query
-records, searches filed for approval, compliance flags and spot checks past the audit window."""
+records, searches filed for approval, compliance flags and reviewed spot checks past the audit
+window (an open spot check keeps what its reviewer reads of a subject deleted before it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, or_, select
 
 from privplate.policy.approvals import expire_search_approvals
+from privplate.policy.review import SubjectKind, keep_subjects
 from privplate.retention.scope import RetentionScope
 from privplate.store.approval_models import OPEN_STATUSES, SearchApproval
 from privplate.store.models import Base, ReadCount
@@ -46,13 +48,18 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
     # Tokens before their entries (foreign key); a run stopped in between leaves entries
     # without tokens, which match nothing and go on the next run.
     dead_ids = select(HotlistEntry.id).where(dead)
+    old_queries = Query.created_at < audit_cutoff
+    # What a reviewer reads of a drawn entry or search outlives the record until the verdict.
+    with scope.db.write() as conn:
+        keep_subjects(conn, kind=SubjectKind.HOTLIST_ENTRY, doomed=dead_ids)
+        keep_subjects(conn, kind=SubjectKind.SEARCH, doomed=select(Query.id).where(old_queries))
     counts["hotlist_tokens"] = remove(HotlistToken, HotlistToken.entry_id.in_(dead_ids))
     counts["hotlist_entries"] = remove(HotlistEntry, dead)
     counts["alerts"] = remove(Alert, Alert.observed_at < hit_cutoff)
     counts["device_nonces"] = remove(DeviceNonce, DeviceNonce.seen_at < nonce_cutoff)
     counts["device_batches"] = remove(DeviceBatch, DeviceBatch.received_at < now - BATCH_RECEIPTS)
     counts["sessions"] = remove(Session, Session.expires_at <= now)
-    counts["queries"] = remove(Query, Query.created_at < audit_cutoff)
+    counts["queries"] = remove(Query, old_queries)
     # Searches filed for approval: an expired one loses its sealed plate now (the service also
     # expires on every call); the ended rows go with the query records they sit beside.
     with scope.db.write() as conn:
@@ -62,7 +69,8 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
         and_(SearchApproval.created_at < audit_cutoff, SearchApproval.status.not_in(OPEN_STATUSES)),
     )
     counts["compliance_flags"] = remove(ComplianceFlag, ComplianceFlag.created_at < audit_cutoff)
-    counts["spot_checks"] = remove(SpotCheck, SpotCheck.drawn_at < audit_cutoff)
+    # An open spot check stays until its verdict (the queue shows how long it has waited).
+    counts["spot_checks"] = remove(SpotCheck, SpotCheck.reviewed_at < audit_cutoff)
     # Totals for transparency reports cover the same span as the audit log they sit beside.
     counts["read_counts"] = remove(ReadCount, ReadCount.day < audit_cutoff.date())
     with scope.db.write() as conn:

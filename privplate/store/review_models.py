@@ -42,3 +42,7 @@ class SpotCheck(Base):
     #: A privplate.policy.review.Verdict.
     verdict: Mapped[str | None] = mapped_column(String(24), nullable=True)
     note: Mapped[str] = mapped_column(String(2000), default="")
+    #: JSON of what the reviewer reads about the subject, written by retention just before it
+    #: deletes the subject of an open review (a removed entry, a query past the audit window):
+    #: otherwise removing an entry right after adding it would leave its reviewer nothing.
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)

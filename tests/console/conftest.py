@@ -56,6 +56,13 @@ USERS = {
     "ivy": ("investigator", None),
 }
 LATER_USERS = {"ivy-cmp": ("compliance", "ivy")}
+#: A second person for felony-investigation searches (no other test searches for it), and every
+#: answered search drawn for a spot check, so that a test's own search is surely in the queue.
+SEARCH_RULES = """
+[queries]
+approval_required = ["felony-investigation"]
+spot_check_share = 1.0
+"""
 #: The key ceremony's officers (2 of 3); share files at console.shares[name].
 OFFICERS = ("cora", "cole", "cody")
 
@@ -214,12 +221,15 @@ def console(
     tmp_path_factory: pytest.TempPathFactory, playwright_session: object
 ) -> Iterator[Console]:
     from privplate.deployment import init_deployment
+    from privplate.settings import CONFIG_FILENAME
 
     root = tmp_path_factory.mktemp("console")
     db_gen = database_in(root, "console")
     database_url = next(db_gen)
     home = root / "deployment"
     init_deployment(home, database_url=database_url)
+    with (home / CONFIG_FILENAME).open("a", encoding="utf-8") as config:
+        config.write(SEARCH_RULES)
     shares = _prepare(home, root / "shares")
     port = free_port()
     log = root / "server.log"

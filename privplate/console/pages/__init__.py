@@ -12,6 +12,8 @@ from privplate.console.pages import (
     officer,
     operator,
     public,
+    search_approvals,
+    spot_checks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -20,6 +22,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     operator.router,
     investigator.router,
     officer.router,
+    spot_checks.router,
+    search_approvals.router,
     auditor.router,
     admin.router,
 )

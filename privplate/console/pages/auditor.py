@@ -2,7 +2,8 @@
 inclusion proof (shown, checked and downloadable).
 
 The same roles as the API's /audit routes (auditors and compliance officers) and the same calls:
-``AuditLog.entries`` for the browser, ``verify_log`` for the verification, and
+``AuditLog.entries`` for the browser, ``verify_witnessed`` for the verification (the log, its
+checkpoints and the witnesses' cosignatures), and
 :mod:`privplate.audit.proofs` for inclusion proofs. The signed checkpoint is published on the
 public checkpoint page, which the verification page links.
 """
@@ -20,8 +21,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
+from privplate.audit.cosigners import configured_witnesses, describe, verify_witnessed
 from privplate.audit.proofs import InclusionProof, latest_checkpoint, prove_inclusion
-from privplate.audit.verify import verify_log
 from privplate.console.render import page
 from privplate.console.sessions import console, services_of
 from privplate.errors import AuditError, NotFound
@@ -155,14 +156,19 @@ def audit_log(
 
 @router.get("/console/auditor/verify", response_class=HTMLResponse)
 async def verify(request: Request, _user: Auditor) -> Response:
-    audit = services_of(request).dep.audit
+    """The verification of `privplate audit verify` and GET /audit/verify (verify_witnessed):
+    the log recomputed, its stored checkpoints, and every kept witness cosignature."""
+    dep = services_of(request).dep
+    audit = dep.audit
+    witnesses = configured_witnesses(dep.settings.audit.witnesses)
     stored = await run_in_threadpool(audit.checkpoints)
-    report = await run_in_threadpool(verify_log, audit.db, audit.signer, stored=stored)
+    report, cosigners = await run_in_threadpool(verify_witnessed, audit, witnesses)
     return page(
         request,
         "auditor_verify.html",
         title="Verification of the audit log",
         report=report,
+        cosigners=[(w, describe(w)) for w in cosigners],
         root=report.root.hex(),
         checkpoint=stored[-1] if stored else None,
         public_key=audit.signer.public_key.hex(),

@@ -1,10 +1,13 @@
 """Console screens: investigator. The search ("was this plate seen"), my searches, my unseal
 requests, and a released image shown in the page.
 
-The plate arrives only in the search form's POST body and goes straight into QueryService.run
-(the API's one search): it is never rendered back, never put in a URL, never logged. What the
-form shows again after a post comes from the search's stored record, which never holds the
-plate (a justification or case number that contained it is withheld there).
+The plate arrives only in the search form's POST body and goes straight into
+SearchApprovals.submit (what POST /queries calls: the one search, or, for a purpose in
+queries.approval_required, a request filed for a second person's approval): it is never
+rendered back, never put in a URL, never logged. What the form shows again after a post comes
+from the search's stored record (or the filed request), which never holds the plate (a
+justification or case number that contained it is withheld there). An approved request runs
+from its own button, whose post carries only its id: the plate stays sealed on the server.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from privplate.errors import InvalidRequest, PrivplateError
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
 from privplate.jurisdiction import Purpose
+from privplate.policy.approvals import PendingSearch
 from privplate.policy.queries import QueryAnswer, QueryRecord, QueryRequest, list_queries
 from privplate.services import Services
 from privplate.unseal.workflow import RequestStatus
@@ -33,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 Investigator = Annotated[UserInfo, Depends(console(Role.INVESTIGATOR))]
 
 SEARCH = "/console/investigator/search"
+APPROVALS = "/console/investigator/approvals"
 UNSEAL = "/console/investigator/unseal"
 #: What the browser's datetime-local field sends (minutes, no zone: the form says UTC).
 LOCAL_TIME = "%Y-%m-%dT%H:%M"
@@ -63,7 +68,7 @@ def _form_values(
     }
 
 
-def _from_record(record: QueryRecord | None) -> dict[str, str]:
+def _from_record(record: QueryRecord | PendingSearch | None) -> dict[str, str]:
     if record is None:
         return _form_values()
     return _form_values(
@@ -92,6 +97,7 @@ def _search_page(
     values: dict[str, str],
     error: str = "",
     answer: QueryAnswer | None = None,
+    pending: PendingSearch | None = None,
     status_code: int = 200,
 ) -> Response:
     settings = services.dep.settings.queries
@@ -105,6 +111,8 @@ def _search_page(
         values=values,
         error=error,
         answer=answer,
+        pending=pending,
+        needs_approval=sorted(p.value for p in settings.approval_required),
         status_code=status_code,
     )
 
@@ -162,8 +170,8 @@ def _query_request(form: FormData) -> QueryRequest:
 @router.post(SEARCH, response_class=HTMLResponse)
 async def run_search(request: Request, user: Investigator) -> Response:
     """The answer is this POST's page (not bookmarkable, no-store), which the page's script
-    puts in place of the form page: the reads found, or the policy's refusal in its own
-    words. The plate is not shown in either."""
+    puts in place of the form page: the reads found, the request filed for approval (its id),
+    or the policy's refusal in its own words. The plate is not shown in any."""
     if request.headers.get("sec-fetch-mode") == "navigate":
         # A navigation's POST body stays in the browser's session history (Chromium saves it
         # to re-post on restore): the plate would be on disk. investigator-search.js sends
@@ -181,7 +189,7 @@ async def run_search(request: Request, user: Investigator) -> Response:
             request, services, values=_form_values(), error=str(exc), status_code=422
         )
     try:
-        answer = await run_in_threadpool(services.queries.run, user, query)
+        answer = await run_in_threadpool(services.search_approvals.submit, user, query)
     except PrivplateError as exc:
         record = await run_in_threadpool(_latest_record, services, user)
         return _search_page(
@@ -191,8 +199,46 @@ async def run_search(request: Request, user: Investigator) -> Response:
             error=str(exc),
             status_code=status_of(exc),
         )
+    if isinstance(answer, PendingSearch):
+        return _search_page(
+            request, services, values=_from_record(answer), pending=answer, status_code=202
+        )
     services.counters["queries"] += 1
     record = await run_in_threadpool(_latest_record, services, user, answer.query_id)
+    return _search_page(request, services, values=_from_record(record), answer=answer)
+
+
+def _approvals_page(
+    request: Request, user: UserInfo, *, error: str = "", status_code: int = 200
+) -> Response:
+    services = services_of(request)
+    return page(
+        request,
+        "investigator_approvals.html",
+        title="Awaiting approval",
+        requests=services.search_approvals.queue(user),
+        error=error,
+        status_code=status_code,
+    )
+
+
+@router.get(APPROVALS, response_class=HTMLResponse)
+def my_approvals(request: Request, user: Investigator) -> Response:
+    """My searches filed for approval (the service lists an investigator's own only)."""
+    return _approvals_page(request, user)
+
+
+@router.post(APPROVALS + "/{approval_id}/run", response_class=HTMLResponse)
+def run_approved(request: Request, user: Investigator, approval_id: uuid.UUID) -> Response:
+    """Run an approved search, once (SearchApprovals.run, as POST /search-approvals/{id}/run):
+    the answer is this POST's page, like a search's; its body holds only the CSRF token."""
+    services = services_of(request)
+    try:
+        answer = services.search_approvals.run(user, approval_id)
+    except PrivplateError as exc:
+        return _approvals_page(request, user, error=str(exc), status_code=status_of(exc))
+    services.counters["queries"] += 1
+    record = _latest_record(services, user, answer.query_id)
     return _search_page(request, services, values=_from_record(record), answer=answer)
 
 

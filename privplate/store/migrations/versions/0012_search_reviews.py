@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("reviewed_at", UTCDateTime(), nullable=True),
         sa.Column("verdict", sa.String(length=24), nullable=True),
         sa.Column("note", sa.String(length=2000), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_spot_checks")),
         sa.UniqueConstraint(
             "subject_kind", "subject_id", name=op.f("uq_spot_checks_subject_kind_subject_id")
