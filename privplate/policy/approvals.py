@@ -185,18 +185,13 @@ class SearchApprovals:
             if failure is not None:
                 self.queries.record_refusal(conn, user, req, now, outcome, failure)
             else:
-                justification, case_number = self.queries.storable_text(req)
+                stored = self.queries.stored_request(req)
                 conn.execute(
                     insert(SearchApproval).values(
                         id=request_id,
                         user_id=user.id,
                         requested_by=user.name,
-                        purpose=req.purpose.value,
-                        case_number=case_number,
-                        justification=justification,
-                        agreement_id=req.agreement_id,
-                        window_start=req.start,
-                        window_end=req.end,
+                        **stored,
                         created_at=now,
                         expires_at=now + timedelta(hours=self.settings.approval_hours),
                         status=ApprovalStatus.PENDING,

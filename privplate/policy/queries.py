@@ -312,6 +312,19 @@ class QueryService:
             case_number = "(withheld)"
         return justification, case_number
 
+    def stored_request(self, req: QueryRequest) -> dict[str, object]:
+        """The columns a recorded search and a search filed for approval share: purpose, case
+        number and justification as they may be stored, agreement and window."""
+        justification, case_number = self.storable_text(req)
+        return {
+            "purpose": req.purpose.value,
+            "case_number": case_number,
+            "justification": justification,
+            "agreement_id": req.agreement_id,
+            "window_start": req.start,
+            "window_end": req.end,
+        }
+
     def _record(
         self,
         conn: Connection,
@@ -322,18 +335,14 @@ class QueryService:
         outcome: QueryOutcome,
         reason: str,
     ) -> None:
-        justification, case_number = self.storable_text(req)
+        stored = self.stored_request(req)
+        case_number = str(stored["case_number"])
         conn.execute(
             insert(Query).values(
                 id=query_id,
                 user_id=user.id,
                 created_at=now,
-                purpose=req.purpose.value,
-                case_number=case_number,
-                justification=justification,
-                agreement_id=req.agreement_id,
-                window_start=req.start,
-                window_end=req.end,
+                **stored,
                 outcome=outcome,
                 reason=reason[:500],
                 match_count=0,

@@ -11,6 +11,7 @@ window and requester.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -75,11 +76,12 @@ def approve(
     approval_id: uuid.UUID,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        services_of(request).search_approvals.approve(user, approval_id, note=note)
-    except PrivplateError as exc:
-        return _queue_page(request, user, error=str(exc), status_code=status_of(exc))
-    return RedirectResponse(f"{APPROVALS}?done=approved", status_code=303)
+    return _decide(
+        request,
+        user,
+        "approved",
+        lambda: services_of(request).search_approvals.approve(user, approval_id, note=note),
+    )
 
 
 @router.post(APPROVALS + "/{approval_id}/deny", response_class=HTMLResponse)
@@ -90,8 +92,21 @@ def deny(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """A missing note is the service's refusal too (deny requires one), shown in its words."""
+    return _decide(
+        request,
+        user,
+        "denied",
+        lambda: services_of(request).search_approvals.deny(user, approval_id, note=note),
+    )
+
+
+def _decide(
+    request: Request, user: UserInfo, done: str, decision: Callable[[], object]
+) -> Response:
+    """An officer's decision, through the service; a refusal is shown on the queue in the
+    service's words, a decision answered by a redirect back to it."""
     try:
-        services_of(request).search_approvals.deny(user, approval_id, note=note)
+        decision()
     except PrivplateError as exc:
         return _queue_page(request, user, error=str(exc), status_code=status_of(exc))
-    return RedirectResponse(f"{APPROVALS}?done=denied", status_code=303)
+    return RedirectResponse(f"{APPROVALS}?done={done}", status_code=303)
