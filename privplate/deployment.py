@@ -35,6 +35,7 @@ from privplate.store import (
     SqlEpochStorage,
     insert_camera,
 )
+from privplate.store.leadership import Leadership
 from privplate.store.server_models import HotlistToken, HotlistTokenEpoch
 from privplate.tokens import kek as kekfile
 from privplate.tokens.keyring import Keyring
@@ -160,6 +161,8 @@ class Deployment:
         self.keyring = keyring
         self.audit = audit
         self.actor = actor
+        #: Whether this process leads the deployment's periodic jobs (privplate.leader).
+        self.leadership = Leadership(db)
 
     @classmethod
     def open(
@@ -225,6 +228,7 @@ class Deployment:
         self.close()
 
     def close(self) -> None:
+        self.leadership.release()
         self.db.dispose()
 
     def record_configuration(self) -> None:

@@ -65,6 +65,11 @@ class StoreError(PrivplateError):
     """The database is unreachable or not migrated."""
 
 
+class NotReady(StoreError):
+    """The server is up but cannot serve yet (database unreachable, schema behind, keys
+    missing); ``/readyz`` says which, and the server keeps trying."""
+
+
 class AuditError(PrivplateError):
     """The audit log could not be appended to or failed verification."""
 

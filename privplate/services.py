@@ -8,13 +8,14 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
 from privplate.deployment import Deployment
 from privplate.devices.refusals import RefusalLog
+from privplate.errors import NotReady
 from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
 from privplate.identity.throttle import SignInLimits
 from privplate.policy.approvals import SearchApprovals
@@ -153,3 +154,12 @@ class Services:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def services_in(state: Any) -> Services:
+    """The services of a running server (its app state), for the API's and the console's
+    dependencies alike; NotReady (503) while the server waits for its database or keys."""
+    services: Services | None = getattr(state, "services", None)
+    if services is None:
+        raise NotReady(f"the server is not ready: {getattr(state, 'not_ready', 'starting')}")
+    return services

@@ -29,6 +29,8 @@ EVERY_USER = frozenset(USER_ROLES)
 
 TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
     ("GET", "/transparency"): PUBLIC,
     ("GET", "/transparency.md"): PUBLIC,
     ("GET", "/.well-known/privplate/report-key"): PUBLIC,

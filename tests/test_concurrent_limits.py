@@ -6,17 +6,9 @@ record, an audit entry and one more occurrence of the compliance flag."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,63 +24,10 @@ from privplate.policy.flags import list_flags
 from privplate.store.models import Read
 from privplate.store.server_models import HotlistEntry, Query
 from tests import factories
+from tests.cluster_support import servers
 from tests.test_api_policy import query_body
 
-PRIVPLATE = str(Path(sys.executable).parent / "privplate")
 WORKERS = 48
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def servers(home: Path, count: int, settings: dict[str, str]) -> Iterator[list[str]]:
-    """``count`` `privplate serve` processes on ``home``'s database, with extra settings."""
-    env = {
-        **os.environ,
-        "PRIVPLATE_SERVER__RUN_PURGE_SCHEDULER": "false",
-        **{f"PRIVPLATE_{k}": v for k, v in settings.items()},
-    }
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    try:
-        for i in range(count):
-            port = _free_port()
-            log = (home / f"serve-{i}.log").open("wb")
-            procs.append(
-                subprocess.Popen(
-                    [PRIVPLATE, "serve", "--dir", str(home), "--port", str(port)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, proc in zip(urls, procs, strict=True):
-            for _ in range(600):
-                assert proc.poll() is None, (home / "serve-0.log").read_text()
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-            else:
-                pytest.fail(f"server {url} did not start")
-        yield urls
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def burst(calls: list[tuple[str, str, str, dict[str, Any]]]) -> Counter[int]:

@@ -1,21 +1,27 @@
 """The FastAPI application: ``create_app`` builds it for one deployment.
 
-Started by ``privplate serve`` (uvicorn). Two jobs run in-process on APScheduler intervals: the
+Started by ``privplate serve`` (uvicorn). Two jobs run on APScheduler intervals in whichever
+process leads the deployment (privplate.leader; every process tries for the lead): the
 retention purge unless ``server.run_purge_scheduler`` is false, and a signed checkpoint of the
 audit log every ``audit.checkpoint_interval_minutes`` (0: none) when the log has grown, plus one
-at start if none was ever signed. ``create_app(run_scheduler=False)`` runs neither.
+on taking the lead if none was ever signed. Every process refreshes its keys each purge
+interval. ``create_app(run_scheduler=False)`` runs none of these.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
 from starlette.routing import BaseRoute
 
 from privplate import __version__
@@ -45,7 +51,9 @@ from privplate.api.routes import (
 from privplate.audit import AuditLog, Checkpoint
 from privplate.console.app import mount as mount_console
 from privplate.deployment import Deployment
+from privplate.errors import StoreError
 from privplate.identity.roles import Role
+from privplate.leader import LeaderTick, acquire_tick, leader_only, refresh_keys
 from privplate.services import Services
 from privplate.settings import Settings, load_settings
 
@@ -147,17 +155,29 @@ def _scheduler(
         return None
     purge = settings.server.run_purge_scheduler if run_scheduler is None else True
     minutes = settings.audit.checkpoint_interval_minutes
-    if not purge and not minutes:
-        return None
+    interval = settings.retention.purge_interval_seconds
     from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415
 
     scheduler = BackgroundScheduler(timezone="UTC")
+    # Every process, leading or not: a rotation or an epoch destroyed by whichever process
+    # purged (this deployment's leader, or a `privplate retention run` beside the servers).
+    scheduler.add_job(
+        refresh_keys,
+        "interval",
+        seconds=interval,
+        args=[services.dep.keyring, services.hotlist_tokens],
+        id="key-refresh",
+        max_instances=1,
+        coalesce=True,
+    )
+    if not purge and not minutes:
+        return scheduler
+    leadership = services.dep.leadership
     if purge:
         scheduler.add_job(
-            _purge_job,
+            leader_only(leadership, lambda: _purge_job(services)),
             "interval",
-            seconds=settings.retention.purge_interval_seconds,
-            args=[services],
+            seconds=interval,
             id="retention-purge",
             max_instances=1,
             coalesce=True,
@@ -165,49 +185,130 @@ def _scheduler(
     if minutes:
         audit = services.dep.audit
         scheduler.add_job(
-            _checkpoint_job,
+            leader_only(leadership, lambda: _checkpoint_job(audit)),
             "interval",
             minutes=minutes,
-            args=[audit],
             id="audit-checkpoint",
             max_instances=1,
             coalesce=True,
         )
-        # Once, as soon as the scheduler starts (in its thread: the start does not wait for a
-        # whole-log tree), so the public checkpoint page has one without anyone at a terminal.
-        scheduler.add_job(
-            _checkpoint_job, args=[audit], kwargs={"first_only": True}, id="audit-checkpoint-first"
-        )
+
+    def on_lead() -> None:
+        # At once, not an interval later: the last leader may have died in the middle of a
+        # purge. The first checkpoint, in the scheduler's thread (the start does not wait for
+        # a whole-log tree), gives the public checkpoint page one without anyone at a terminal.
+        if purge:
+            scheduler.modify_job("retention-purge", next_run_time=datetime.now(UTC))
+        if minutes:
+            scheduler.add_job(
+                _checkpoint_job,
+                args=[services.dep.audit],
+                kwargs={"first_only": True},
+                id="audit-checkpoint-first",
+                replace_existing=True,
+            )
+
+    scheduler.add_job(
+        LeaderTick(leadership, on_lead),
+        "interval",
+        seconds=acquire_tick(interval),
+        id="leader-tick",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
     return scheduler
+
+
+#: How often a server that cannot serve yet (database down, schema behind, keys missing)
+#: tries again; /readyz answers 503 meanwhile and /healthz 200.
+READY_RETRY_SECONDS = 2.0
+
+
+def _not_ready_reason(exc: Exception) -> str:
+    if isinstance(exc, OperationalError):
+        # The driver's first line (no statement parameters: none are sent before this).
+        return "database unreachable: " + str(exc.orig or exc).splitlines()[0]
+    return str(exc)
+
+
+def _open(settings: Settings) -> Services:
+    dep = Deployment.open(settings.home, settings=settings, actor="server")
+    try:
+        return Services(dep)
+    except BaseException:
+        dep.close()
+        raise
+
+
+class _Lifecycle:
+    """Opening the deployment and its jobs when the server starts, or as soon as it can."""
+
+    def __init__(self, settings: Settings, run_scheduler: bool | None) -> None:
+        self.settings = settings
+        self.run_scheduler = run_scheduler
+
+    def start(self, app: FastAPI) -> bool:
+        """Open the deployment and start its jobs; False (and why, in the log and /readyz)
+        when it cannot be opened yet, e.g. while a new version's migration has not run."""
+        try:
+            services = _open(self.settings)
+        except (StoreError, OperationalError) as exc:
+            # Waiting is right for what another actor fixes (the database coming up, the
+            # migration job running); a wrong configuration fails the start instead.
+            reason = _not_ready_reason(exc)
+            if app.state.not_ready != reason:
+                log.warning("not ready: %s", reason)
+            app.state.not_ready = reason
+            return False
+        services.webhooks.start()
+        scheduler = _scheduler(self.settings, services, self.run_scheduler)
+        if scheduler is not None:
+            scheduler.start()
+        app.state.scheduler = scheduler
+        app.state.services = services
+        app.state.not_ready = None
+        log.info("ready")
+        return True
+
+    async def keep_trying(self, app: FastAPI) -> None:
+        while True:
+            await asyncio.sleep(READY_RETRY_SECONDS)
+            if await asyncio.to_thread(self.start, app):
+                return
+
+    @asynccontextmanager
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = None
+        app.state.scheduler = None
+        app.state.not_ready = "starting"
+        retry: asyncio.Task[None] | None = None
+        if not await asyncio.to_thread(self.start, app):
+            retry = asyncio.create_task(self.keep_trying(app))
+        try:
+            yield
+        finally:
+            if retry is not None:
+                retry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retry
+            scheduler = app.state.scheduler
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+            services: Services | None = app.state.services
+            if services is not None:
+                services.close()
+                services.dep.close()
 
 
 def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = None) -> FastAPI:
     settings = load_settings(home)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dep = Deployment.open(settings.home, settings=settings, actor="server")
-        services = Services(dep)
-        services.webhooks.start()
-        scheduler = _scheduler(settings, services, run_scheduler)
-        if scheduler is not None:
-            scheduler.start()
-        app.state.services = services
-        app.state.scheduler = scheduler
-        try:
-            yield
-        finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=True)
-            services.close()
-            dep.close()
-
     app = FastAPI(
         title="privplate",
         version=__version__,
         summary="Privacy-preserving licence plate recognition: hotlist alerts and plate-only "
         "queries over keyed tokens, under roles, purposes, quotas and a tamper-evident audit.",
-        lifespan=lifespan,
+        lifespan=_Lifecycle(settings, run_scheduler),
     )
     for module in ROUTERS:
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
@@ -218,3 +319,9 @@ def create_app(home: Path | str | None = None, *, run_scheduler: bool | None = N
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_request_bytes)
     return app
+
+
+def app_for_home() -> FastAPI:
+    """The app of the deployment in PRIVPLATE_HOME: what each `privplate serve` worker
+    process builds (uvicorn imports it by name in every worker)."""
+    return create_app()

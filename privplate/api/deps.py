@@ -21,14 +21,13 @@ from privplate.devices.registry import DeviceInfo
 from privplate.errors import AuthenticationFailed, DeviceRejected, PermissionDenied
 from privplate.identity.accounts import UserInfo, user_for_bearer
 from privplate.identity.roles import Role
-from privplate.services import Services
+from privplate.services import Services, services_in
 
 _bearer = HTTPBearer(auto_error=False, description="A session token (pps_...) or API key (ppk_...)")
 
 
 def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return services_in(request.app.state)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -78,6 +78,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, e.TooManyAttempts):
             headers = {"Retry-After": str(exc.retry_after)}
+        if isinstance(exc, e.NotReady):
+            headers = {"Retry-After": "2"}  # the server tries again about this often
         return answer(status, _type_name(exc), str(exc), headers)
 
     @app.exception_handler(RequestValidationError)

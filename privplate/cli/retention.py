@@ -6,7 +6,7 @@ import contextlib
 import json
 import signal
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -16,6 +16,7 @@ from privplate.cli.app import DirOption, console, err_console, make_app
 from privplate.deployment import Deployment
 from privplate.errors import ConfigError
 from privplate.jurisdiction import format_duration
+from privplate.leader import LeaderTick, acquire_tick, leader_only
 from privplate.retention.holds import (
     HoldKind,
     approve_hold,
@@ -123,9 +124,33 @@ def run(
             except Exception as exc:
                 err_console.print(f"[bold red]purge failed:[/] {type(exc).__name__}: {exc}")
 
-        scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
+        # The servers' leadership (privplate.leader): beside them this process purges only
+        # while it leads, and takes over, purging at once, when the leader goes away.
+        def on_lead() -> None:
+            console.print("this process leads the purge")
+            scheduler.modify_job("retention-purge", next_run_time=datetime.now(UTC))
+
+        scheduler.add_job(
+            leader_only(dep.leadership, job),
+            "interval",
+            seconds=seconds,
+            id="retention-purge",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            LeaderTick(dep.leadership, on_lead),
+            "interval",
+            seconds=acquire_tick(seconds),
+            id="leader-tick",
+            max_instances=1,
+            coalesce=True,
+        )
         signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-        job()
+        if dep.leadership.hold():
+            job()
+        else:
+            console.print("another process leads the purge; this one takes over if it stops")
         console.print(f"purging every {seconds} s; stop with Ctrl-C or SIGTERM")
         with contextlib.suppress(KeyboardInterrupt, SystemExit):
             scheduler.start()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -46,40 +48,91 @@ def serve(
     home: DirOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes on this port (uvicorn restarts one that dies). More than "
+            "one needs PostgreSQL: alerts reach every worker's live streams by LISTEN/NOTIFY.",
+        ),
+    ] = 1,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error: the server's and privplate's.")
     ] = "info",
 ) -> None:
-    """Run the API server and web console (uvicorn, one worker) with the retention
-    scheduler."""
-    import logging  # noqa: PLC0415
-
+    """Run the API server and web console (uvicorn) with the retention and checkpoint jobs
+    (one process leads them at a time)."""
     import uvicorn  # noqa: PLC0415 - the server extra
 
-    from privplate.api import create_app  # noqa: PLC0415
     from privplate.settings import load_settings  # noqa: PLC0415
 
     level = log_level.lower()
     if level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("debug, info, warning or error", param_hint="--log-level")
-    # privplate's own loggers (purges, webhooks, failures) beside uvicorn's, on stderr; no
-    # message of theirs holds a plate (tests/console scan the log of a whole browser run).
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
-    package_log = logging.getLogger("privplate")
-    package_log.addHandler(handler)
-    package_log.setLevel(level.upper())
     settings = load_settings(home)
-    app = create_app(settings.home)
+    if workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
+        # SQLite has one writer, and the workers' streams would only find other workers'
+        # alerts by polling: several processes on one box buy nothing there.
+        raise typer.BadParameter(
+            "several workers need PostgreSQL (database_url); SQLite serves one process",
+            param_hint="--workers",
+        )
+    # Each worker process builds the app from the same deployment directory.
+    os.environ["PRIVPLATE_HOME"] = str(settings.home)
     uvicorn.run(
-        app,
+        "privplate.api.app:app_for_home",
+        factory=True,
+        workers=workers,
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level=level,
+        log_config=_log_config(level),
         # The access log shows method and path only; no route takes a plate in its URL.
         access_log=True,
         server_header=False,
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging plus privplate's own loggers (purges, webhooks, leadership) on
+    stderr, applied in every worker; no message of theirs holds a plate (tests/console scan
+    the log of a whole browser run)."""
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415 - the server extra
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["privplate"] = {"format": "%(levelname)s: %(name)s: %(message)s"}
+    config["handlers"]["privplate"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "privplate",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["privplate"] = {
+        "handlers": ["privplate"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def migrate(home: DirOption = None) -> None:
+    """Bring the database schema to this version's newest revision (keys and settings are
+    left alone): the job a city runs before starting new server versions, which wait
+    (/readyz 503) until it has."""
+    from privplate.settings import load_settings  # noqa: PLC0415
+    from privplate.store.database import Database  # noqa: PLC0415
+
+    settings = load_settings(home)
+    db = Database(settings.resolved_database_url)
+    try:
+        before, head = db.schema_revision()
+        if before == head:
+            console.print(f"database schema already at {head}")
+            return
+        db.migrate()
+    finally:
+        db.dispose()
+    console.print(f"database schema migrated from {before or 'nothing'} to {head}")
 
 
 @users_app.command("add")

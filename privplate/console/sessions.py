@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from privplate.errors import AuthenticationFailed, PermissionDenied
 from privplate.identity.accounts import SESSION_PREFIX, UserInfo, user_for_bearer
 from privplate.identity.roles import Role
-from privplate.services import Services
+from privplate.services import Services, services_in
 
 COOKIE = "__Host-privplate"
 #: Before sign-in there is no session to bind the CSRF token to: a random value in its own
@@ -40,8 +40,7 @@ class ForgedRequest(PermissionDenied):
 
 
 def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return services_in(request.app.state)
 
 
 def csrf_for(services: Services, token: str) -> str:

@@ -139,6 +139,15 @@ class HotlistTokens:
     def forget(self, epoch_ids: Sequence[int]) -> None:
         self._synced.difference_update(epoch_ids)
 
+    def refresh(self) -> None:
+        """Catch up with other processes (every purge interval, on every process): forget
+        the epochs a purge destroyed, and have the current epoch's tokens made, so a new
+        epoch is synced before its first ingest rather than inside it."""
+        live = self.keyring.live_epoch_ids()
+        with self._mutex:
+            self._synced.intersection_update(live)
+        self.ensure_epochs([self.keyring.current_key().epoch_id])
+
     def match(self, reads: Sequence[ReadIn], now: datetime | None = None) -> list[Hit]:
         """Which reads match a live entry, by any of their tokens (best or alternate)."""
         if not reads:

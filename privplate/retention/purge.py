@@ -9,6 +9,8 @@ consistent store that the next run completes. Only one runner at a time, across 
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -297,6 +299,12 @@ def purge(
         if not acquired:
             report.skipped = True
             return report
+        # Which process purged and from when (wall clock; the entry's own time is the end):
+        # with several servers, the audit log shows one run at a time.
+        runner = {
+            "runner": f"{socket.gethostname()}/{os.getpid()}",
+            "run_started_at": datetime.now(UTC).isoformat(),
+        }
         # A marker left by a run that deleted but did not finish zeroing makes this run do it.
         scrub_pending = scope.db.is_sqlite and scope.db.scrub_marker.exists()
         # Cleared at the end of the run, once the zeroing is done (unless asked again meanwhile).
@@ -344,6 +352,7 @@ def purge(
                 if report.oldest_remaining_read
                 else None,
                 "preset": scope.rules.preset,
+                **runner,
             },
         )
         if scope.db.is_sqlite:

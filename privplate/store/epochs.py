@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from privplate.errors import AlreadyExists
 from privplate.store.database import Database
+from privplate.store.leadership import deployment_lock_key
 from privplate.store.models import Epoch, table_of
 from privplate.tokens.keyring import ConcurrentKeyringChange, EpochRecord, StaleKek
 
@@ -77,6 +79,29 @@ class SqlEpochStorage:
                 select(_t.c.kek_generation).where(_t.c.wrapped_key.is_not(None)).distinct()
             )
             return {r[0] for r in rows if r[0] is not None}
+
+    @contextmanager
+    def rotation_guard(self) -> Iterator[None]:
+        """PostgreSQL: the deployment's rotation lock, a session advisory lock held on one
+        connection for a whole KEK rotation or recovery. A process starting on another host
+        (whose flock on the key directory may not reach this one's) then waits instead of
+        discarding a staged KEK that a rotation is about to commit. SQLite: one host, whose
+        flock (privplate.tokens.kek.rotation_lock) is enough."""
+        if not self._db.is_postgres:
+            yield
+            return
+        with self._db.engine.connect() as conn:
+            key = deployment_lock_key(conn, "kek-rotation")
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+                except SQLAlchemyError:
+                    conn.invalidate()  # never back to the pool with the lock still held
 
     def add_epoch(self, record: EpochRecord) -> None:
         try:

@@ -25,12 +25,12 @@ from sqlalchemy.orm import QueryableAttribute
 
 from privplate.errors import StoreError
 from privplate.store.database import Database
+from privplate.store.leadership import deployment_lock_key
 from privplate.store.lock_budget import LockBudget
 from privplate.store.models import Base, table_of
 from privplate.store.partitions import existing_partitions
 from privplate.store.scrub import DriverConnection, scrub_free_space
 
-_RUNNER_LOCK = 7451004
 #: SQLite: keep each write transaction of the purge (and so the write lock) near this long,
 #: so that with the variance of cold pages none exceeds about 100 ms.
 TARGET_LOCK_SECONDS = 0.04
@@ -62,13 +62,16 @@ def runner_lock(db: Database) -> Iterator[bool]:
     """Yield True if this process may purge now; False if another runner holds the lock."""
     if db.is_postgres:
         with db.engine.connect() as conn:
-            got = bool(conn.execute(text(f"SELECT pg_try_advisory_lock({_RUNNER_LOCK})")).scalar())
+            # Per deployment: another deployment's purge on the same PostgreSQL is no runner
+            # of ours.
+            key = deployment_lock_key(conn, "purge-runner")
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             conn.commit()
             try:
                 yield got
             finally:
                 if got:
-                    conn.execute(text(f"SELECT pg_advisory_unlock({_RUNNER_LOCK})"))
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
         return
     path = Path(str(make_url(db.url).database) + ".purge-lock")
@@ -301,7 +304,22 @@ def drop_partitions(
     dropped = []
     started = time.perf_counter()
     with db.write() as conn:
-        conn.execute(text(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"))
+        # DROP TABLE also takes an ACCESS EXCLUSIVE lock on every table the partition's
+        # foreign keys point at (cameras): an ingest holds a lock there from its camera check
+        # before it reads the parent, so the referenced tables are locked first, in that order
+        # (found under load: the other order deadlocked with concurrent ingests).
+        referenced = list(
+            conn.execute(
+                text(
+                    "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint "
+                    "WHERE conrelid = CAST(:parent AS regclass) AND contype = 'f' "
+                    "AND confrelid <> conrelid ORDER BY 1"
+                ),
+                {"parent": parent},
+            ).scalars()
+        )
+        tables = ", ".join([*referenced, parent])
+        conn.execute(text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
         for name, day in old:
             if keep(conn, name, day):
                 continue

@@ -11,6 +11,7 @@ import contextlib
 import struct
 import threading
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,11 @@ class EpochStorage(Protocol):
         ...
 
     def kek_generations_in_use(self) -> set[int]: ...
+
+    def rotation_guard(self) -> AbstractContextManager[None]:
+        """Held for a whole KEK rotation or recovery, across every host of the deployment
+        (the key directory's flock may not reach other hosts; see crypto/SPEC.md 6)."""
+        ...
 
     def rewrap(
         self,
@@ -192,6 +198,20 @@ class Keyring:
         """Generation of the KEK in the key file (a staged next KEK does not count)."""
         return self._current_generation
 
+    def refresh(self) -> None:
+        """Catch up with what another process changed: re-read the KEK files (so a KEK that a
+        rotation retired leaves this process's memory too) and forget the cached current key
+        if its epoch was destroyed. Only reads: the rotation itself is the purge's."""
+        with self._lock:
+            self._load_keks()
+            cached = self._current
+            if cached is not None and cached.epoch_id not in self.live_epoch_ids():
+                self._current = None
+
+    def live_epoch_ids(self) -> set[int]:
+        """Ids of the epochs whose keys still exist (nothing is unwrapped)."""
+        return {r.epoch_id for r in self._storage.live_epochs()}
+
     def _wrapping_kek(self) -> kekfile.Kek:
         """The KEK new epoch keys are wrapped under.
 
@@ -212,7 +232,7 @@ class Keyring:
 
     def recover(self) -> None:
         """Finish or roll back a rotation that a crash interrupted."""
-        with kekfile.rotation_lock(self._kek_path):
+        with kekfile.rotation_lock(self._kek_path), self._storage.rotation_guard():
             self._recover_locked()
 
     def _recover_locked(self) -> None:
@@ -357,7 +377,7 @@ class Keyring:
 
     def _destroy(self, doomed_if: Callable[[EpochRecord], bool], now: datetime) -> list[int]:
         # The file lock keeps two processes from staging different next KEKs at once.
-        with self._lock, kekfile.rotation_lock(self._kek_path):
+        with self._lock, kekfile.rotation_lock(self._kek_path), self._storage.rotation_guard():
             for _attempt in range(5):
                 try:
                     return self._destroy_once(doomed_if, now)
