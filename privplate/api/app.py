@@ -195,18 +195,13 @@ def _scheduler(
 
     def on_lead() -> None:
         # At once, not an interval later: the last leader may have died in the middle of a
-        # purge. The first checkpoint, in the scheduler's thread (the start does not wait for
-        # a whole-log tree), gives the public checkpoint page one without anyone at a terminal.
+        # purge. The first checkpoint gives the public checkpoint page one without anyone at a
+        # terminal. Run here, in the tick's own thread: asking the scheduler to run them
+        # (modify_job, add_job) from a job deadlocks with a shutdown waiting for that job.
         if purge:
-            scheduler.modify_job("retention-purge", next_run_time=datetime.now(UTC))
+            _purge_job(services)
         if minutes:
-            scheduler.add_job(
-                _checkpoint_job,
-                args=[services.dep.audit],
-                kwargs={"first_only": True},
-                id="audit-checkpoint-first",
-                replace_existing=True,
-            )
+            _checkpoint_job(services.dep.audit, first_only=True)
 
     scheduler.add_job(
         LeaderTick(leadership, on_lead),

@@ -6,7 +6,7 @@ import contextlib
 import json
 import signal
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -127,8 +127,9 @@ def run(
         # The servers' leadership (privplate.leader): beside them this process purges only
         # while it leads, and takes over, purging at once, when the leader goes away.
         def on_lead() -> None:
+            # In the tick's thread: a scheduler call from a job deadlocks with its shutdown.
             console.print("this process leads the purge")
-            scheduler.modify_job("retention-purge", next_run_time=datetime.now(UTC))
+            job()
 
         scheduler.add_job(
             leader_only(dep.leadership, job),
