@@ -29,6 +29,7 @@ Purpose = Literal[
     "unseal-partial",
     "console-csrf",
     "search-approval",
+    "pending-import",
 ]
 
 

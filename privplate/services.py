@@ -13,6 +13,7 @@ from typing import Any, Self
 from sqlalchemy import Connection
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
+from privplate.alerts.notify import AlertListener
 from privplate.deployment import Deployment
 from privplate.devices.refusals import RefusalLog
 from privplate.errors import NotReady
@@ -65,8 +66,12 @@ class Services:
             settings=settings.unseal,
             policy=self.policy,
         )
-        self.webhooks = Webhooks(db=dep.db, audit=dep.audit, secret=self.secret)
+        self.webhooks = Webhooks(
+            db=dep.db, audit=dep.audit, secret=self.secret, settings=settings.webhooks
+        )
         self.broker = AlertBroker()
+        #: Wakes the broker for alerts any process records (PostgreSQL); started by the server.
+        self.alert_listener = AlertListener(dep.db, self.broker)
         #: Process counters for the metrics endpoint (never per camera, place or plate).
         self.counters: Counter[str] = Counter()
 
@@ -83,8 +88,9 @@ class Services:
         then: AfterIngest | None = None,
         now: datetime | None = None,
     ) -> tuple[IngestResult, list[AlertInfo]]:
-        """Store a batch, matching it against the hotlists first; alerts are recorded in the
-        batch's transaction and pushed to consoles and webhooks once it has committed.
+        """Store a batch, matching it against the hotlists first; alerts (and their webhook
+        outbox rows) are recorded in the batch's transaction, and consoles and this process's
+        webhook delivery loop are woken once it has committed.
 
         The one ingest path: the server's ``POST /ingest`` and the edge in single-box mode both
         come here, so every read gets the same hotlist match, hit retention, alert, per-camera
@@ -141,6 +147,7 @@ class Services:
         return self.dep.settings.evidence_public_key or None
 
     def close(self) -> None:
+        self.alert_listener.stop()
         self.webhooks.stop()
         self.refusals.flush()
 

@@ -30,6 +30,8 @@ from pydantic_settings import (
     SettingsError,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from privplate.errors import ConfigError
 from privplate.jurisdiction import (
@@ -209,6 +211,25 @@ class ServerSettings(BaseModel):
     run_purge_scheduler: bool = True
 
 
+class WebhookSettings(BaseModel):
+    """Webhook delivery from the outbox (privplate.alerts.webhooks)."""
+
+    #: How long a worker's claim on a delivery lasts; one that died mid-delivery is retried
+    #: by another once it runs out, so it must outlast one attempt.
+    lease_seconds: float = Field(default=60.0, ge=1.0, le=3_600.0)
+    attempt_timeout_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
+    #: Attempts before a delivery is given up as failed; retries wait first_retry_seconds,
+    #: then four times as long each time (with jitter), at most an hour.
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    first_retry_seconds: float = Field(default=0.5, ge=0.0, le=3_600.0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> WebhookSettings:
+        if self.lease_seconds <= self.attempt_timeout_seconds:
+            raise ValueError("webhooks.lease_seconds must be longer than attempt_timeout_seconds")
+        return self
+
+
 CropName = Literal["plain", "gray", "wide", "tight", "deskew"]
 #: The models in models/registry.toml (tests/test_vision_models.py keeps the two in step).
 DetectorName = Literal[
@@ -259,6 +280,9 @@ class EdgeSettings(BaseModel):
     device_key_file: Path = Path("keys/device.key")
     webhook_url: str = ""
     uplink_batch_reads: int = Field(default=200, ge=1, le=5_000)
+    #: Seconds an upload (or key fetch) may take before it counts as failed and is retried:
+    #: a cut link shows as a timeout, so this bounds how long one attempt hangs on it.
+    uplink_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
 
 
 class Settings(BaseSettings):
@@ -285,6 +309,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     unseal: UnsealSettings = Field(default_factory=UnsealSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -300,6 +325,20 @@ class Settings(BaseSettings):
         if toml_path is not None and toml_path.exists():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        # Parsed here so a mistyped URL is a settings error naming the field, not a traceback
+        # from the engine; the message never repeats the URL (it may hold a password).
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (sqlite:///privplate.db or "
+                "postgresql+psycopg://user@host/database)"
+            ) from None
+        return value
 
     @field_validator("evidence_public_key")
     @classmethod

@@ -276,6 +276,9 @@ class AlertWatch:
         self.url = url
         self.key = key
         self.received: dict[int, tuple[str, float]] = {}  # alert id -> (read id, when)
+        #: Alert id -> seconds from its recording (in the ingest transaction, by whichever
+        #: worker took the batch) to its event on this stream (one clock: this machine's).
+        self.since_recorded: dict[int, float] = {}
         self.reconnects = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -294,7 +297,10 @@ class AlertWatch:
                         if line.startswith("data: "):
                             alert = json.loads(line[6:])
                             last = max(last, int(alert["id"]))
-                            self.received[int(alert["id"])] = (alert["read_id"], time.time())
+                            now = time.time()
+                            self.received[int(alert["id"])] = (alert["read_id"], now)
+                            recorded = datetime.fromisoformat(alert["created_at"]).timestamp()
+                            self.since_recorded.setdefault(int(alert["id"]), now - recorded)
             except httpx.HTTPError:
                 pass
             self.reconnects += 1

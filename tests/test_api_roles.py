@@ -71,6 +71,7 @@ TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/webhooks"): frozenset({ADM}),
     ("POST", "/webhooks"): frozenset({ADM}),
     ("POST", "/webhooks/{webhook_id}/deactivate"): frozenset({ADM}),
+    ("GET", "/webhooks/{webhook_id}/deliveries"): frozenset({ADM}),
     ("POST", "/queries"): frozenset({INV}),
     ("GET", "/queries/mine"): frozenset({INV}),
     ("GET", "/search-approvals"): frozenset({INV, CMP, AUD}),

@@ -7,6 +7,7 @@ import fcntl
 import itertools
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.engine import make_url
 
 from privplate.audit import verify_log
@@ -27,10 +28,10 @@ from privplate.leader import refresh_keys
 from privplate.services import Services
 from privplate.store import SqlEpochStorage
 from privplate.store.leadership import Leadership, deployment_lock_key
-from privplate.store.models import Epoch
+from privplate.store.models import Epoch, Read
 from privplate.tokens.keyring import Keyring
 from tests import factories
-from tests.cluster_support import Server, cluster
+from tests.cluster_support import PRIVPLATE, Server, cluster
 from tests.conftest import ON_POSTGRES, database_in
 
 DAY = timedelta(days=1)
@@ -346,3 +347,48 @@ def _purge_running(dep: Deployment) -> bool:
     finally:
         os.close(fd)  # closing drops the lock if it was taken
     return False
+
+
+def test_the_leader_killed_mid_purge_another_completes_it(home: Path) -> None:
+    key = _admin_key(home)
+    observed = _bulk_expired(home, 1_000_000 if ON_POSTGRES else 400_000)
+    doomed = _expired_epoch(home, 45 * DAY, "DOOM1")
+    with Deployment.open(home, actor="test-check") as dep:
+        generation = dep.keyring.kek_generation
+        with cluster(home, 2, SETTINGS) as servers:
+            # The first leader starts purging at once on taking the lead.
+            leader = until(lambda: _one_leader(servers, key), "no server took the lead")
+            until(lambda: _purge_running(dep), "the leader's purge never started", seconds=30)
+            leader.proc.send_signal(signal.SIGKILL)
+            leader.proc.wait(10)
+            killed_mid_purge = not _destroyed(home, doomed)
+            (other,) = [s for s in servers if s is not leader]
+            until(lambda: _one_leader([other], key), "the other server did not take over")
+            until(lambda: _destroyed(home, doomed), "the purge was not completed", seconds=120)
+            until(
+                lambda: _gauges([other], key, "privplate_kek_generation") == [generation + 1],
+                "the new leader's keyring did not move to the new KEK",
+            )
+            # The surviving worker still tokenizes and reads under live epochs.
+            assert _gauges([other], key, "privplate_current_epoch")[0] > 0
+            survivor_pid = other.proc.pid
+        assert killed_mid_purge, "the purge finished before the kill: make it longer"
+        with dep.db.read() as conn:
+            left = conn.execute(
+                select(func.count()).select_from(Read).where(Read.observed_at <= observed)
+            ).scalar()
+        assert left == 0, f"{left} expired reads remain"
+        # Every live epoch still opens with the key file on disk, in a fresh process's keyring.
+        fresh = Keyring(SqlEpochStorage(dep.db), dep.settings.kek_path)
+        assert fresh.kek_generation == generation + 1
+        assert fresh.live_keys()
+        runners = _assert_one_purge_at_a_time(dep)
+        assert survivor_pid in runners
+    verify = subprocess.run(
+        [PRIVPLATE, "audit", "verify", "--dir", str(home)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PRIVPLATE_")},
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr

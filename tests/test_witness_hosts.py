@@ -1,8 +1,8 @@
-"""Two hosts: a real `privplate serve` in one network namespace, the witness in another, joined
-by a veth pair (nothing but that link between them). The witness cosigns twice as the log
-grows; then an insider holding the audit key replaces the history with a longer one, signs it
-and restarts the server, and the witness refuses, exits non-zero and names the sizes, once
-and in --interval mode.
+"""Two hosts (tests/hosts.py): a real `privplate serve` in one network namespace, the witness in
+another, joined by a veth pair to the server host's bridge (nothing but that link between
+them). The witness cosigns twice as the log grows; then an insider holding the audit key
+replaces the history with a longer one, signs it and restarts the server, and the witness
+refuses, exits non-zero and names the sizes, once and in --interval mode.
 
 Needs root and `ip netns` (iproute2); skipped without them, except under CI, which runs as
 root and must run it.
@@ -12,154 +12,28 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 
 from privplate.audit.witness import create_witness_key
 from privplate.deployment import Deployment
 from privplate.store.models import AuditCheckpoint, AuditEntry
-from tests.conftest import ON_POSTGRES
+from tests import hosts
+from tests.hosts import PRIVPLATE, Server
 
-IP = shutil.which("ip")
-PRIVPLATE = str(Path(sys.executable).parent / "privplate")
-PORT = 8470
-#: Where Debian's PostgreSQL listens on a Unix socket: the server's namespace has no route to
-#: the host's 127.0.0.1, but a socket file is reachable from any network namespace.
-PG_SOCKET_DIR = "/var/run/postgresql"
-
-
-def _usable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    if IP is None:
-        return "needs iproute2's ip"
-    probe = subprocess.run([IP, "netns", "list"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return "ip netns is unavailable here"
-    return None
-
-
-_why = _usable()
-if _why is not None:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI must run the two-host witness test: {_why}")
-    pytest.skip(_why, allow_module_level=True)
-
-
-def ip(*args: str) -> None:
-    subprocess.run([str(IP), *args], check=True, capture_output=True)
-
-
-@dataclass
-class Hosts:
-    server_ns: str
-    witness_ns: str
-    server_addr: str
-
-    def run_in(self, ns: str, *argv: str) -> list[str]:
-        return [str(IP), "netns", "exec", ns, *argv]
+hosts.require("the two-host witness test")
 
 
 @pytest.fixture
-def hosts() -> Iterator[Hosts]:
-    tag = secrets.token_hex(3)
-    server_ns, witness_ns = f"pp-srv-{tag}", f"pp-wit-{tag}"
-    veth_s, veth_w = f"pps{tag}", f"ppw{tag}"  # at most 15 characters (IFNAMSIZ)
-    # A /30 of its own per run, so runs side by side never share addresses.
-    net = f"10.{64 + secrets.randbelow(180)}.{secrets.randbelow(256)}.{4 * secrets.randbelow(64)}"
-    base = net.rsplit(".", 1)
-    server_addr = f"{base[0]}.{int(base[1]) + 1}"
-    witness_addr = f"{base[0]}.{int(base[1]) + 2}"
-    try:
-        ip("netns", "add", server_ns)
-        ip("netns", "add", witness_ns)
-        ip("link", "add", veth_s, "type", "veth", "peer", "name", veth_w)
-        ip("link", "set", veth_s, "netns", server_ns)
-        ip("link", "set", veth_w, "netns", witness_ns)
-        ip("-n", server_ns, "addr", "add", f"{server_addr}/30", "dev", veth_s)
-        ip("-n", witness_ns, "addr", "add", f"{witness_addr}/30", "dev", veth_w)
-        for ns, dev in ((server_ns, veth_s), (witness_ns, veth_w)):
-            ip("-n", ns, "link", "set", dev, "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-        yield Hosts(server_ns, witness_ns, server_addr)
-    finally:
-        # Deleting a namespace deletes the veth end inside it, and with it the pair.
-        for ns in (server_ns, witness_ns):
-            subprocess.run([str(IP), "netns", "del", ns], capture_output=True, check=False)
-        subprocess.run([str(IP), "link", "del", veth_s], capture_output=True, check=False)
-
-
-def _env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVPLATE_")}
-    if ON_POSTGRES:
-        url = make_url(database_url).set(host=None, port=None)
-        url = url.update_query_dict({"host": PG_SOCKET_DIR})
-        env["PRIVPLATE_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    return env
-
-
-class Server:
-    def __init__(self, hosts: Hosts, home: Path, database_url: str, log: Path) -> None:
-        self.hosts, self.home, self.log = hosts, home, log
-        self.env = _env(database_url)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.hosts.run_in(
-                    self.hosts.server_ns,
-                    PRIVPLATE,
-                    "serve",
-                    "--dir",
-                    str(self.home),
-                    "--host",
-                    self.hosts.server_addr,
-                    "--port",
-                    str(PORT),
-                ),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        # Ready when the witness's host can open a connection to it, across the link.
-        probe = (
-            "import socket,sys\n"
-            f"socket.create_connection(('{self.hosts.server_addr}', {PORT}), timeout=1).close()"
-        )
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                raise AssertionError("privplate serve died: " + self.log.read_text())
-            done = subprocess.run(
-                self.hosts.run_in(self.hosts.witness_ns, sys.executable, "-c", probe),
-                capture_output=True,
-                check=False,
-            )
-            if done.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError("privplate serve did not listen: " + self.log.read_text())
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+def bed() -> Iterator[hosts.Bed]:
+    with hosts.bed("witness") as made:
+        yield made
 
 
 def _configure(home: Path, vkey: str) -> None:
@@ -210,7 +84,7 @@ def _watch_until_refused(argv: list[str], folder: Path) -> tuple[int, str]:
 
 
 def test_a_witness_on_another_host_catches_a_rewritten_log(
-    hosts: Hosts, home: Path, database_url: str, tmp_path: Path
+    bed: hosts.Bed, home: Path, database_url: str, tmp_path: Path
 ) -> None:
     key = tmp_path / "witness" / "witness.key"
     state = tmp_path / "witness" / "state.json"
@@ -219,16 +93,16 @@ def test_a_witness_on_another_host_catches_a_rewritten_log(
     with Deployment.open(home) as dep:
         log_key = dep.audit.signer.note_verifier.vkey()
     first = _grow(home, 2)
-    server = Server(hosts, home, database_url, tmp_path / "server.log")
+    env = hosts.database_env(database_url)
+    server = Server(bed, home, env, tmp_path / "server.log")
 
     def witness(*extra: str) -> list[str]:
-        return hosts.run_in(
-            hosts.witness_ns,
+        return bed.hosts["witness"].argv(
             PRIVPLATE,
             "audit",
             "witness",
             "--server",
-            f"http://{hosts.server_addr}:{PORT}",
+            server.url,
             "--log-key",
             log_key,
             "--key",
@@ -265,7 +139,7 @@ def test_a_witness_on_another_host_catches_a_rewritten_log(
             [PRIVPLATE, "audit", "verify", "--dir", str(home)],
             capture_output=True,
             text=True,
-            env={**_env(database_url), "COLUMNS": "400"},
+            env={**env, "COLUMNS": "400"},
             check=False,
         )
         assert listed.returncode == 0, listed.stdout + listed.stderr

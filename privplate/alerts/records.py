@@ -4,13 +4,15 @@ transaction and then pushed to consoles (SSE), webhooks and the audit log."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, insert, select
 
+from privplate.alerts.notify import announce_alerts
+from privplate.alerts.outbox import enqueue_deliveries
 from privplate.audit import AuditLog
 from privplate.hotlists.tokens import Hit
 from privplate.store.database import Database
@@ -100,12 +102,15 @@ def record_alerts(
             },
         )
         out.append(info)
+    # The webhook outbox's rows commit (or roll back) with the alerts they deliver.
+    enqueue_deliveries(conn, [a.id for a in out], now)
+    # PostgreSQL: every server process's streams are woken at commit (the id only).
+    announce_alerts(conn, max((a.id for a in out), default=0))
     return out
 
 
-def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[AlertInfo]:
-    """Alerts with an id above ``after_id``, oldest first (the SSE stream's cursor)."""
-    stmt = (
+def _alerts(*where: ColumnElement[bool]) -> Select[Alert, str, str, str]:
+    return (
         select(
             Alert,
             Hotlist.name.label("hotlist"),
@@ -115,12 +120,34 @@ def alerts_after(*, db: Database, after_id: int, limit: int = 200) -> list[Alert
         # Outer joins: an alert outlives its hotlist entry once retention removed the entry.
         .outerjoin(HotlistEntry, HotlistEntry.id == Alert.entry_id)
         .outerjoin(Hotlist, Hotlist.id == Alert.hotlist_id)
-        .where(Alert.id > after_id)
+        .where(*where)
         .order_by(Alert.id)
-        .limit(limit)
     )
+
+
+def alerts_after(
+    *, db: Database, after_id: int, limit: int = 200, skip: Collection[int] = ()
+) -> list[AlertInfo]:
+    """Alerts with an id above ``after_id``, oldest first, leaving out the ids in ``skip``
+    (those a stream already sent above its floor: see privplate.alerts.stream.Cursor)."""
+    where = [Alert.id > after_id]
+    if skip:
+        where.append(Alert.id.not_in(list(skip)))
     with db.read() as conn:
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(_alerts(*where).limit(limit)).all()
+    return _infos(rows)
+
+
+def alerts_by_id(*, db: Database, ids: Sequence[int]) -> dict[int, AlertInfo]:
+    """These alerts as they stand now (a purged one is missing), for webhook bodies."""
+    if not ids:
+        return {}
+    with db.read() as conn:
+        rows = conn.execute(_alerts(Alert.id.in_(ids))).all()
+    return {a.id: a for a in _infos(rows)}
+
+
+def _infos(rows: Sequence[Row[Alert, str, str, str]]) -> list[AlertInfo]:
     return [
         AlertInfo(
             id=int(r.id),

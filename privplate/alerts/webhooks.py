@@ -1,54 +1,37 @@
 """Webhooks: each alert is POSTed as JSON to every active webhook, signed with HMAC-SHA256.
 
 Receivers check ``X-Privplate-Signature: sha256=<hex>`` over ``<timestamp>.<body>`` with the
-secret shown once at creation, and refuse timestamps older than a few minutes. Delivery runs on
-a background thread with retries; a failure is logged with the webhook id and status only.
+secret shown once at creation, and refuse timestamps older than a few minutes. Deliveries go
+through a transactional outbox: a row per (alert, active webhook) is written in the alert's own
+transaction, and every server process's delivery loop (privplate.alerts.delivery) sends them,
+so a delivery survives a restart or the death of the worker that raised the alert. Delivery is
+at least once: ``X-Privplate-Delivery`` is the same on every attempt of one (alert, webhook),
+for the receiver to drop the rare duplicate.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import logging
-import queue
 import secrets
-import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import nacl.secret
 from sqlalchemy import insert, select, update
 
+from privplate.alerts.delivery import DeliveryLoop, sign_body, verify_body
+from privplate.alerts.outbox import DeliveryInfo, deliveries_of, fail_pending_of, status_counts
 from privplate.alerts.records import AlertInfo
 from privplate.audit import AuditLog
 from privplate.errors import InvalidRequest, NotFound
 from privplate.server_secret import ServerSecret
+from privplate.settings import WebhookSettings
 from privplate.store.database import Database
+from privplate.store.outbox_models import DeliveryStatus
 from privplate.store.server_models import Webhook
 
-log = logging.getLogger("privplate.webhooks")
-RETRY_DELAYS = (0.5, 2.0, 8.0)
-ATTEMPT_TIMEOUT = 5.0
-#: Long enough for one delivery's attempts and their delays.
-DRAIN_SECONDS = sum(RETRY_DELAYS) + (len(RETRY_DELAYS) + 1) * ATTEMPT_TIMEOUT
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A receiver's redirect is a failed delivery: following it would send the signature to
-    another address (as a GET without the body) and count the alert as delivered."""
-
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
+__all__ = ["WebhookInfo", "Webhooks", "sign_body", "verify_body"]
 
 
 @dataclass(frozen=True)
@@ -60,30 +43,23 @@ class WebhookInfo:
     active: bool
 
 
-def sign_body(secret: bytes, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={mac}"
-
-
-def verify_body(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
-    """For receivers (and tests): constant-time check of a delivery's signature."""
-    try:
-        expected = sign_body(secret, int(timestamp), body)
-    except ValueError:
-        return False
-    return hmac.compare_digest(expected, signature)
-
-
 class Webhooks:
-    def __init__(self, *, db: Database, audit: AuditLog, secret: ServerSecret) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        secret: ServerSecret,
+        settings: WebhookSettings | None = None,
+    ) -> None:
         self.db = db
         self.audit = audit
         self._box = nacl.secret.SecretBox(secret.subkey("webhook-box"))
-        self._queue: queue.Queue[tuple[dict[str, Any], int] | None] = queue.Queue(10_000)
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self.delivered = 0
-        self.failed = 0
+        #: Decrypted secrets by webhook id (a webhook's URL and secret never change).
+        self._known: dict[uuid.UUID, tuple[str, bytes]] = {}
+        self.loop = DeliveryLoop(
+            db=db, settings=settings or WebhookSettings(), targets=self._target
+        )
 
     # -- registry --------------------------------------------------------------------------
 
@@ -126,80 +102,56 @@ class Webhooks:
             )
             if done.rowcount == 0:
                 raise NotFound("no active webhook with this id")
+            given_up = fail_pending_of(conn, webhook_id)
             self.audit.append(
                 conn,
                 actor=actor,
                 action="webhooks.deactivated",
-                details={"webhook": str(webhook_id)},
+                details={"webhook": str(webhook_id), "pending_given_up": given_up},
             )
 
-    def _targets(self) -> list[tuple[uuid.UUID, str, bytes]]:
+    def deliveries(self, webhook_id: uuid.UUID, *, limit: int = 100) -> list[DeliveryInfo]:
+        """The webhook's most recent deliveries, newest first."""
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(Webhook.id, Webhook.url, Webhook.secret_box).where(Webhook.active.is_(True))
-            ).all()
-        return [(r.id, r.url, bytes(self._box.decrypt(r.secret_box))) for r in rows]
+            found = conn.execute(select(Webhook.id).where(Webhook.id == webhook_id)).scalar()
+        if found is None:
+            raise NotFound("no webhook with this id")
+        return deliveries_of(self.db, webhook_id, limit=limit)
 
-    # -- delivery --------------------------------------------------------------------------
+    def _target(self, webhook_id: uuid.UUID) -> tuple[str, bytes] | None:
+        known = self._known.get(webhook_id)
+        if known is not None:
+            return known
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(Webhook.url, Webhook.secret_box).where(Webhook.id == webhook_id)
+            ).first()
+        if row is None:
+            return None
+        known = (row.url, bytes(self._box.decrypt(row.secret_box)))
+        self._known[webhook_id] = known
+        return known
+
+    # -- delivery (privplate.alerts.delivery) ----------------------------------------------
 
     def start(self) -> None:
-        with self._start_lock:  # ingests publish from several threads at once
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-                self._thread.start()
+        self.loop.start()
 
-    def stop(self, timeout: float = DRAIN_SECONDS) -> None:
-        """Deliver what is queued (with its retries, up to ``timeout``), then stop."""
-        with self._start_lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
-            if thread.is_alive():
-                log.error("webhooks: stopped with deliveries still queued")
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the deliveries this process has claimed, then stop its loop."""
+        self.loop.stop(timeout)
 
     def publish(self, alerts: list[AlertInfo]) -> None:
-        self.start()
-        for alert in alerts:
-            try:
-                self._queue.put_nowait((alert.payload(), 0))
-            except queue.Full:
-                self.failed += 1
-                log.error("webhook queue full; alert %s not delivered by webhook", alert.id)
+        """Wake the delivery loop after ``alerts`` committed (their outbox rows with them)."""
+        if alerts:
+            self.loop.wake()
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            payload, _ = item
-            body = json.dumps({"type": "alert", "alert": payload}, sort_keys=True).encode()
-            for hook_id, url, secret in self._targets():
-                self._deliver(hook_id, url, secret, body)
+    @property
+    def delivered(self) -> int:
+        """Deliveries made, across every worker (rows retention has not yet purged)."""
+        return status_counts(self.db)[DeliveryStatus.DELIVERED]
 
-    def _deliver(self, hook_id: uuid.UUID, url: str, secret: bytes, body: bytes) -> None:
-        # The standard library's client, so an edge box with alerts in single-box mode needs
-        # no HTTP library beyond what Python ships.
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
-            time.sleep(delay)
-            timestamp = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "X-Privplate-Timestamp": str(timestamp),
-                "X-Privplate-Signature": sign_body(secret, timestamp, body),
-            }
-            request = urllib.request.Request(  # noqa: S310 - a registered http(s) receiver
-                url, data=body, headers=headers, method="POST"
-            )
-            try:
-                with _OPENER.open(request, timeout=ATTEMPT_TIMEOUT) as answer:
-                    answer.read()
-                self.delivered += 1
-                return
-            except urllib.error.HTTPError as exc:
-                status = str(exc.code)
-            except (OSError, ValueError) as exc:
-                status = type(exc).__name__
-            log.warning("webhook %s attempt %d failed (%s)", hook_id, attempt + 1, status)
-        self.failed += 1
-        log.error("webhook %s: alert not delivered after %d attempts", hook_id, attempt + 1)
+    @property
+    def failed(self) -> int:
+        """Deliveries given up, across every worker (rows retention has not yet purged)."""
+        return status_counts(self.db)[DeliveryStatus.FAILED]

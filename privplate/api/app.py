@@ -257,6 +257,7 @@ class _Lifecycle:
             app.state.not_ready = reason
             return False
         services.webhooks.start()
+        services.alert_listener.start()
         scheduler = _scheduler(self.settings, services, self.run_scheduler)
         if scheduler is not None:
             scheduler.start()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
 from privplate.errors import PrivplateError
@@ -42,6 +43,13 @@ class PrivplateGroup(TyperGroup):
         except PrivplateError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             raise typer.Exit(exc.exit_code) from None
+        except OperationalError as exc:
+            # The database refused or could not be reached: the driver's first line says why
+            # (host, port, role); the statement and its parameters are not part of it.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            hint = escape(f"the database cannot be used: {reason}")
+            err_console.print(f"[bold red]error:[/] {hint}", markup=True, soft_wrap=True)
+            raise typer.Exit(69) from None  # EX_UNAVAILABLE
         except ModuleNotFoundError as exc:
             # A command of an extra this box did not install: say which, not a traceback.
             extra = EXTRA_OF.get((exc.name or "").split(".")[0])

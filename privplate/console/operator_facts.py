@@ -57,16 +57,14 @@ def cameras(db: Database, now: datetime | None = None) -> list[CameraRow]:
         last_days = dict(
             conn.execute(
                 select(ReadCount.camera_id, func.max(ReadCount.day)).group_by(ReadCount.camera_id)
-            )
-            .all()
+            ).all()
         )
         counted = dict(
             conn.execute(
                 select(ReadCount.camera_id, func.sum(ReadCount.reads))
                 .where(ReadCount.day == today)
                 .group_by(ReadCount.camera_id)
-            )
-            .all()
+            ).all()
         )
         last_reads: dict[str, datetime | None] = {}
         for cam in found:
@@ -101,16 +99,14 @@ def devices(db: Database) -> list[DeviceRow]:
                 select(DeviceBatch.device_id, func.max(DeviceBatch.received_at)).group_by(
                     DeviceBatch.device_id
                 )
-            )
-            .all()
+            ).all()
         )
         nonces = dict(
             conn.execute(
                 select(DeviceNonce.device_id, func.max(DeviceNonce.seen_at)).group_by(
                     DeviceNonce.device_id
                 )
-            )
-            .all()
+            ).all()
         )
     rows = []
     for device in found:

@@ -85,9 +85,7 @@ def environment() -> Environment:
     return env
 
 
-def page(
-    request: Request, screen: str, *, status_code: int = 200, **context: Any
-) -> HTMLResponse:
+def page(request: Request, screen: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render the template ``screen`` for the signed-in user (or the public) with the shared
     layout. (Not "template": the architecture test flags any parameter spelling "plate".)"""
     user: UserInfo | None = getattr(request.state, "user", None)

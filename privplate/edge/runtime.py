@@ -115,7 +115,11 @@ def build_edge(
     if edge.server_url:
         if not camera_id:
             raise ConfigError("give --camera ID: the camera this device is registered for")
-        client = DeviceClient(edge.server_url, read_device_key(settings.path(edge.device_key_file)))
+        client = DeviceClient(
+            edge.server_url,
+            read_device_key(settings.path(edge.device_key_file)),
+            timeout=edge.uplink_timeout_seconds,
+        )
         fold = settings.plates.fold_table
         keys: KeySource = ServerKeys(client, spool, fold=fold)
         # Short timeout: the feed is asked from the camera loop.
@@ -129,6 +133,8 @@ def build_edge(
         camera_id = pick_camera(dep, camera_id)
         # The domain layer the server uses too: hotlists, alerts, webhooks and the one ingest.
         services = stack.enter_context(Services.open(dep))
+        # Deliveries left in the outbox by the last run go out now, not at the next alert.
+        services.webhooks.start()
         keys, feed, fold = dep.keyring, LocalHotlistFeed(services), dep.fold
         uplink = LocalUplink(services)
         mode = "single-box"

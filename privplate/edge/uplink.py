@@ -9,6 +9,7 @@ twice stores once.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import random
@@ -98,10 +99,13 @@ class DeviceClient:
                 f"server answered {exc.code} to {method} {path}: {detail}",
                 permanent=exc.code in PERMANENT_STATUS or kind in PERMANENT_KINDS,
             ) from None
-        except (OSError, ValueError) as exc:
-            raise UplinkError(
-                f"server unreachable for {method} {path} ({type(exc).__name__})"
-            ) from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # urllib wraps a failed connect in a URLError: name its cause (TimeoutError on a
+            # cut link, ConnectionRefusedError when nothing listens). http.client's own errors
+            # (an answer cut short) must be retried too, or they would end the uplink thread.
+            cause = getattr(exc, "reason", exc)
+            name = type(cause if isinstance(cause, BaseException) else exc).__name__
+            raise UplinkError(f"server unreachable for {method} {path} ({name})") from None
 
 
 def _detail(exc: urllib.error.HTTPError) -> tuple[str, str]:

@@ -16,6 +16,8 @@ from privplate.policy.review import SubjectKind, keep_subjects
 from privplate.retention.scope import RetentionScope
 from privplate.store.approval_models import OPEN_STATUSES, SearchApproval
 from privplate.store.models import Base, ReadCount
+from privplate.store.outbox_models import WebhookDelivery
+from privplate.store.pending_import_models import PendingImport
 from privplate.store.review_models import SpotCheck
 from privplate.store.server_models import (
     Alert,
@@ -55,10 +57,15 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
         keep_subjects(conn, kind=SubjectKind.SEARCH, doomed=select(Query.id).where(old_queries))
     counts["hotlist_tokens"] = remove(HotlistToken, HotlistToken.entry_id.in_(dead_ids))
     counts["hotlist_entries"] = remove(HotlistEntry, dead)
+    # The outbox rows first (the foreign key cascades too; this counts them).
+    old_alerts = select(Alert.id).where(Alert.observed_at < hit_cutoff)
+    counts["webhook_deliveries"] = remove(WebhookDelivery, WebhookDelivery.alert_id.in_(old_alerts))
     counts["alerts"] = remove(Alert, Alert.observed_at < hit_cutoff)
     counts["device_nonces"] = remove(DeviceNonce, DeviceNonce.seen_at < nonce_cutoff)
     counts["device_batches"] = remove(DeviceBatch, DeviceBatch.received_at < now - BATCH_RECEIPTS)
     counts["sessions"] = remove(Session, Session.expires_at <= now)
+    # Console imports never confirmed (encrypted; the console deletes them on use too).
+    counts["pending_imports"] = remove(PendingImport, PendingImport.expires_at <= now)
     counts["queries"] = remove(Query, old_queries)
     # Searches filed for approval: an expired one loses its sealed plate now (the service also
     # expires on every call); the ended rows go with the query records they sit beside.

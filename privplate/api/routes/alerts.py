@@ -103,7 +103,8 @@ async def stream(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     """Each alert is one ``event: alert`` with its id; reconnect with ``Last-Event-ID`` to
-    resume. Alerts from other server processes arrive within about a second."""
+    resume. Alerts from other server processes arrive at their commit on PostgreSQL (LISTEN/NOTIFY)
+    and within about a second on SQLite."""
     if last_event_id is not None and last_event_id.isdigit():
         cursor = int(last_event_id)
     else:

@@ -9,7 +9,6 @@ previews and alerts never show one.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, date, datetime, time
 from typing import Annotated
@@ -64,7 +63,6 @@ OUTCOME_LABELS = {
     AlertOutcome.ENTRY_NOT_VALID: "Entry not valid",
     AlertOutcome.NOT_LOCATED: "Not located",
 }
-_pending_lock = threading.Lock()
 
 
 def _done(key: str | None) -> str:
@@ -72,12 +70,9 @@ def _done(key: str | None) -> str:
 
 
 def _pending(request: Request) -> PendingImports:
-    with _pending_lock:
-        found: PendingImports | None = getattr(request.app.state, "operator_imports", None)
-        if found is None:
-            found = PendingImports()
-            request.app.state.operator_imports = found
-        return found
+    # Held in the database, so any worker can confirm what another previewed.
+    services = services_of(request)
+    return PendingImports(services.dep.db, services.secret)
 
 
 def _redirect(path: str, done: str) -> RedirectResponse:
@@ -271,7 +266,7 @@ async def preview(
     csv_file: Annotated[UploadFile, File()],
 ) -> Response:
     """Step one of an import: check every row, show the problems, keep the file for the
-    confirmation (in memory, see privplate.console.pending_imports)."""
+    confirmation (encrypted in the database, see privplate.console.pending_imports)."""
     services = services_of(request)
     raw = await csv_file.read(MAX_IMPORT_BYTES + 1)
     text, file_problem = "", ""
@@ -292,8 +287,11 @@ async def preview(
             return _hotlist(request, user, name, error=str(exc), status_code=status_of(exc))
     key = ""
     if result is not None and result.importable:
-        key = _pending(request).put(
-            session_token=request.state.session_token, hotlist=name, text=text
+        key = await run_in_threadpool(  # a database write: off the event loop
+            _pending(request).put,
+            session_token=request.state.session_token,
+            hotlist=name,
+            text=text,
         )
     problem = file_problem or (result.file_problem if result is not None else "")
     return page(
@@ -404,7 +402,6 @@ def _session_live(services: Services, user: UserInfo, token: str) -> bool:
     (accounts.list_sessions), so an open stream does not keep an unattended session alive."""
     sessions = list_sessions(db=services.dep.db, user=user, token=token, idle=services.session_idle)
     return any(s.current for s in sessions)
-
 
 
 # -- cameras and devices ------------------------------------------------------------------------
