@@ -307,6 +307,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4]
     )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=FleetShape.idle_poll,
+        help="each device uploads what it spooled this often (fewer, larger batches)",
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        help="edge.uplink_linger_seconds of every device (fewer, fuller batches)",
+    )
     parser.add_argument("--investigators", type=int, default=5)
     parser.add_argument("--query-every", type=float, default=3.0)
     parser.add_argument("--purge-interval", type=int, default=30)
@@ -317,7 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.devices, args.seconds, args.scale_seconds, args.fault_seconds = 40, 40, 20, 20
         args.rate, args.offer = 300, 1500
-    shape = FleetShape(devices=args.devices, cameras_per_device=args.cameras_per_device)
+    shape = FleetShape(
+        devices=args.devices,
+        cameras_per_device=args.cameras_per_device,
+        idle_poll=args.batch_seconds,
+        linger=args.linger,
+    )
     config = LoadConfig(
         workers=max(args.workers),
         shape=shape,

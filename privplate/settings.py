@@ -280,6 +280,11 @@ class EdgeSettings(BaseModel):
     device_key_file: Path = Path("keys/device.key")
     webhook_url: str = ""
     uplink_batch_reads: int = Field(default=200, ge=1, le=5_000)
+    #: After sending a batch smaller than uplink_batch_reads, wait this long for more reads
+    #: before the next upload. 0 sends as soon as anything is spooled; a city's devices use a
+    #: few seconds (the server's cost is mostly per request: deploy/README.md, Sizing). A read
+    #: that raised an alert at the edge is sent at once whatever this says.
+    uplink_linger_seconds: float = Field(default=0.0, ge=0.0, le=60.0)
     #: Seconds an upload (or key fetch) may take before it counts as failed and is retried:
     #: a cut link shows as a timeout, so this bounds how long one attempt hangs on it.
     uplink_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)

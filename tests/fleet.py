@@ -80,6 +80,8 @@ class FleetShape:
     #: An uplink waits this long when its spool is empty: the devices' batch rhythm.
     idle_poll: float = 2.0
     batch_reads: int = 200
+    #: edge.uplink_linger_seconds of every device (0: send whatever is spooled at once).
+    linger: float = 0.0
 
 
 def register_fleet(
@@ -135,6 +137,7 @@ class Fleet:
                 TimedUplink(client, self.batch_seconds),
                 batch_reads=shape.batch_reads,
                 idle_poll=shape.idle_poll,
+                linger=shape.linger,
                 max_delay=10.0,
             )
             self.devices.append(
@@ -174,6 +177,8 @@ class Fleet:
         item = self._read(device, datetime.now(UTC))
         device.spool.put(item)
         device.produced[item.read.camera_id] += 1
+        if item.read.read_id in device.hit_spooled_at:
+            device.worker.hurry()  # as the edge pipeline does for a read that alerted
 
     def _produce(self) -> None:
         # Reads spread over the devices round-robin, paced to ``rate`` per second in ticks.

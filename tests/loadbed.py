@@ -169,7 +169,7 @@ class Server:
         return found
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu(p) for p in [self.proc.pid, *self.worker_pids()])
+        return _cpu(self.proc.pid, reaped=True) + sum(_cpu(p) for p in self.worker_pids())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -189,13 +189,18 @@ def _is_worker(pid: int) -> bool:
     return b"resource_tracker" not in cmd
 
 
-def _cpu(pid: int) -> float:
+def _cpu(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime; with ``reaped``, also that of the children it has waited for (a
+    PostgreSQL backend that exited, a worker that died), so their CPU is not lost."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    used = int(fields[11]) + int(fields[12])
+    if reaped:
+        used += int(fields[13]) + int(fields[14])  # cutime + cstime
+    return used / ticks
 
 
 def postgres_cpu_seconds(cluster: PrivateCluster) -> float:
@@ -204,7 +209,7 @@ def postgres_cpu_seconds(cluster: PrivateCluster) -> float:
         postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError):
         return 0.0
-    total = _cpu(postmaster)
+    total = _cpu(postmaster, reaped=True)
     try:
         children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
     except OSError:
@@ -525,8 +530,9 @@ class LoadBed:
         out["alerts_doubled"] = sum(1 for n in alert_reads.values() if n > 1)
         out["alerts_unexpected"] = len(set(alert_reads) - hits)
         deadline = time.monotonic() + webhook_timeout
+        # Receivers keep earlier phases' alerts too: wait until each holds all of this one's.
         while time.monotonic() < deadline and any(
-            set(r.alerts) < alert_ids for r in self.receivers
+            not alert_ids <= set(r.alerts) for r in self.receivers
         ):
             time.sleep(0.5)
         out["webhook_missing"] = sum(len(alert_ids - set(r.alerts)) for r in self.receivers)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from privplate.audit import AuditLog
@@ -161,22 +162,27 @@ def authenticate(
             f"time; at most {int(max_age.total_seconds())} s are allowed (check the device clock)"
         )
     verify_signature(device.public_key, signed, method, path, body)
+    dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
     try:
         with db.write() as conn:
-            seen = (
-                conn.execute(
-                    select(DeviceNonce.nonce).where(
-                        DeviceNonce.device_id == device.id, DeviceNonce.nonce == signed.nonce
-                    )
-                ).first()
-                is not None
-            )
+            # One statement decides: a nonce already there (a replay, or a concurrent request
+            # with it) inserts nothing and returns no row.
+            fresh = conn.execute(
+                dialect_insert(DeviceNonce)
+                .values(device_id=device.id, nonce=signed.nonce, seen_at=now)
+                .on_conflict_do_nothing()
+                .returning(DeviceNonce.nonce)
+            ).first()
+            seen = fresh is None
             if not seen:
+                # Older nonces can never be replayed: the time check refuses them first. Only
+                # this device's: requests of other devices (on other workers) deleting the
+                # same old rows would wait on each other; the purge clears silent devices'.
                 conn.execute(
-                    insert(DeviceNonce).values(device_id=device.id, nonce=signed.nonce, seen_at=now)
+                    delete(DeviceNonce).where(
+                        DeviceNonce.device_id == device.id, DeviceNonce.seen_at < now - 2 * max_age
+                    )
                 )
-                # Older nonces can never be replayed: the time check refuses them first.
-                conn.execute(delete(DeviceNonce).where(DeviceNonce.seen_at < now - 2 * max_age))
     except IntegrityError:
         seen = True  # a concurrent request carried the same nonce
     if seen:

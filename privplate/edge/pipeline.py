@@ -75,6 +75,9 @@ class EdgePipeline:
         self.frame_side = frame_side
         self.max_tokens = max_tokens
         self.on_read = on_read
+        #: Called once a read whose track raised an edge alert is spooled: the uplink sends
+        #: it now instead of waiting out its linger (privplate.edge.uplink.UplinkWorker.hurry).
+        self.on_hit: Callable[[], None] | None = None
         self.stats = Stats()
         if evidence_key is None:
             log.warning("evidence_public_key is not set: reads are stored without evidence")
@@ -148,6 +151,8 @@ class EdgePipeline:
             self.sink.put(item)
             self.stats.reads += 1
             made.append(item)
+            if track.alerted and self.on_hit is not None:
+                self.on_hit()
             if self.on_read is not None:
                 self.on_read(item)
         return made

@@ -152,5 +152,8 @@ def build_edge(
         frame_side=edge.evidence_frame_side,
         max_tokens=min(settings.ingest.max_tokens_per_read, 1 + edge.alternates),
     )
-    worker = UplinkWorker(spool, uplink, batch_reads=edge.uplink_batch_reads)
+    worker = UplinkWorker(
+        spool, uplink, batch_reads=edge.uplink_batch_reads, linger=edge.uplink_linger_seconds
+    )
+    pipeline.on_hit = worker.hurry
     return Edge(pipeline, spool, worker, mode)

@@ -220,6 +220,7 @@ class UplinkWorker:
         initial_delay: float = 0.5,
         max_delay: float = 30.0,
         idle_poll: float = 0.5,
+        linger: float = 0.0,
     ) -> None:
         self.spool = spool
         self.uplink = uplink
@@ -227,12 +228,18 @@ class UplinkWorker:
         self.initial_delay = initial_delay
         self.max_delay = max_delay
         self.idle_poll = idle_poll
+        #: After a batch smaller than batch_reads, wait this long for more reads before the
+        #: next: fewer, fuller requests (a server's cost is mostly per request). hurry() cuts
+        #: the wait short for a read that raised an alert at the edge.
+        self.linger = linger
+        self._wake = threading.Event()
         self.status = "idle"
         self.sent_reads = 0
         self.failures = 0
         self.rejected = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_reads = 0
 
     def step(self) -> bool:
         """Send one batch; True if one was sent, False if the spool was empty.
@@ -258,6 +265,7 @@ class UplinkWorker:
             self.spool.attempted(batch.batch_id)
             raise
         self.spool.acknowledge(batch.batch_id)
+        self._last_reads = batch.reads
         self.sent_reads += batch.reads
         self.status = "sending"
         return True
@@ -280,7 +288,18 @@ class UplinkWorker:
                 continue
             delay = 0.0
             if not sent:
-                self._stop.wait(self.idle_poll)
+                self._pause(max(self.idle_poll, self.linger))
+            elif self.linger > 0 and self._last_reads < self.batch_reads:
+                self._pause(self.linger)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or until stop() or hurry()."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def hurry(self) -> None:
+        """A read that raised an alert at the edge was spooled: send without lingering."""
+        self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="privplate-uplink", daemon=True)
@@ -296,5 +315,6 @@ class UplinkWorker:
                 deadline.wait(0.1)
             timer.cancel()
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
