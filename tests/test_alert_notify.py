@@ -38,6 +38,7 @@ from privplate.store import ReadIn
 from privplate.store.database import Database
 from privplate.store.server_models import Alert
 from tests import factories
+from tests.async_run import run_async
 from tests.cluster_support import Server, cluster
 from tests.conftest import ON_POSTGRES
 
@@ -176,7 +177,7 @@ def test_a_stream_gets_another_process_alert_and_polls_only_on_sqlite(home: Path
                 assert services.broker.pushed, "the listener did not connect"
             else:
                 assert not services.broker.pushed  # nothing to listen to on SQLite
-            _, idle_looks, all_looks = asyncio.run(_watch(services, other, looks, idle=3.5))
+            _, idle_looks, all_looks = run_async(_watch(services, other, looks, idle=3.5))
     print(f"\nalert looks: {idle_looks} while idle 3.5 s, {all_looks} in all")  # noqa: T201
     if ON_POSTGRES:
         # The first look (from the cursor), then one when the NOTIFY woke the stream.
@@ -435,5 +436,5 @@ def test_a_lower_alert_id_committing_after_a_higher_one_is_still_streamed(
             assert first and first[0] < second[0].id  # the lower id did commit last
             return got
 
-        got = asyncio.run(watch())
+        got = run_async(watch())
         assert got == [max(got), min(got)] and len(set(got)) == 2, got

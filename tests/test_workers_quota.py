@@ -25,6 +25,7 @@ from privplate.identity import accounts
 from privplate.identity.roles import Role
 from privplate.policy.flags import list_flags
 from privplate.store.server_models import HotlistEntry, Query, User
+from tests.async_run import run_async
 from tests.conftest import ON_POSTGRES
 from tests.loadbed import Server
 from tests.test_api_policy import query_body
@@ -137,7 +138,7 @@ def burst(server: Server, calls: list[Call]) -> list[Answer]:
             assert len(dealt) == len(calls), "too few connections stayed open"
             return list(await asyncio.gather(*map(one, dealt, calls)))
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def _users(home: Path, role: Role, names: list[str]) -> dict[str, str]:
