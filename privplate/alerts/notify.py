@@ -22,13 +22,15 @@ import logging
 import os
 import select
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy import Connection, text
 
 from privplate.alerts.broker import AlertBroker
 from privplate.store.database import Database
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("privplate.alerts")
 
@@ -103,6 +105,8 @@ class AlertListener:
     # -- the thread ------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg  # noqa: PLC0415 - the postgres extra; a core install never listens
+
         args, params = self._db.engine.dialect.create_connect_args(self._db.engine.url)
         params.pop("context", None)  # SQLAlchemy's adapters; this connection needs none
         conn = psycopg.connect(
@@ -122,6 +126,8 @@ class AlertListener:
         return conn
 
     def _run(self) -> None:
+        import psycopg  # noqa: PLC0415 - the postgres extra; a core install never listens
+
         delay = RECONNECT_SECONDS[0]
         while not self._stop.is_set():
             try:
