@@ -25,6 +25,7 @@ from privplate.server_secret import read_server_secret
 from privplate.services import Services
 from privplate.store.pending_import_models import PendingImport
 from tests.console_support import BASE, ConsoleClients, open_console
+from tests.migration_support import assert_migration_matches_model
 from tests.privacy import dump_database, hits_in_bytes
 
 PLATES = ["7QZX481", "8WVK226", "3JHN907"]
@@ -223,25 +224,4 @@ def test_at_most_max_pending_the_oldest_goes_first(
 
 
 def test_the_migration_matches_the_model(home: Path) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.config import Config
-    from alembic.migration import MigrationContext
-    from sqlalchemy import inspect
-
-    from privplate.store.database import MIGRATIONS_DIR
-    from privplate.store.models import Base
-
-    with Deployment.open(home) as dep:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with dep.db.engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0015_webhook_outbox")
-            assert "pending_imports" not in inspect(conn).get_table_names()
-            command.upgrade(cfg, "head")
-            conn.commit()
-            diffs = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    assert [d for d in diffs if "pending_imports" in repr(d)] == []
+    assert_migration_matches_model(home, before="0015_webhook_outbox", table="pending_imports")

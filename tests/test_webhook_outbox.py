@@ -27,6 +27,7 @@ from privplate.store.server_models import Alert
 from tests import factories
 from tests.api_support import Api
 from tests.cluster_support import Server, cluster, free_port
+from tests.migration_support import assert_migration_matches_model
 from tests.webhook_support import (
     Receiver,
     delivery_ids,
@@ -94,28 +95,7 @@ def test_the_rows_hold_no_plate_and_go_with_their_alert(dep: Deployment) -> None
 
 
 def test_the_migration_matches_the_model(home: Path) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.config import Config
-    from alembic.migration import MigrationContext
-    from sqlalchemy import inspect
-
-    from privplate.store.database import MIGRATIONS_DIR
-    from privplate.store.models import Base
-
-    with Deployment.open(home) as dep:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with dep.db.engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0014_checkpoint_notes")
-            assert "webhook_deliveries" not in inspect(conn).get_table_names()
-            command.upgrade(cfg, "head")
-            conn.commit()
-            diffs = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    assert [d for d in diffs if "webhook_deliveries" in repr(d)] == []
+    assert_migration_matches_model(home, before="0014_checkpoint_notes", table="webhook_deliveries")
 
 
 # -- claims and leases -----------------------------------------------------------------------
