@@ -30,11 +30,9 @@ import secrets
 import struct
 from datetime import UTC, datetime, timedelta
 
-import nacl.bindings as sodium
-import nacl.exceptions
-import nacl.utils
 from sqlalchemy import delete, func, insert, or_, select
 
+from privplate.sealing.bound import open_bound, seal_bound
 from privplate.server_secret import ServerSecret
 from privplate.store.database import Database
 from privplate.store.pending_import_models import PendingImport
@@ -44,7 +42,6 @@ MAX_PENDING = 64
 #: The padded file's length is a multiple of this (after a 4-byte length prefix).
 PAD_BYTES = 4096
 DOMAIN = b"privplate/v1/pending-import\x00"
-NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
 #: Serializes puts across workers: replacing a session's import and the bound on the count.
 LOCK = "console.pending_imports"
 
@@ -57,21 +54,12 @@ def _seal(key: bytes, row_id: bytes, owner: bytes, hotlist: str, text: str) -> b
     body = text.encode("utf-8")
     padded = struct.pack(">I", len(body)) + body
     padded += b"\0" * (-len(padded) % PAD_BYTES)
-    nonce = nacl.utils.random(NONCE_BYTES)
-    box = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        padded, _associated(row_id, owner, hotlist), nonce, key
-    )
-    return nonce + bytes(box)
+    return seal_bound(key, _associated(row_id, owner, hotlist), padded)
 
 
 def _open(key: bytes, row_id: bytes, owner: bytes, hotlist: str, sealed: bytes) -> str | None:
-    try:
-        padded = bytes(
-            sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                sealed[NONCE_BYTES:], _associated(row_id, owner, hotlist), sealed[:NONCE_BYTES], key
-            )
-        )
-    except nacl.exceptions.CryptoError:
+    padded = open_bound(key, _associated(row_id, owner, hotlist), sealed)
+    if padded is None:
         return None  # altered, moved, or sealed under another server secret
     (length,) = struct.unpack(">I", padded[:4])
     return padded[4 : 4 + length].decode("utf-8")

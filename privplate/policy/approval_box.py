@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import uuid
 
-import nacl.bindings as sodium
-import nacl.exceptions
-import nacl.utils
-
 from privplate.errors import SealingError
+from privplate.sealing.bound import NONCE_BYTES, open_bound, seal_bound
 from privplate.tokens.canonical import MAX_PLATE_LENGTH
 
 DOMAIN = b"privplate/v1/search-approval\x00"
-NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
 #: Every canonical plate is padded with NUL bytes to this length before sealing.
 PADDED_BYTES = 16
 #: nonce || ciphertext of the padded plate || tag
@@ -40,24 +36,18 @@ def seal_request_plate(
     text = canonical.encode("ascii")
     if not 1 <= len(text) <= MAX_PLATE_LENGTH:
         raise SealingError("only a canonical plate is sealed for a pending search")
-    nonce = nonce if nonce is not None else nacl.utils.random(NONCE_BYTES)
-    box = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        text.ljust(PADDED_BYTES, b"\0"), associated_data(request_id), nonce, key
-    )
-    return nonce + bytes(box)
+    padded = text.ljust(PADDED_BYTES, b"\0")
+    return seal_bound(key, associated_data(request_id), padded, nonce=nonce)
 
 
 def open_request_plate(key: bytes, request_id: uuid.UUID, sealed: bytes) -> str:
     """The canonical plate sealed to this request; SealingError for anything else."""
     if len(sealed) != SEALED_BYTES:
         raise SealingError("a pending search's sealed plate has the wrong length")
-    try:
-        padded = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            sealed[NONCE_BYTES:], associated_data(request_id), sealed[:NONCE_BYTES], key
-        )
-    except nacl.exceptions.CryptoError:
+    padded = open_bound(key, associated_data(request_id), sealed)
+    if padded is None:
         raise SealingError(
             "a pending search's sealed plate does not open for this request (moved, altered, "
             "or sealed under another server secret)"
-        ) from None
-    return bytes(padded).rstrip(b"\0").decode("ascii")
+        )
+    return padded.rstrip(b"\0").decode("ascii")
