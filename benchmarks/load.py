@@ -13,14 +13,16 @@ Phases, all in one run on one private PostgreSQL (tests/pg_cluster.py):
    entries), CPU of the server processes and of PostgreSQL per 1,000 reads/s;
 3. faults (``--faults``), each during load, each followed by a drain and the exact count check:
    SIGKILL of one worker; PostgreSQL restarted (immediate: like a crash); the leader SIGKILLed
-   while a purge deletes.
+   while a purge deletes; a few devices in another host (a network namespace joined by a veth
+   pair, tests/hosts.py ``peer``) cut off for ``--cut-seconds`` and restored (their spools
+   drain), needs root.
 
 After every phase: reads per camera sent = stored, none stored twice, one alert per hotlisted
 read, each alert at each webhook endpoint, and `privplate audit verify` passes. Only counts and
 timings are printed.
 
     .venv/bin/python benchmarks/load.py --quick              # about 3 minutes
-    .venv/bin/python benchmarks/load.py --faults             # the full run (5 minutes at 1,000/s)
+    .venv/bin/python benchmarks/load.py --faults             # the full run (5 minutes at 1,100/s)
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests import hosts
 from tests.fleet import Fleet, FleetShape
 from tests.loadbed import (
     AlertWatch,
     Investigators,
     LoadBed,
     LoadConfig,
+    RemoteFleet,
     percentile,
     postgres_cpu_seconds,
 )
@@ -91,11 +95,15 @@ class Meter:
         }
 
 
-def check(bed: LoadBed, fleet: Fleet, label: str) -> dict[str, Any]:
+def check(
+    bed: LoadBed, fleet: Fleet, label: str, remote: RemoteFleet | None = None
+) -> dict[str, Any]:
     fleet.stop_producing()
     started = time.monotonic()
     drained = fleet.drain(300)
-    figures = bed.verify(fleet).values
+    if remote is not None:
+        drained = remote.stop()["drained"] and drained
+    figures = bed.verify(fleet, remote=remote).values
     bad = {k: figures[k] for k in EXACT if figures[k]}
     ok = drained and not bad and figures["audit_verifies"]
     audit = "verifies" if figures["audit_verifies"] else "FAILS"
@@ -279,7 +287,60 @@ def phase_faults(bed: LoadBed, args: argparse.Namespace) -> list[dict[str, Any]]
         fleet.close()
         bed.fleet = None
         server.stop()
+    out.append(cut_edge_link(bed, args))
     return out
+
+
+def cut_edge_link(bed: LoadBed, args: argparse.Namespace) -> dict[str, Any]:
+    """A few devices in another host (tests/hosts.py peer) lose their link for
+    ``--cut-seconds`` while the main fleet keeps sending; afterwards their spools drain."""
+    why = hosts.unavailable()
+    if why is not None:
+        print(f"  edge link cut not run: {why}")
+        return {"fault": "edge link cut", "exact": True, "skipped": why}
+    server = bed.start_server(max(args.workers))
+    fleet = bed.start_fleet(args.rate)
+    remote_rate = args.rate * len(bed.remote_devices) / max(1, len(bed.devices))
+    with hosts.peer("edge") as peer:
+        remote = RemoteFleet(
+            peer,
+            f"http://{peer.server_address}:{server.port}",
+            bed.remote_devices,
+            bed.spools / "remote",
+            bed.config.shape,
+            hot=bed.hot,
+            rate=remote_rate,
+        )
+        try:
+            time.sleep(args.fault_seconds / 2)
+            # Reads keep coming and each device lingers, so its spool is seldom empty: the
+            # backlog is gone once the spools hold no more than before the cut.
+            usual = 0
+            for _ in range(10):
+                usual = max(usual, remote.depth())
+                time.sleep(0.2)
+            peer.cut()
+            time.sleep(args.cut_seconds)
+            spooled = remote.depth()
+            peer.restore()
+            restored = time.monotonic()
+            while remote.depth() > usual and time.monotonic() - restored < 120:
+                time.sleep(0.2)
+            drain = time.monotonic() - restored
+            what = (
+                f"{len(bed.remote_devices)} devices in another host cut off for "
+                f"{args.cut_seconds} s ({spooled} reads spooled meanwhile, {usual} before); "
+                f"their backlog was sent {drain:.1f} s after the link came back"
+            )
+            print(f"  {what}")
+            time.sleep(args.fault_seconds / 2)
+            result = check(bed, fleet, "cut_edge_link", remote)
+        finally:
+            remote.kill()
+    fleet.close()
+    bed.fleet = None
+    server.stop()
+    return result | {"fault": what, "spooled_during_cut": spooled, "drain_seconds": drain}
 
 
 def purge_running(bed: LoadBed) -> bool:
@@ -299,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--cameras-per-device", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=1000, help="reads/s offered (phase 2, 3)")
+    # 10 % above the 1,000 reads/s a city run must sustain: what is stored trails what is
+    # offered by the reads still in the spools when the meter starts and stops.
+    parser.add_argument("--rate", type=float, default=1100, help="reads/s offered (phase 2, 3)")
     parser.add_argument("--offer", type=float, default=3000, help="reads/s offered (phase 1)")
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--scale-seconds", type=int, default=60)
@@ -322,7 +385,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--investigators", type=int, default=5)
     parser.add_argument("--query-every", type=float, default=3.0)
     parser.add_argument("--purge-interval", type=int, default=30)
+    parser.add_argument(
+        "--phases",
+        type=lambda s: set(s.split(",")),
+        default={"scaling", "sustained"},
+        help="which of scaling,sustained to run (--faults adds the faults)",
+    )
     parser.add_argument("--faults", action="store_true")
+    parser.add_argument(
+        "--cut-seconds", type=int, default=60, help="how long the edge link cut lasts (faults)"
+    )
+    parser.add_argument(
+        "--remote-devices", type=int, default=4, help="devices in the host whose link is cut"
+    )
     parser.add_argument("--quick", action="store_true", help="small and short (about 3 minutes)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -341,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         investigators=args.investigators,
         query_every=args.query_every,
         purge_interval=args.purge_interval,
+        remote_devices=args.remote_devices if args.faults else 0,
     )
     print(
         f"privplate load: {args.devices} devices x {args.cameras_per_device} cameras, "
@@ -352,15 +428,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.monotonic()
         bed.setup()
         print(f"setup {time.monotonic() - started:.1f} s in {bed.root}")
-        results["scaling"] = phase_scaling(bed, args)
-        results["sustained"] = phase_sustained(bed, args)
+        if "scaling" in args.phases:
+            results["scaling"] = phase_scaling(bed, args)
+        if "sustained" in args.phases:
+            results["sustained"] = phase_sustained(bed, args)
         if args.faults:
             results["faults"] = phase_faults(bed, args)
     finally:
         bed.close()
     if args.json:
         args.json.write_text(json.dumps(results, default=str, indent=2))
-    exact = results.get("sustained", {}).get("exact") and all(
+    exact = results.get("sustained", {}).get("exact", True) and all(
         f["exact"] for f in results.get("faults", [])
     )
     return 0 if exact else 1

@@ -303,3 +303,59 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+# -- a host beside the machine's own namespace ---------------------------------------------------
+
+PEER_NETWORK = "10.204"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A host joined by one veth pair to the machine's own (root) namespace, for a process
+    there to reach a server the caller runs as usual (bound to 0.0.0.0, or ``server_address``)
+    while the rest of a run keeps using loopback. ``cut`` sets the root namespace's end down:
+    the host's end loses carrier, so what it sends is dropped and TCP times out."""
+
+    host: Host
+    server_address: str
+    root_link: str
+
+    def cut(self) -> None:
+        ip("link", "set", self.root_link, "down")
+
+    def restore(self) -> None:
+        ip("link", "set", self.root_link, "up")
+
+
+@contextmanager
+def peer(name: str, index: int = 0) -> Iterator[Peer]:
+    """A namespace ``name`` whose eth0 (10.204.<index>.2/30) is paired with a link in the root
+    namespace (10.204.<index>.1/30); deleted on exit, and with it the pair."""
+    if not _HOST_NAME.match(name) or not 0 <= index < 250:
+        raise ValueError(f"peer {name!r} #{index}: a host name and an index below 250")
+    clean_stale()
+    tag = secrets.token_hex(2)
+    namespace = f"{PREFIX}-{os.getpid()}-{tag}-{name}"
+    root_link = f"{PREFIX}{tag}{index}"  # at most 15 characters, unique per run
+    server, address = f"{PEER_NETWORK}.{index}.1", f"{PEER_NETWORK}.{index}.2"
+    root_mac, host_mac = f"02:70:71:00:{index:02x}:01", f"02:70:71:00:{index:02x}:02"
+    host = Host(name, namespace, address, port=root_link)
+    ip("netns", "add", namespace)
+    try:
+        ip("link", "add", root_link, "address", root_mac, "type", "veth",
+           "peer", "name", "eth0", "address", host_mac, "netns", namespace)  # fmt: skip
+        ip("addr", "add", f"{server}/30", "dev", root_link)
+        ip("-n", namespace, "addr", "add", f"{address}/30", "dev", "eth0")
+        permanent = ("nud", "permanent")
+        ip("neigh", "replace", address, "lladdr", host_mac, "dev", root_link, *permanent)
+        ip("-n", namespace, "neigh", "replace", server, "lladdr", root_mac, "dev", "eth0",
+           *permanent)  # fmt: skip
+        for link in ("lo", "eth0"):
+            ip("-n", namespace, "link", "set", link, "up")
+        ip("link", "set", root_link, "up")
+        yield Peer(host, server, root_link)
+    finally:
+        # Deleting the namespace deletes its end, and a veth pair goes with either end.
+        subprocess.run([IP, "netns", "del", namespace], capture_output=True, check=False)
+        subprocess.run([IP, "link", "del", root_link], capture_output=True, check=False)

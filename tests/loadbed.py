@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +44,7 @@ from privplate.services import Services
 from privplate.store.models import Read, ReadCount
 from privplate.store.server_models import Alert
 from tests.fleet import Fleet, FleetShape, hotlist_plates, random_plate, register_fleet
+from tests.hosts import Peer
 from tests.pg_cluster import PrivateCluster
 
 PRIVPLATE = str(Path(sys.executable).parent / "privplate")
@@ -108,10 +109,19 @@ class Receiver:
 class Server:
     """`privplate serve --workers N` on one port (uvicorn's supervisor restarts a dead worker)."""
 
-    def __init__(self, home: Path, workers: int, env: dict[str, str], name: str = "serve") -> None:
+    def __init__(
+        self,
+        home: Path,
+        workers: int,
+        env: dict[str, str],
+        name: str = "serve",
+        *,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host
         self.log_path = home / f"{name}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -120,6 +130,8 @@ class Server:
                 "serve",
                 "--dir",
                 str(home),
+                "--host",
+                host,
                 "--port",
                 str(self.port),
                 "--workers",
@@ -318,6 +330,86 @@ class AlertWatch:
         self._stop.set()
 
 
+# -- a fleet in another host ---------------------------------------------------------------------
+
+
+class RemoteFleet:
+    """tests/remote_fleet.py run inside ``peer`` for ``devices``, sending to the bed's server
+    over the peer's veth pair (its link can be cut while the main fleet sends over loopback)."""
+
+    def __init__(
+        self,
+        peer: Peer,
+        url: str,
+        devices: list[Any],
+        root: Path,
+        shape: FleetShape,
+        *,
+        hot: list[str],
+        rate: float,
+    ) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / "remote-fleet.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "url": url,
+                    "devices": [(d, key.seed.hex(), cams) for d, key, cams in devices],
+                    "spools": str(root / "spools"),
+                    "shape": asdict(shape),
+                    "hot": hot,
+                    "rate": rate,
+                }
+            )
+        )
+        config.chmod(0o600)  # the devices' signing keys
+        repo = Path(__file__).resolve().parent.parent
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.proc = peer.host.popen(
+            [sys.executable, "-m", "tests.remote_fleet", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=repo,
+            env=env,
+        )
+        self.result: dict[str, Any] = {}
+        if self._line() != "ready":
+            raise RuntimeError("the remote fleet did not start")
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().decode().strip()
+
+    def _ask(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{command}\n".encode())
+        self.proc.stdin.flush()
+        return self._line()
+
+    def depth(self) -> int:
+        return int(self._ask("depth"))
+
+    def stop(self) -> dict[str, Any]:
+        """Stop producing, let the spools drain, and collect what was produced."""
+        self.result = json.loads(self._ask("stop"))
+        self.proc.wait(60)
+        return self.result
+
+    def produced(self) -> Counter[str]:
+        return Counter(self.result["produced"])
+
+    def hit_reads(self) -> set[uuid.UUID]:
+        return {uuid.UUID(r) for r in self.result["hits"]}
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # -- the bed -------------------------------------------------------------------------------------
 
 
@@ -333,6 +425,9 @@ class LoadConfig:
     #: Non-hit reads expire this soon, so the purge deletes the run's own reads as it goes.
     non_hit_window: str = "2m"
     epoch_seconds: int = 3600
+    #: Devices kept for a fleet in another host (``RemoteFleet``); the server then listens on
+    #: every address, so that host reaches it over its veth pair.
+    remote_devices: int = 0
 
 
 @dataclass
@@ -371,6 +466,7 @@ class LoadBed:
         self.investigator_keys: list[str] = []
         self.operator_key = ""
         self.devices: list[Any] = []
+        self.remote_devices: list[Any] = []
         self.baseline: tuple[Counter[str], set[int]] = (Counter(), set())
 
     # -- setting up ----------------------------------------------------------------------------
@@ -437,6 +533,9 @@ class LoadBed:
             for receiver in self.receivers:
                 services.webhooks.create(actor="setup", url=receiver.url)
         self.devices = register_fleet(self.home, c.shape)
+        if c.remote_devices:
+            remote = FleetShape(**{**asdict(c.shape), "devices": c.remote_devices})
+            self.remote_devices = register_fleet(self.home, remote, prefix="r")
 
     def start_server(self, workers: int | None = None) -> Server:
         env = {**self.env()}
@@ -444,7 +543,8 @@ class LoadBed:
         env["PRIVPLATE_HOTLISTS__MAX_ENTRIES_PER_LIST"] = str(
             max(10_000, self.config.hotlist_entries)
         )
-        self.server = Server(self.home, workers or self.config.workers, env)
+        host = "0.0.0.0" if self.config.remote_devices else "127.0.0.1"  # noqa: S104 - see remote_devices
+        self.server = Server(self.home, workers or self.config.workers, env, host=host)
         self.server.wait_ready()
         return self.server
 
@@ -453,7 +553,7 @@ class LoadBed:
         self.fleet = Fleet(
             devices or self.devices,
             [self.server.url],
-            self.root / "spools",
+            self.spools,
             self.config.shape,
             hot=self.hot,
         )
@@ -490,12 +590,17 @@ class LoadBed:
                 conn.execute(select(func.coalesce(func.sum(ReadCount.reads), 0))).scalar() or 0
             )
 
-    def verify(self, fleet: Fleet, *, webhook_timeout: float = 120.0) -> Figures:
-        """Counts of what arrived against what was sent; raises AssertionError on a loss or a
-        double."""
+    def verify(
+        self, fleet: Fleet, *, remote: RemoteFleet | None = None, webhook_timeout: float = 120.0
+    ) -> Figures:
+        """Counts of what arrived against what was sent (by ``fleet`` and a ``remote`` one that
+        has stopped)."""
         out = Figures()
         produced = fleet.produced()
         hits = fleet.hit_reads()
+        if remote is not None:
+            produced += remote.produced()
+            hits |= remote.hit_reads()
         base_counts, base_alerts = self.baseline
         counts, _ = self._snapshot()
         per_camera = counts - base_counts
