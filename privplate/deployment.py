@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from privplate.store import (
     SqlEpochStorage,
     insert_camera,
 )
+from privplate.store.cameras import deactivate_camera
 from privplate.store.leadership import Leadership
 from privplate.store.server_models import HotlistToken, HotlistTokenEpoch
 from privplate.tokens import kek as kekfile
@@ -163,6 +164,9 @@ class Deployment:
         self.actor = actor
         #: Whether this process leads the deployment's periodic jobs (privplate.leader).
         self.leadership = Leadership(db)
+        #: Called after a camera was added or deactivated and committed (the MQTT publisher
+        #: announces or clears its Home Assistant discovery).
+        self.camera_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def open(
@@ -263,7 +267,22 @@ class Deployment:
                 action="camera.added",
                 details={"camera": camera_id, "name": name},
             )
+        self._cameras_changed()
         return camera
+
+    def deactivate_camera(self, camera_id: str) -> None:
+        """Deactivate a camera (its reads are refused from now on), audited; Home Assistant
+        loses its entities through the MQTT publisher."""
+        with self.db.write() as conn:
+            deactivate_camera(conn, camera_id=camera_id)
+            self.audit.append(
+                conn, actor=self.actor, action="camera.deactivated", details={"camera": camera_id}
+            )
+        self._cameras_changed()
+
+    def _cameras_changed(self) -> None:
+        for listener in self.camera_listeners:
+            listener()
 
     @property
     def fold(self) -> dict[str, str] | None:

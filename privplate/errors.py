@@ -105,19 +105,26 @@ class QuotaExceeded(PrivplateError):
 
 
 class TooManyAttempts(PrivplateError):
-    """Too many failed sign-ins for an account or from an address within the window.
+    """Too many failed sign-ins for an account or from an address within the window (or
+    refused enrolment codes from an address: ``what`` names which).
 
     The message is the same whichever limit was hit (and whether the account exists);
     ``retry_after`` is how many seconds until another attempt is let through."""
 
     exit_code = 75  # EX_TEMPFAIL
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, what: str = "failed sign-ins") -> None:
         self.retry_after = max(1, retry_after)
         minutes = -(-self.retry_after // 60)
         super().__init__(
-            f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes != 1 else ''}"
+            f"too many {what}; try again in {minutes} minute{'s' if minutes != 1 else ''}"
         )
+
+
+class EnrolmentCodeExpired(PrivplateError):
+    """An enrolment code ran out before it was used; the administrator makes a new one."""
+
+    exit_code = 77
 
 
 class DeviceRejected(PrivplateError):

@@ -16,6 +16,7 @@ STATUS: list[tuple[type[e.PrivplateError], int]] = [
     (e.UnsealRefused, 403),
     (e.ApprovalRefused, 403),
     (e.EvidenceExpired, 410),
+    (e.EnrolmentCodeExpired, 410),
     (HoldRefused, 403),
     (e.QuotaExceeded, 429),
     (e.TooManyAttempts, 429),

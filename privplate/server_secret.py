@@ -30,6 +30,8 @@ Purpose = Literal[
     "console-csrf",
     "search-approval",
     "pending-import",
+    "enrol-code",
+    "enrol-throttle",
 ]
 
 

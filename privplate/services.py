@@ -13,12 +13,14 @@ from typing import Any, Self
 from sqlalchemy import Connection
 
 from privplate.alerts import AlertBroker, AlertInfo, Webhooks, record_alerts
+from privplate.alerts.device_alerts import check_health
 from privplate.alerts.notify import AlertListener
 from privplate.deployment import Deployment
 from privplate.devices.refusals import RefusalLog
 from privplate.errors import NotReady
 from privplate.hotlists import Hotlists, HotlistTokens, PlateBox
 from privplate.identity.throttle import SignInLimits
+from privplate.mqtt.publisher import MqttPublisher, endpoint_url
 from privplate.policy.approvals import SearchApprovals
 from privplate.policy.queries import QueryService
 from privplate.policy.rules import PurposePolicy
@@ -68,6 +70,16 @@ class Services:
         )
         self.webhooks = Webhooks(
             db=dep.db, audit=dep.audit, secret=self.secret, settings=settings.webhooks
+        )
+        #: With ``[mqtt]``: alerts (the outbox's MQTT endpoint), Home Assistant discovery and
+        #: camera state; it connects when the delivery loop starts (``webhooks.start()``).
+        self.mqtt: MqttPublisher | None = None
+        if settings.mqtt.enabled:
+            self.mqtt = MqttPublisher(db=dep.db, settings=settings.mqtt, resolve=settings.path)
+            self.webhooks.attach_mqtt(self.mqtt)
+            dep.camera_listeners.append(self.mqtt.cameras_changed)
+        self.webhooks.sync_mqtt_endpoint(
+            actor=dep.actor, enabled=settings.mqtt.enabled, url=endpoint_url(settings.mqtt)
         )
         self.broker = AlertBroker()
         #: Wakes the broker for alerts any process records (PostgreSQL); started by the server.
@@ -127,6 +139,19 @@ class Services:
             self.webhooks.publish(alerts)
         return result, alerts
 
+    def check_device_health(self, now: datetime | None = None) -> list[AlertInfo]:
+        """One check of the edges' latest health reports (privplate.alerts.device_alerts):
+        silent-camera and spool-backlog alerts raised or cleared, then, once committed, sent
+        to the streams and the outbox's delivery loop like hotlist alerts."""
+        alerts = check_health(
+            db=self.dep.db, audit=self.dep.audit, settings=self.dep.settings.health, now=now
+        )
+        self.counters["device_alerts"] += len(alerts)
+        if alerts:
+            self.broker.notify()
+            self.webhooks.publish(alerts)
+        return alerts
+
     @property
     def sign_in_limits(self) -> SignInLimits:
         """The throttle every network sign-in (API, console) counts against: the same keyed
@@ -149,6 +174,8 @@ class Services:
     def close(self) -> None:
         self.alert_listener.stop()
         self.webhooks.stop()
+        if self.mqtt is not None:
+            self.dep.camera_listeners.remove(self.mqtt.cameras_changed)
         self.refusals.flush()
 
     def __enter__(self) -> Self:

@@ -47,6 +47,9 @@ from privplate.tokens.canonical import DEFAULT_CONFUSABLES, validate_fold_table
 from privplate.tokens.kek import check_private
 
 CONFIG_FILENAME = "privplate.toml"
+#: Written by `privplate edge enrol` (privplate/edge/enrolment.py); its ``settings`` member
+#: (the server's URL, its plate folding) applies below privplate.toml and PRIVPLATE_*.
+ENROLMENT_FILENAME = "enrolment.json"
 _toml_path: ContextVar[Path | None] = ContextVar("privplate_toml_path", default=None)
 #: A cosignature/v1 verifier key: name, 8 hex digits, base64 of 0x04 and a 32-byte key.
 _WITNESS_VKEY = re.compile(r"[^\s+]+\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}")
@@ -203,6 +206,11 @@ class ServerSettings(BaseModel):
     sign_in_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
     sign_in_max_failures_per_account: int = Field(default=5, ge=1, le=1_000)
     sign_in_max_failures_per_address: int = Field(default=20, ge=1, le=100_000)
+    #: Refused device enrolment codes (unknown, used, expired) per client address over this
+    #: window (the sign-in throttle's rows, keyed apart); at the limit, POST /devices/enrol
+    #: answers 429 until the oldest ages out.
+    enrolment_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    enrolment_max_failures_per_address: int = Field(default=10, ge=1, le=100_000)
     #: Largest request body accepted (device batches carry sealed images).
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     #: How old a signed device request may be, and how far ahead of the server's clock.
@@ -228,6 +236,154 @@ class WebhookSettings(BaseModel):
         if self.lease_seconds <= self.attempt_timeout_seconds:
             raise ValueError("webhooks.lease_seconds must be longer than attempt_timeout_seconds")
         return self
+
+
+#: An MQTT topic prefix: levels of letters, digits, '_', '-' or '.', split by '/'.
+_MQTT_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+class MqttTlsSettings(BaseModel):
+    """TLS to the broker (``[mqtt.tls]``); paths are relative to the deployment directory."""
+
+    enabled: bool = False
+    #: The CA bundle that signed the broker's certificate; empty: the system's CAs.
+    ca_file: Path | None = None
+    #: A client certificate and its key, for brokers that authenticate clients by certificate.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Skip the check that the certificate names the broker's host: for tests only.
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> MqttTlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("mqtt.tls.key_file needs mqtt.tls.cert_file (the client certificate)")
+        return self
+
+
+class MqttSettings(BaseModel):
+    """Alerts and camera state to an MQTT broker, with Home Assistant discovery
+    (privplate.mqtt; needs the ``mqtt`` extra). Alerts go through the webhook outbox, so
+    ``[webhooks]``'s lease, timeout and retry settings apply to them too."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=1883, ge=1, le=65_535)
+    tls: MqttTlsSettings = Field(default_factory=MqttTlsSettings)
+    username: str = Field(default="", max_length=200)
+    #: The broker password, or (better: not in privplate.toml) a file holding it (mode 0600).
+    password: str = Field(default="", max_length=500, repr=False)
+    password_file: Path | None = None
+    #: A password sent without TLS to a broker that is not on this host is refused unless set.
+    allow_plaintext_password: bool = False
+    #: Each process connects as ``<client_id>-<random>``: two workers with one id would keep
+    #: disconnecting each other.
+    client_id: str = Field(default="privplate", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    #: privplate's own topics: ``<topic_prefix>/status``, ``<topic_prefix>/camera/<id>/...``.
+    topic_prefix: str = "privplate"
+    #: Home Assistant's discovery prefix (its MQTT integration's setting).
+    discovery_prefix: str = "homeassistant"
+    discovery: bool = True
+    qos: Literal[0, 1, 2] = 1
+    #: Retain discovery configs and camera state, so Home Assistant has them after a restart
+    #: (alert events are never retained: a retained event would fire again on every restart).
+    retain: bool = True
+    #: The "hotlist alert" binary sensor turns off this long after a camera's last alert.
+    alert_on_seconds: int = Field(default=300, ge=1, le=86_400)
+    #: How often reads per minute, last contact and the alert sensor are published, and
+    #: cameras added or deactivated by another process get their discovery config.
+    state_interval_seconds: float = Field(default=60.0, ge=0.1, le=3_600.0)
+    keepalive_seconds: int = Field(default=60, ge=5, le=3_600)
+
+    @field_validator("topic_prefix", "discovery_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if len(value) > 200 or not _MQTT_PREFIX.fullmatch(value):
+            raise ValueError(
+                "must be topic levels of letters, digits, '_', '-' or '.' separated by '/', "
+                "without wildcards (+, #) or empty levels, e.g. privplate or site-a/privplate"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> MqttSettings:
+        if self.password and self.password_file is not None:
+            raise ValueError("give mqtt.password or mqtt.password_file, not both")
+        has_password = bool(self.password) or self.password_file is not None
+        if has_password and not self.username:
+            raise ValueError("mqtt.password needs mqtt.username")
+        local = self.host in ("127.0.0.1", "::1", "localhost")
+        in_clear = not self.tls.enabled and not local
+        if has_password and in_clear and not self.allow_plaintext_password:
+            raise ValueError(
+                f"the MQTT password would cross the network in clear to {self.host}: set "
+                "mqtt.tls.enabled = true (with mqtt.tls.ca_file for a private CA), or "
+                "mqtt.allow_plaintext_password = true on a network you trust"
+            )
+        if self.topic_prefix == self.discovery_prefix:
+            raise ValueError("mqtt.topic_prefix and mqtt.discovery_prefix must differ")
+        return self
+
+
+#: A daily window of local time, "HH:MM-HH:MM" (it may wrap past midnight; "00:00-24:00": all day).
+_DAYTIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)")
+
+
+class HealthSettings(BaseModel):
+    """Edge devices' health reports (``POST /devices/health``) and the alerts they raise: a
+    silent camera and a spool backlog, through the same channels as hotlist alerts
+    (privplate.alerts.device_alerts). Checked by the deployment's leader."""
+
+    enabled: bool = True
+    #: How often the leader checks the latest reports.
+    check_interval_seconds: int = Field(default=60, ge=5, le=3_600)
+    #: A camera is silent when its last frame (or its device's last report) is older than this.
+    silent_after_minutes: int = Field(default=10, ge=1, le=7 * 24 * 60)
+    #: ... or, within daytime_hours, when it made no read for this long (0: never for reads).
+    no_read_after_minutes: int = Field(default=120, ge=0, le=7 * 24 * 60)
+    #: Local hours in which a camera is expected to read plates ("HH:MM-HH:MM").
+    daytime_hours: str = "07:00-19:00"
+    #: The deployment's time zone for daytime_hours (an IANA name, e.g. "America/Chicago").
+    time_zone: str = "UTC"
+    #: A device's spool is backed up when it holds more reads than this ...
+    spool_backlog_reads: int = Field(default=10_000, ge=1, le=100_000_000)
+    #: ... or its oldest waiting read is older than this.
+    spool_backlog_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+
+    @field_validator("daytime_hours")
+    @classmethod
+    def _check_daytime(cls, value: str) -> str:
+        value = value.strip()
+        match = _DAYTIME.fullmatch(value)
+        if match is None or (match.group(3) == "24" and match.group(4) != "00"):
+            raise ValueError('must be local hours "HH:MM-HH:MM", e.g. "07:00-19:00"')
+        if value[:5] == value[6:]:
+            raise ValueError('starts and ends at the same time; all day is "00:00-24:00"')
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "is not a time zone this machine knows (an IANA name such as "
+                '"Europe/Berlin"; install tzdata if none are found)'
+            ) from None
+        return value
+
+    def daytime(self) -> tuple[int, int]:
+        """daytime_hours as minutes after local midnight: (start, end), end may be <= start."""
+        start, end = self.daytime_hours.split("-")
+        return _minutes(start), _minutes(end)
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 CropName = Literal["plain", "gray", "wide", "tight", "deskew"]
@@ -256,6 +412,9 @@ class EdgeSettings(BaseModel):
     allow_download: bool = False
     #: onnxruntime threads per model; 0 uses every core.
     threads: int = Field(default=1, ge=0, le=256)
+    #: Run a YOLOv8 detector on a rectangular input (the frame padded only to a multiple of
+    #: 32, not to a square): same model, same scale, far less padding to compute.
+    rect_inference: bool = True
     detector_confidence: float = Field(default=0.05, gt=0.0, lt=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
     crop_variants: list[CropName] = Field(default_factory=lambda: list(DEFAULT_CROPS))
@@ -266,6 +425,11 @@ class EdgeSettings(BaseModel):
     format_prior: str = ""
     alternates: int = Field(default=5, ge=0, le=7)
     alternate_ratio: float = Field(default=0.05, gt=0.0, le=1.0)
+    #: Look for a plate read less sure than this again in a zoomed-in region around it and
+    #: keep the surer reading (rectangular inference only; 0: never).
+    refine_below: float = Field(default=0.9, ge=0.0, le=1.0)
+    #: Longest side, in pixels, of the detector input for that region.
+    refine_side: int = Field(default=320, ge=64, le=1280)
     #: A plate whose OCR confidence is lower is not reported (detector false positives).
     min_ocr_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     #: The same plate seen again within this many seconds belongs to the same read.
@@ -273,6 +437,11 @@ class EdgeSettings(BaseModel):
     max_fps: float = Field(default=0.0, ge=0.0)
     #: Share of pixels that must change between frames before detection runs again.
     motion_threshold: float = Field(default=0.002, ge=0.0, le=1.0)
+    #: While every car in view was read the same way three sightings in a row, at least
+    #: settled_confidence sure, only every settled_stride-th moving frame goes to detection
+    #: (1: every frame).
+    settled_stride: int = Field(default=3, ge=1, le=30)
+    settled_confidence: float = Field(default=0.6, gt=0.0, le=1.0)
     evidence_frame_side: int = Field(default=640, ge=64, le=4096)
     spool_file: Path = Path("edge/spool.db")
     server_url: str = ""
@@ -288,6 +457,8 @@ class EdgeSettings(BaseModel):
     #: Seconds an upload (or key fetch) may take before it counts as failed and is retried:
     #: a cut link shows as a timeout, so this bounds how long one attempt hangs on it.
     uplink_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    #: How often the edge sends its signed health report (POST /devices/health; 0: never).
+    health_interval_seconds: float = Field(default=60.0, ge=0.0, le=3_600.0)
 
 
 class Settings(BaseSettings):
@@ -315,6 +486,8 @@ class Settings(BaseSettings):
     unseal: UnsealSettings = Field(default_factory=UnsealSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -329,6 +502,8 @@ class Settings(BaseSettings):
         toml_path = _toml_path.get()
         if toml_path is not None and toml_path.exists():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        if toml_path is not None and (toml_path.parent / ENROLMENT_FILENAME).exists():
+            sources.append(_EnrolmentSource(settings_cls, toml_path.parent / ENROLMENT_FILENAME))
         return tuple(sources)
 
     @field_validator("database_url")
@@ -402,6 +577,31 @@ class Settings(BaseSettings):
         check_private(self.kek_path)
 
 
+class _EnrolmentSource(PydanticBaseSettingsSource):
+    """The settings an enrolled edge got from its server (the ``settings`` member of
+    enrolment.json), the lowest-priority source: privplate.toml and PRIVPLATE_* still win."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+        return None, field_name, False  # __call__ answers for all fields at once
+
+    def __call__(self) -> dict[str, Any]:
+        import json  # noqa: PLC0415 - only an enrolled edge reads it
+
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{self.path} cannot be read ({type(exc).__name__}); remove it and enrol "
+                "again (`privplate edge enrol --force`)"
+            ) from None
+        values = data.get("settings") if isinstance(data, dict) else None
+        return dict(values) if isinstance(values, dict) else {}
+
+
 def resolve_home(home: Path | str | None) -> Path:
     """``--dir`` if given, else ``PRIVPLATE_HOME``, else the current directory."""
     if home is not None:
@@ -456,9 +656,12 @@ def _unreadable(exc: SettingsError) -> str:
 
 __all__ = [
     "CONFIG_FILENAME",
+    "ENROLMENT_FILENAME",
     "WINDOW_NAMES",
     "HotlistSettings",
     "IngestSettings",
+    "MqttSettings",
+    "MqttTlsSettings",
     "PlateSettings",
     "QuerySettings",
     "RetentionSettings",

@@ -199,9 +199,11 @@ def test_the_setting_0_turns_the_job_off(home: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(INTERVAL, "0")
     app = create_app(home)
     with TestClient(app):
-        # The purge still runs (with the tick that takes the lead for it); no signer.
-        assert set(_jobs(app)) == {"retention-purge", "leader-tick", "key-refresh"}
+        # The purge and the device health check still run (with the tick that takes the
+        # lead for them); no signer.
+        assert set(_jobs(app)) == {"retention-purge", "device-health", "leader-tick", "key-refresh"}
     monkeypatch.setenv("PRIVPLATE_SERVER__RUN_PURGE_SCHEDULER", "false")
+    monkeypatch.setenv("PRIVPLATE_HEALTH__ENABLED", "false")
     quiet = create_app(home)
     with TestClient(quiet):
         assert set(_jobs(quiet)) == {"key-refresh"}  # keys kept current; nothing to lead

@@ -85,7 +85,7 @@ def _under(path: PurePosixPath, mounts: dict[PurePosixPath, bool], *, writable: 
         (["privplate", "serve", "--wokers", "2"], "has no option --wokers"),
         (["privplate", "migrat", "--dir", "/d"], "has no command 'migrat'"),
         (["privplate", "retention", "run", "--every", "60"], "has no option --every"),
-        (["privplate", "edge", "run", "--camera", "gate-1"], "needs --source"),
+        (["privplate", "edge", "eval", "--images", "photos"], "needs --labels"),
         (["privplate", "serve", "--port"], "`privplate serve --port` needs a value"),
         (["privplate", "audit"], "`privplate audit` needs a subcommand"),
         (["privplate", "migrate", "extra"], "takes 0 argument(s)"),

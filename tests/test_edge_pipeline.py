@@ -164,9 +164,9 @@ def test_live_display_shows_figures_not_plates(home: Path, tmp_path: Path, reade
 
     from rich.console import Console
 
+    from privplate.edge.config import EdgeConfig
     from privplate.edge.display import render
     from privplate.edge.runtime import build_edge
-    from privplate.edge.sources import ImageSource
     from privplate.settings import load_settings
 
     rows = labelled_rows("eu", 3)
@@ -178,13 +178,15 @@ def test_live_display_shows_figures_not_plates(home: Path, tmp_path: Path, reade
         dep.add_camera("gate-1")
     settings = load_settings(home, models_dir=MODELS_DIR)
     with ExitStack() as stack:
-        edge = build_edge(settings, reader, stack, camera_id=None, out=io.StringIO())
-        source = ImageSource(photos)
-        edge.pipeline.run(source)
-        console = Console(record=True, width=100)
-        console.print(render(edge, source))
+        config = EdgeConfig.single(str(photos), None)
+        edge = build_edge(settings, reader, stack, config, out=io.StringIO())
+        edge.run()
+        console = Console(record=True, width=120)
+        console.print(render(edge))
         shown = console.export_text()
-    for label in ("frames/s", "plates/s", "alerts", "spool depth", "single-box"):
+    for label in ("frames/s", "skipped (motion)", "last read", "plates/s", "alerts"):
+        assert label in shown
+    for label in ("spool depth", "single-box", "gate-1"):
         assert label in shown
     from tests.privacy import hits_in_bytes
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from privplate.alerts import alerts_after
 from privplate.deployment import Deployment
+from privplate.devices.enrolment import create_code
 from privplate.hotlists import EntryIn, HotlistSource
 from privplate.retention.purge import purge
 from privplate.services import Services
@@ -68,3 +69,16 @@ def test_read_totals_outlive_the_reads_until_the_audit_window(dep: Deployment) -
     after_audit = now + dep.settings.retention_window("audit_entries") + timedelta(days=2)
     report = purge(dep, now=after_audit)
     assert report.records_deleted["read_counts"] == 1 and _count(dep, "read_counts") == 0
+
+
+def test_spent_enrolment_codes_go_a_week_after_they_expire(dep: Deployment) -> None:
+    factories.camera(dep, "gate-1")
+    services = Services(dep)
+    now = datetime.now(UTC)
+    create_code(
+        db=dep.db, audit=dep.audit, secret=services.secret, actor="admin", cameras=["gate-1"]
+    )
+    assert purge(dep, now=now + timedelta(days=1)).records_deleted["enrolment_codes"] == 0
+    assert _count(dep, "enrolment_codes") == 1
+    assert purge(dep, now=now + timedelta(days=8)).records_deleted["enrolment_codes"] == 1
+    assert _count(dep, "enrolment_codes") == 0

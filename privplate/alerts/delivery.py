@@ -7,6 +7,10 @@ claim: delivered on a 2xx, else retried with exponential backoff and jitter unti
 out, and another worker delivers the row. The loop wakes at once when this process records
 alerts (:meth:`DeliveryLoop.wake`) and looks for due retries and expired leases every second.
 
+The same loop delivers to the MQTT broker when ``[mqtt]`` is enabled: its endpoint is one more
+row of ``webhooks`` (kind "mqtt"), and only a process with a publisher claims its rows; the
+lease, retries and give-up are the ones above.
+
 Delivery is at least once. Every POST of one (alert, webhook) carries the same
 ``X-Privplate-Delivery: <uuid>`` (also ``"delivery"`` in the signed body), so a receiver drops
 the rare duplicate: a worker that died after the receiver's 2xx but before it recorded it.
@@ -32,18 +36,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from privplate.alerts.outbox import Claim, claim_due, mark_delivered, mark_failed_attempt
-from privplate.alerts.records import alerts_by_id
+from privplate.alerts.records import AlertInfo, alerts_by_id
 from privplate.errors import StoreError
 from privplate.settings import WebhookSettings
 from privplate.store.database import Database
 from privplate.store.outbox_models import DeliveryStatus
+from privplate.store.server_models import SinkKind
 
 log = logging.getLogger("privplate.webhooks")
 #: How often the loop looks for due retries and expired leases between wake-ups.
@@ -113,17 +119,67 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-#: (url, HMAC secret) of an active webhook, by id.
-Targets = Callable[[uuid.UUID], tuple[str, bytes] | None]
+class Sink(Protocol):
+    """Where one endpoint's deliveries go: an HTTP receiver, or the MQTT broker
+    (privplate.mqtt.publisher). ``send`` makes one attempt and says whether it landed, with
+    a short result for the row (an HTTP status or an error's class, never a body)."""
+
+    def send(self, delivery: uuid.UUID, alert: AlertInfo, timeout: float) -> tuple[bool, str]:
+        """One attempt to deliver ``alert`` (the same ``delivery`` id on every retry)."""
+        ...
+
+
+class ManagedSink(Sink, Protocol):
+    """A sink with a connection of its own (the MQTT publisher), started and stopped with
+    the process's delivery loop; its endpoint's rows are claimed only while it runs."""
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped (connected or reconnecting)."""
+        ...
+
+    def start(self) -> None:
+        """Connect (in the background) and keep reconnecting until stopped."""
+        ...
+
+    def stop(self) -> None:
+        """Disconnect."""
+        ...
+
+
+@dataclass(frozen=True)
+class HttpSink:
+    """A registered webhook: the alert POSTed as signed JSON."""
+
+    url: str
+    secret: bytes = field(repr=False)
+
+    def send(self, delivery: uuid.UUID, alert: AlertInfo, timeout: float) -> tuple[bool, str]:
+        body = {"type": "alert", "delivery": str(delivery), "alert": alert.payload()}
+        encoded = json.dumps(body, sort_keys=True).encode()
+        return post(self.url, self.secret, delivery, encoded, timeout)
+
+
+#: The sink of an active endpoint, by id (None: it went).
+Targets = Callable[[uuid.UUID], Sink | None]
 
 
 class DeliveryLoop:
     """One dispatcher thread claiming as many due rows as it has free delivery threads."""
 
-    def __init__(self, *, db: Database, settings: WebhookSettings, targets: Targets) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: WebhookSettings,
+        targets: Targets,
+        kinds: Callable[[], Collection[SinkKind]] = lambda: (SinkKind.HTTP,),
+    ) -> None:
         self.db = db
         self.settings = settings
         self._targets = targets
+        #: The endpoint kinds this process can deliver to (MQTT only with a publisher).
+        self._kinds = kinds
         self.worker = ""
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -185,7 +241,9 @@ class DeliveryLoop:
             claims: list[Claim] = []
             if free > 0:
                 try:
-                    claims = claim_due(self.db, worker=self.worker, limit=free, lease=lease)
+                    claims = claim_due(
+                        self.db, worker=self.worker, limit=free, lease=lease, kinds=self._kinds()
+                    )
                 except (StoreError, SQLAlchemyError) as exc:
                     log.error("webhooks: claiming deliveries failed (%s)", type(exc).__name__)
             if claims:
@@ -215,10 +273,7 @@ class DeliveryLoop:
         target = self._targets(claim.webhook_id)
         if alert is None or target is None:
             return  # purged with its alert, or the webhook went: the row went or was failed
-        url, secret = target
-        body = {"type": "alert", "delivery": str(claim.id), "alert": alert.payload()}
-        encoded = json.dumps(body, sort_keys=True).encode()
-        ok, result = post(url, secret, claim.id, encoded, self.settings.attempt_timeout_seconds)
+        ok, result = target.send(claim.id, alert, self.settings.attempt_timeout_seconds)
         if ok:
             if not mark_delivered(self.db, claim=claim, result=result):
                 log.warning("webhook %s: delivered after another worker took the delivery "

@@ -1,5 +1,6 @@
 """The webhook outbox's rows: written with each alert, claimed under a lease by whichever
-process's delivery loop gets there first, and marked with each attempt's result.
+process's delivery loop gets there first, and marked with each attempt's result. An endpoint
+is an HTTP receiver or the MQTT broker (``Webhook.kind``): the same rows and rules for both.
 
 PostgreSQL claims with ``SELECT ... FOR UPDATE SKIP LOCKED``, so several workers take disjoint
 rows without waiting on each other; SQLite takes the same claim under its one write lock. A
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, upd
 
 from privplate.store.database import Database
 from privplate.store.outbox_models import DeliveryStatus, WebhookDelivery
-from privplate.store.server_models import Webhook
+from privplate.store.server_models import SinkKind, Webhook
 
 #: Each retry waits this many times longer than the one before (0.5 s, 2 s, 8 s, ...), up to
 #: MAX_BACKOFF, plus up to a quarter more at random so a receiver back up is not hit at once.
@@ -78,11 +79,18 @@ def enqueue_deliveries(conn: Connection, alert_ids: Sequence[int], now: datetime
 
 
 def claim_due(
-    db: Database, *, worker: str, limit: int, lease: timedelta, now: datetime | None = None
+    db: Database,
+    *,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+    kinds: Collection[SinkKind] = (SinkKind.HTTP,),
 ) -> list[Claim]:
     """Take the lease on up to ``limit`` due rows (pending, retry time reached, no live
-    lease, webhook still active), counting the attempt; committed before any POST."""
-    if limit <= 0:
+    lease, endpoint still active and of one of the ``kinds`` this worker can deliver to),
+    counting the attempt; committed before any POST or publish."""
+    if limit <= 0 or not kinds:
         return []
     now = now or datetime.now(UTC)
     d = WebhookDelivery
@@ -94,6 +102,7 @@ def claim_due(
             d.next_attempt_at <= now,
             or_(d.claimed_until.is_(None), d.claimed_until < now),
             Webhook.active.is_(True),
+            Webhook.kind.in_([k.value for k in kinds]),
         )
         .order_by(d.next_attempt_at)
         .limit(limit)

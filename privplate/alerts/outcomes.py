@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from privplate.audit import AuditLog
 from privplate.errors import NotFound
 from privplate.store.database import Database
-from privplate.store.server_models import Alert, Hotlist
+from privplate.store.server_models import Alert, AlertKind, Hotlist
 
 
 class AlertOutcome(StrEnum):
@@ -46,10 +46,11 @@ def record_outcome(
         row = conn.execute(
             select(Alert.camera_id, Alert.outcome, Hotlist.name)
             .outerjoin(Hotlist, Hotlist.id == Alert.hotlist_id)
-            .where(Alert.id == alert_id)
+            .where(Alert.id == alert_id, Alert.kind == AlertKind.HOTLIST_HIT.value)
         ).one_or_none()
         if row is None:
-            raise NotFound("no alert with this id (or retention has removed it)")
+            # Device alerts (a silent camera) have no outcome: they are not hotlist hits.
+            raise NotFound("no hotlist alert with this id (or retention has removed it)")
         conn.execute(
             update(Alert)
             .where(Alert.id == alert_id)

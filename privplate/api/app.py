@@ -5,7 +5,9 @@ process leads the deployment (privplate.leader; every process tries for the lead
 retention purge unless ``server.run_purge_scheduler`` is false, and a signed checkpoint of the
 audit log every ``audit.checkpoint_interval_minutes`` (0: none) when the log has grown, plus one
 on taking the lead if none was ever signed. Every process refreshes its keys each purge
-interval. ``create_app(run_scheduler=False)`` runs none of these.
+interval. The leader also checks the edge devices' health reports every
+``health.check_interval_seconds`` (silent cameras, spool backlogs) while ``health.enabled``.
+``create_app(run_scheduler=False)`` runs none of these.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from privplate.api.routes import (
     cameras,
     compliance,
     cosignatures,
+    device_health,
     devices,
     holds,
     hotlists,
@@ -67,6 +70,7 @@ ROUTERS = (
     users,
     cameras,
     devices,
+    device_health,
     ingest,
     hotlists,
     alerts,
@@ -147,6 +151,17 @@ def _checkpoint_job(audit: AuditLog, *, first_only: bool = False) -> Checkpoint 
     return signed
 
 
+def _health_job(services: Services) -> None:
+    """Silent-camera and spool-backlog alerts from the devices' latest health reports."""
+    try:
+        alerts = services.check_device_health()
+    except Exception as exc:
+        log.error("device health check failed: %s", type(exc).__name__)
+        return
+    if alerts:
+        log.info("device health: %d alert(s) raised or cleared", len(alerts))
+
+
 def _scheduler(
     settings: Settings, services: Services, run_scheduler: bool | None
 ) -> BackgroundScheduler | None:
@@ -170,9 +185,19 @@ def _scheduler(
         max_instances=1,
         coalesce=True,
     )
-    if not purge and not minutes:
+    health = settings.health.enabled
+    if not purge and not minutes and not health:
         return scheduler
     leadership = services.dep.leadership
+    if health:
+        scheduler.add_job(
+            leader_only(leadership, lambda: _health_job(services)),
+            "interval",
+            seconds=settings.health.check_interval_seconds,
+            id="device-health",
+            max_instances=1,
+            coalesce=True,
+        )
     if purge:
         scheduler.add_job(
             leader_only(leadership, lambda: _purge_job(services)),

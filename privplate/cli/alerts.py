@@ -29,6 +29,15 @@ def list_(
         console.print("no alerts")
         return
     for a in alerts:
+        if a.kind != "hotlist_hit":  # a silent camera or a spool backlog, raised or cleared
+            console.print(
+                f"alert {a.id}  {a.observed_at.isoformat(timespec='seconds')}  camera "
+                f"{a.camera_id}  device {a.device_id}: {a.reason}"
+                + (f" (clears alert {a.clears})" if a.clears else ""),
+                soft_wrap=True,
+                markup=False,
+            )
+            continue
         # One line per alert, soft-wrapped, so a narrow terminal never splits a field.
         match = "an alternate reading" if a.via_alternate else "the best reading"
         outcome = f"; outcome {a.outcome}" if a.outcome else ""

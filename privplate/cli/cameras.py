@@ -1,4 +1,4 @@
-"""`privplate cameras`: register and list cameras."""
+"""`privplate cameras`: register, list and deactivate cameras."""
 
 from __future__ import annotations
 
@@ -40,3 +40,15 @@ def list_(home: DirOption = None) -> None:
             "yes" if cam.active else "no",
         )
     console.print(table)
+
+
+@app.command("deactivate")
+def deactivate(
+    camera_id: Annotated[str, typer.Argument(help="Camera id to deactivate.")],
+    home: DirOption = None,
+) -> None:
+    """Deactivate a camera: its reads are refused from now on (what it stored stays until
+    retention removes it), and with [mqtt] Home Assistant loses its entities."""
+    with Deployment.open(home) as dep:
+        dep.deactivate_camera(camera_id)
+    console.print(f"camera [bold]{camera_id}[/] deactivated")

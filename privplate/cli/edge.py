@@ -126,49 +126,83 @@ def _print_summary(report: dict[str, object]) -> None:
 @app.command("run")
 def run_command(
     source: Annotated[
-        str, typer.Option(help="Image, folder, video file, or rtsp:// / http:// URL.")
-    ],
+        str | None,
+        typer.Option(help="Image, folder, video file, or rtsp:// / http:// URL (one camera)."),
+    ] = None,
     camera: Annotated[
         str | None, typer.Option("--camera", help="Registered camera id (privplate cameras add).")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="edge.toml naming several cameras, read in this one process."
+        ),
+    ] = None,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Read files and videos from their start, not where the last run stopped.",
+        ),
+    ] = False,
     display: Annotated[bool, typer.Option(help="Live figures on the terminal.")] = True,
     verbose: Annotated[bool, typer.Option(help="Log progress, not only problems.")] = False,
     home: DirOption = None,
 ) -> None:
-    """Read plates from a source: alerts as JSON lines on stdout, reads to the spool and store."""
-    import threading  # noqa: PLC0415
+    """Read plates from one source or the cameras of an edge.toml: alerts as JSON lines on
+    stdout, reads to the spool and store."""
     from contextlib import ExitStack  # noqa: PLC0415
 
+    from privplate.edge.config import EdgeConfig, load_edge_config  # noqa: PLC0415
     from privplate.edge.display import live_display  # noqa: PLC0415 - needs the edge extra
     from privplate.edge.runtime import build_edge  # noqa: PLC0415
-    from privplate.edge.sources import open_source  # noqa: PLC0415
+    from privplate.errors import ConfigError  # noqa: PLC0415
     from privplate.vision.factory import build_reader  # noqa: PLC0415
 
     _logging(verbose)
+    if (source is None) == (config is None):
+        raise ConfigError("give --source SRC [--camera ID] for one camera, or --config edge.toml")
+    if config is not None and camera is not None:
+        raise ConfigError("--camera goes with --source; an edge.toml names each source's camera")
     settings = load_settings(home)
-    frames = open_source(source)
+    plan = (
+        load_edge_config(config) if config is not None else EdgeConfig.single(str(source), camera)
+    )
     with ExitStack() as stack:
-        edge = build_edge(settings, build_reader(settings), stack, camera_id=camera)
+        edge = build_edge(settings, build_reader(settings), stack, plan, from_start=from_start)
         edge.worker.start()
-        stop = threading.Event()
         try:
             with live_display(
-                edge, frames, console=err_console, enabled=display and err_console.is_terminal
+                edge, console=err_console, enabled=display and err_console.is_terminal
             ):
-                edge.pipeline.run(frames, max_fps=settings.edge.max_fps, stop=stop)
-        except KeyboardInterrupt:
-            stop.set()
-            edge.pipeline.finish()
+                edge.run()
         finally:
             edge.worker.stop(drain_seconds=10.0)
-        stats = edge.pipeline.stats
-        alerts = f"{stats.alerts} alert{'s' if stats.alerts != 1 else ''}"
+        shot = edge.snapshot()
+        frames = sum(c.frames for c in shot.cameras)
+        reads = sum(c.reads for c in shot.cameras)
+        alerts = sum(c.alerts for c in shot.cameras)
+        if len(shot.cameras) > 1:
+            for cam in shot.cameras:
+                err_console.print(
+                    f"camera {escape(cam.camera_id)}: {cam.frames} frames "
+                    f"({cam.frames_skipped_motion} skipped, no motion), {cam.reads} reads",
+                    soft_wrap=True,
+                )
+        for lane in edge.lanes:
+            if lane.finished_before:
+                err_console.print(
+                    f"camera {escape(lane.camera_id)}: {escape(lane.source.name)} was read to "
+                    "its end by an earlier run (--from-start reads it again)",
+                    soft_wrap=True,
+                )
+        alert_word = f"{alerts} alert{'s' if alerts != 1 else ''}"
         err_console.print(
-            f"{stats.frames} frames, {stats.reads} reads, {alerts}; "
-            f"{edge.spool.depth()} reads waiting in the spool ({edge.mode})",
+            f"{frames} frames, {reads} reads, {alert_word}; "
+            f"{edge.spool.depth()} reads waiting in the spool ({escape(edge.mode)})",
             soft_wrap=True,
         )
-        if stats.alerts and edge.mode == "single-box":
+        if alerts and edge.mode == "single-box":
             err_console.print(
                 "alerts are recorded on this box: `privplate alerts list` shows them",
                 soft_wrap=True,
@@ -208,3 +242,55 @@ def spool_command(
         console.print(f"{spool.depth()} reads waiting; {reads} reads in {batches} refused batches")
     finally:
         spool.close()
+
+
+@app.command("enrol")
+def enrol_command(
+    server: Annotated[str, typer.Option(help="The server's URL, e.g. https://lpr.example.org.")],
+    code: Annotated[
+        str, typer.Option(help="The one-time code from `privplate devices enrol-code`.")
+    ],
+    device_id: Annotated[
+        str | None,
+        typer.Option(help="This device's id on the server (default: edge- and the host name)."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Human-readable name (if the code has none).")] = "",
+    server_key: Annotated[
+        str | None,
+        typer.Option(help="The server key `devices enrol-code` printed: refuse any other."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace this box's existing device key.")
+    ] = False,
+    home: DirOption = None,
+) -> None:
+    """Enrol this edge with a one-time code: make the device key here (it never leaves this
+    box), register it, and keep the server's key and this device's cameras for `edge run`."""
+    from privplate.edge.enrolment import default_device_id, enrol  # noqa: PLC0415
+
+    settings = load_settings(home)
+    enrolled = enrol(
+        settings,
+        server_url=server,
+        code=code,
+        device_id=device_id or default_device_id(),
+        name=name,
+        server_key=server_key,
+        force=force,
+    )
+    console.print(
+        f"device [bold]{escape(enrolled.device_id)}[/] enrolled at {escape(enrolled.server_url)} "
+        f"for {', '.join(enrolled.cameras)}"
+    )
+    console.print(f"server key pinned: {escape(enrolled.server_key)}", soft_wrap=True)
+    console.print(f"kept in {enrolled.path}; the device key in {settings.edge.device_key_file}")
+    configured = load_settings(home).edge.server_url.rstrip("/")
+    if configured != enrolled.server_url:
+        err_console.print(
+            f"warning: edge.server_url is set to {escape(configured) or 'nothing'} in "
+            "privplate.toml or a PRIVPLATE_* variable, which wins over the enrolment; remove it",
+            soft_wrap=True,
+        )
+    console.print(
+        f"next: privplate edge run --source SRC --camera {enrolled.cameras[0]}", soft_wrap=True
+    )

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from privplate.cli.app import DirOption, console, make_app
 from privplate.deployment import Deployment
-from privplate.devices import registry
+from privplate.devices import enrolment, registry
 from privplate.errors import InvalidRequest
 from privplate.hotlists import HotlistSource
 from privplate.hotlists.csv_import import ImportOptions, parse_entries
@@ -26,7 +26,7 @@ from privplate.policy.queries import QueryAnswer, QueryRequest
 from privplate.services import Services
 
 users_app = make_app("People and service accounts: add, list, disable, API keys.")
-devices_app = make_app("Edge devices: register with a public key, list, revoke.")
+devices_app = make_app("Edge devices: enrolment codes, register with a public key, list, revoke.")
 hotlist_app = make_app("Hotlists: create, import CSV, list.")
 
 PasswordStdin = Annotated[
@@ -237,6 +237,46 @@ def devices_add(
             name=name,
         )
     console.print(f"device [bold]{device.id}[/] registered for {', '.join(device.cameras)}")
+
+
+@devices_app.command("enrol-code")
+def devices_enrol_code(
+    camera: Annotated[
+        list[str], typer.Option("--camera", help="Camera the device will report for (repeat).")
+    ],
+    name: Annotated[str, typer.Option(help="Human-readable name of the device.")] = "",
+    minutes: Annotated[
+        int,
+        typer.Option(min=1, max=enrolment.MAX_MINUTES, help="How long the code can be used."),
+    ] = enrolment.DEFAULT_MINUTES,
+    home: DirOption = None,
+) -> None:
+    """Make a one-time code that enrols one edge device for these cameras (`privplate edge
+    enrol --code` on the device); the code is printed once and stored only as a keyed hash."""
+    from privplate.server_secret import read_server_secret  # noqa: PLC0415
+
+    with Deployment.open(home) as dep:
+        issued = enrolment.create_code(
+            db=dep.db,
+            audit=dep.audit,
+            secret=read_server_secret(dep.settings.server_secret_path),
+            actor=dep.actor,
+            cameras=camera,
+            name=name,
+            minutes=minutes,
+        )
+        server_key = dep.audit.signer.note_verifier.vkey()
+    until = issued.expires_at.isoformat(timespec="seconds")
+    console.print(
+        f"enrolment code {issued.id} for {', '.join(issued.cameras)}, usable once until {until} "
+        "(shown once):"
+    )
+    console.print(f"  {issued.code}", soft_wrap=True)
+    console.print(f"server key: {server_key}", soft_wrap=True)
+    console.print(
+        "on the device: privplate edge enrol --server URL --code CODE [--server-key KEY]",
+        soft_wrap=True,
+    )
 
 
 @devices_app.command("list")

@@ -49,6 +49,30 @@ def register_device(
     cameras: list[str],
     name: str = "",
 ) -> DeviceInfo:
+    with db.write() as conn:
+        return register_in(
+            conn,
+            audit=audit,
+            actor=actor,
+            device_id=device_id,
+            public_key=public_key,
+            cameras=cameras,
+            name=name,
+        )
+
+
+def register_in(
+    conn: Connection,
+    *,
+    audit: AuditLog,
+    actor: str,
+    device_id: str,
+    public_key: bytes,
+    cameras: list[str],
+    name: str = "",
+) -> DeviceInfo:
+    """:func:`register_device` inside the caller's write transaction (an enrolment uses its
+    code and registers the device in one: either both happen or neither)."""
     if not CAMERA_ID.fullmatch(device_id):
         raise InvalidRequest(
             "a device id is 1-64 characters of a-z, 0-9, '.', '_' or '-' (e.g. edge-gate-1)"
@@ -60,41 +84,40 @@ def register_device(
     if len(name) > 200:
         raise InvalidRequest("device name is longer than 200 characters")
     now = datetime.now(UTC)
-    with db.write() as conn:
-        known = active_camera_ids(conn, set(cameras))
-        unknown = sorted(set(cameras) - known)
-        if unknown:
-            raise NotFound(
-                f"camera {unknown[0]!r} is not registered; add it first (privplate cameras add)"
-            )
-        if conn.execute(select(Device.id).where(Device.id == device_id)).first():
-            raise AlreadyExists(f"device {device_id!r} is already registered")
-        try:
-            conn.execute(
-                insert(Device).values(
-                    id=device_id,
-                    name=name,
-                    public_key=public_key,
-                    created_at=now,
-                    created_by=actor,
-                )
-            )
-        except IntegrityError:
-            raise AlreadyExists("this public key is already registered to a device") from None
+    known = active_camera_ids(conn, set(cameras))
+    unknown = sorted(set(cameras) - known)
+    if unknown:
+        raise NotFound(
+            f"camera {unknown[0]!r} is not registered; add it first (privplate cameras add)"
+        )
+    if conn.execute(select(Device.id).where(Device.id == device_id)).first():
+        raise AlreadyExists(f"device {device_id!r} is already registered")
+    try:
         conn.execute(
-            insert(DeviceCamera),
-            [{"device_id": device_id, "camera_id": c} for c in sorted(set(cameras))],
+            insert(Device).values(
+                id=device_id,
+                name=name,
+                public_key=public_key,
+                created_at=now,
+                created_by=actor,
+            )
         )
-        audit.append(
-            conn,
-            actor=actor,
-            action="devices.registered",
-            details={
-                "device": device_id,
-                "cameras": sorted(set(cameras)),
-                "public_key": public_key.hex(),
-            },
-        )
+    except IntegrityError:
+        raise AlreadyExists("this public key is already registered to a device") from None
+    conn.execute(
+        insert(DeviceCamera),
+        [{"device_id": device_id, "camera_id": c} for c in sorted(set(cameras))],
+    )
+    audit.append(
+        conn,
+        actor=actor,
+        action="devices.registered",
+        details={
+            "device": device_id,
+            "cameras": sorted(set(cameras)),
+            "public_key": public_key.hex(),
+        },
+    )
     return DeviceInfo(device_id, name, public_key, tuple(sorted(set(cameras))), now)
 
 
@@ -155,12 +178,7 @@ def authenticate(
         device = _load(conn, signed.device_id) if CAMERA_ID.fullmatch(signed.device_id) else None
     if device is None or device.revoked:
         raise DeviceRejected(UNKNOWN_DEVICE)
-    sent = datetime.fromtimestamp(signed.timestamp, tz=UTC)
-    if abs(now - sent) > max_age:
-        raise DeviceRejected(
-            f"the request was signed {int((now - sent).total_seconds())} s from the server's "
-            f"time; at most {int(max_age.total_seconds())} s are allowed (check the device clock)"
-        )
+    check_fresh(signed, max_age=max_age, now=now)
     verify_signature(device.public_key, signed, method, path, body)
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
     try:
@@ -188,6 +206,21 @@ def authenticate(
     if seen:
         raise DeviceRejected("this signed request was already received (a replay)")
     return device
+
+
+def check_fresh(signed: SignedHeaders, *, max_age: timedelta, now: datetime) -> None:
+    """Refuse a request signed too long ago, or too far ahead of the server's clock."""
+    try:
+        sent = datetime.fromtimestamp(signed.timestamp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise DeviceRejected(
+            "the request's timestamp is not a time (check the device clock)"
+        ) from None
+    if abs(now - sent) > max_age:
+        raise DeviceRejected(
+            f"the request was signed {int((now - sent).total_seconds())} s from the server's "
+            f"time; at most {int(max_age.total_seconds())} s are allowed (check the device clock)"
+        )
 
 
 def check_cameras(device: DeviceInfo, camera_ids: set[str]) -> None:

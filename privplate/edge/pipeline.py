@@ -7,12 +7,14 @@ frame of the track matches a hotlist (with the read id the read will carry).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
 from privplate.edge.alerts import EdgeAlerts
 from privplate.edge.reads import EdgeRead, KeySource, build_read, reading_tokens
@@ -21,7 +23,10 @@ from privplate.edge.tracking import Track, Tracker
 from privplate.errors import KeyringError
 from privplate.store.ingest import ReadIn
 from privplate.vision.reader import PlateReader
-from privplate.vision.types import Detection
+from privplate.vision.types import Box, Detection, ImageArray
+
+if TYPE_CHECKING:
+    from privplate.edge.config import Roi
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +35,59 @@ class ReadSink(Protocol):
     def put(self, item: EdgeRead) -> None: ...
 
 
+class Replay(Protocol):
+    """Read ids and the spool of a camera whose source can be read again after a restart
+    (privplate.edge.runner.ReplayLedger)."""
+
+    def read_id(self, cursor: str, n: int) -> uuid.UUID: ...
+
+    def issued(self, read_id: uuid.UUID) -> bool: ...
+
+    def put(self, item: EdgeRead) -> None: ...
+
+
+#: Frames per second is measured over this many recent seconds.
+RATE_WINDOW = 10.0
+
+
 @dataclass
 class Stats:
     frames: int = 0
     detected_frames: int = 0
+    #: Frames the motion gate skipped (no detection ran).
+    skipped_motion: int = 0
+    #: Frames of a live camera dropped because detection was behind.
+    dropped_frames: int = 0
     plates: int = 0
     reads: int = 0
     alerts: int = 0
+    #: Reads that could not be made (not a plate, no epoch key).
     dropped: int = 0
+    #: Reads made again after a restart and recognised as already spooled.
+    replayed: int = 0
+    last_frame_at: datetime | None = None
+    last_read_at: datetime | None = None
     started: float = field(default_factory=time.monotonic)
     #: Seconds from a frame's arrival to its alert being emitted.
     alert_latencies: list[float] = field(default_factory=list)
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096), repr=False)
 
     def rate(self, count: int) -> float:
         return count / max(time.monotonic() - self.started, 1e-9)
+
+    def frame_seen(self) -> None:
+        self.frames += 1
+        self.last_frame_at = datetime.now(UTC)
+        self._recent.append(time.monotonic())
+
+    def frames_per_second(self) -> float:
+        """Frames per second over the last RATE_WINDOW seconds (since the start, if shorter)."""
+        now = time.monotonic()
+        recent = [t for t in list(self._recent) if now - t <= RATE_WINDOW]
+        if not recent:
+            return 0.0
+        span = min(RATE_WINDOW, max(now - self.started, 1e-9))
+        return len(recent) / span
 
 
 class EdgePipeline:
@@ -62,6 +106,7 @@ class EdgePipeline:
         frame_side: int = 640,
         max_tokens: int = 8,
         on_read: Callable[[EdgeRead], None] | None = None,
+        roi: Roi | None = None,
     ) -> None:
         self.reader = reader
         self.sink = sink
@@ -72,6 +117,10 @@ class EdgePipeline:
         self.alerts = alerts
         self.tracker = tracker or Tracker()
         self.motion = motion
+        #: Only this part of the frame goes to the motion gate and the detector.
+        self.roi = roi if roi is not None and not roi.whole else None
+        #: Set for a camera whose source can be read again (privplate.edge.runner).
+        self.replay: Replay | None = None
         self.frame_side = frame_side
         self.max_tokens = max_tokens
         self.on_read = on_read
@@ -84,18 +133,49 @@ class EdgePipeline:
 
     def process(self, frame: Frame) -> list[EdgeRead]:
         """Both stages for one frame, one after the other."""
-        return self._read_stage(*self._detect_stage(frame))
+        return self.read_stage(*self._detect_stage(frame))
+
+    def _region(self, image: ImageArray) -> tuple[ImageArray, int, int]:
+        """The region of interest of ``image`` (a view, no copy) and its top-left corner."""
+        if self.roi is None:
+            return image, 0, 0
+        height, width = image.shape[:2]
+        x0, y0, x1, y1 = self.roi.pixels(width, height)
+        return image[y0:y1, x0:x1], x0, y0
+
+    def admit(self, frame: Frame) -> bool:
+        """Count the frame; False when the motion gate finds nothing moved in the region."""
+        self.stats.frame_seen()
+        if self.motion is not None and not self.motion.moved(self._region(frame.image)[0]):
+            self.stats.skipped_motion += 1
+            return False
+        return True
+
+    def prime(self, frame: Frame) -> None:
+        """A resumed run: the motion gate compares with this frame, as it did before."""
+        if self.motion is not None:
+            self.motion.prime(self._region(frame.image)[0])
+
+    def detect(self, frame: Frame) -> list[Detection]:
+        """Plates in the region of interest, in full-frame pixels."""
+        self.stats.detected_frames += 1
+        region, x0, y0 = self._region(frame.image)
+        found = self.reader.detect([region])[0]
+        if not (x0 or y0):
+            return found
+        return [
+            Detection(Box(d.box.x1 + x0, d.box.y1 + y0, d.box.x2 + x0, d.box.y2 + y0), d.score)
+            for d in found
+        ]
 
     def _detect_stage(self, frame: Frame) -> tuple[Frame, list[Detection] | None, float]:
         """Motion gate and detector; None when the frame did not change enough to look at."""
         arrived = time.perf_counter()
-        self.stats.frames += 1
-        if self.motion is not None and not self.motion.moved(frame.image):
+        if not self.admit(frame):
             return frame, None, arrived
-        self.stats.detected_frames += 1
-        return frame, self.reader.detect([frame.image])[0], arrived
+        return frame, self.detect(frame), arrived
 
-    def _read_stage(
+    def read_stage(
         self, frame: Frame, detections: list[Detection] | None, arrived: float
     ) -> list[EdgeRead]:
         """OCR, tracking, alerts, tokens and sealing: everything that follows detection."""
@@ -103,7 +183,14 @@ class EdgePipeline:
             return self._emit(self.tracker.expire(frame.observed_at))
         readings = self.reader.recognize([frame.image], [detections])[0]
         self.stats.plates += len(readings)
-        closed, seen = self.tracker.update(frame.observed_at, readings, frame.image)
+        replay, cursor = self.replay, frame.cursor
+        new_id = None
+        if replay is not None and cursor is not None:
+
+            def new_id(n: int) -> uuid.UUID:
+                return replay.read_id(cursor, n)
+
+        closed, seen = self.tracker.update(frame.observed_at, readings, frame.image, new_id=new_id)
         for track in seen:
             self._alert(track, arrived)
         return self._emit(closed)
@@ -130,7 +217,11 @@ class EdgePipeline:
 
     def _emit(self, tracks: list[Track]) -> list[EdgeRead]:
         made: list[EdgeRead] = []
+        sink = self.replay or self.sink
         for track in tracks:
+            if self.replay is not None and self.replay.issued(track.read_id):
+                self.stats.replayed += 1  # made before a restart; already spooled
+                continue
             try:
                 item = build_read(
                     track,
@@ -148,8 +239,9 @@ class EdgePipeline:
             if item is None:
                 self.stats.dropped += 1
                 continue
-            self.sink.put(item)
+            sink.put(item)
             self.stats.reads += 1
+            self.stats.last_read_at = datetime.now(UTC)
             made.append(item)
             if track.alerted and self.on_hit is not None:
                 self.on_hit()
@@ -171,39 +263,14 @@ class EdgePipeline:
         plates of this one (OCR, tracking, tokens, sealing), in frame order: on a machine with
         a spare core the stages after detection then cost no frame time.
         """
-        frames = cap_rate(prefetch(source.frames()), max_fps)
         if not overlap:
-            for frame in frames:
+            for frame in cap_rate(prefetch(source.frames()), max_fps):
                 if stop is not None and stop.is_set():
                     break
                 self.process(frame)
             self.finish()
             return self.stats
-        handoff: queue.Queue[tuple[Frame, list[Detection] | None, float] | None] = queue.Queue(
-            maxsize=2
-        )
-        failure: list[BaseException] = []
+        from privplate.edge.runner import EdgeRunner, Lane  # noqa: PLC0415 - it imports this
 
-        def read_stage() -> None:
-            while (item := handoff.get()) is not None:
-                if failure:
-                    continue  # drain so the detector is never blocked
-                try:
-                    self._read_stage(*item)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    failure.append(exc)
-
-        reader = threading.Thread(target=read_stage, name="privplate-read", daemon=True)
-        reader.start()
-        try:
-            for frame in frames:
-                if (stop is not None and stop.is_set()) or failure:
-                    break
-                handoff.put(self._detect_stage(frame))
-        finally:
-            handoff.put(None)
-            reader.join()
-        if failure:
-            raise failure[0]
-        self.finish()
+        EdgeRunner([Lane(self, source, max_fps=max_fps)]).run(stop)
         return self.stats

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from privplate.edge.images import IMAGE_SUFFIXES, decode_image
 from privplate.errors import SourceError
@@ -34,12 +34,31 @@ class Frame:
     index: int
     #: Seconds on the source's own clock (video position, or wall clock for live sources).
     clock: float
+    #: Where the frame is in a source that can be read again (a file's name in a folder, a
+    #: video's frame number, zero-padded so cursors sort as the frames do); None when live.
+    cursor: str | None = None
 
 
 class Source(Protocol):
     name: str
 
     def frames(self) -> Iterator[Frame]: ...
+
+
+@runtime_checkable
+class Replayable(Protocol):
+    """A source that gives the same frames again after a restart (files, folders, videos):
+    the edge keeps where it was per camera and goes on from there (privplate.edge.runner)."""
+
+    name: str
+
+    def identity(self) -> str:
+        """What is being read: a different file under the same name is another identity."""
+        ...
+
+    def frames(self, start: str | None = None) -> Iterator[Frame]:
+        """Frames from the one whose cursor is ``start`` (inclusive), else from the first."""
+        ...
 
 
 def _now() -> datetime:
@@ -55,17 +74,29 @@ class ImageSource:
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
-            return sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            return sorted(
+                (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                key=lambda p: p.name,
+            )
         return [self.path]
 
-    def frames(self) -> Iterator[Frame]:
+    def identity(self) -> str:
+        """A folder is itself (files added later with later names are read on resume); a
+        single image is its path, size and modification time."""
+        if self.path.is_dir():
+            return f"folder {self.path.resolve()}"
+        return f"image {_file_identity(self.path)}"
+
+    def frames(self, start: str | None = None) -> Iterator[Frame]:
         for index, path in enumerate(self._files()):
+            if start is not None and path.name < start:
+                continue
             try:
                 image = decode_image(path)
             except SourceError as exc:
                 log.warning("%s", exc)
                 continue
-            yield Frame(image, _now(), index, time.monotonic())
+            yield Frame(image, _now(), index, time.monotonic(), cursor=path.name)
 
 
 class VideoSource:
@@ -74,13 +105,19 @@ class VideoSource:
     def __init__(self, path: Path, *, started_at: datetime | None = None) -> None:
         self.path = path
         self.name = path.name
+        #: Frame times are this plus the position in the video (now, when None). A resumed
+        #: run keeps the first run's, so a frame read again has the time it had.
         self.started_at = started_at
 
-    def frames(self) -> Iterator[Frame]:
+    def identity(self) -> str:
+        return f"video {_file_identity(self.path)}"
+
+    def frames(self, start: str | None = None) -> Iterator[Frame]:
         cv2 = cv2_module()
         if not self.path.is_file() or self.path.stat().st_size == 0:
             log.warning("%s: video file is missing or empty, skipped", self.name)
             return
+        first = int(start) if start is not None else 0
         capture = cv2.VideoCapture(str(self.path))
         try:
             if not capture.isOpened():
@@ -89,14 +126,24 @@ class VideoSource:
                 )
                 return
             fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-            start = self.started_at or _now()
+            begin = self.started_at or _now()
             index = 0
+            while index < first:  # skipped without decoding: grab() only demuxes
+                if not capture.grab():
+                    return
+                index += 1
             while True:
                 ok, image = capture.read()
                 if not ok or image is None:
                     break
                 clock = index / fps if fps > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                yield Frame(image, start + timedelta(seconds=clock), index, clock)
+                yield Frame(
+                    image,
+                    begin + timedelta(seconds=clock),
+                    index,
+                    clock,
+                    cursor=f"{index:010d}",
+                )
                 index += 1
             if index == 0:
                 log.warning("%s: the video has no decodable frame, skipped", self.name)
@@ -219,17 +266,41 @@ def open_source(spec: str) -> Source:
     )
 
 
+def _file_identity(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path.resolve()} (missing)"
+    return f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+
+
+class RateCap:
+    """At most ``max_fps`` frames per second of the source's clock (0: every frame).
+
+    ``next_at`` is its whole state: a resumed video run restores it, so the same frames are
+    picked as in the run that was interrupted."""
+
+    def __init__(self, max_fps: float, next_at: float = float("-inf")) -> None:
+        self.interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self.slack = self.interval * 0.05  # clocks jitter; 29.97 fps capped to 10 must give 10
+        self.next_at = next_at
+
+    def take(self, frame: Frame) -> bool:
+        if self.interval <= 0:
+            return True
+        if frame.clock >= self.next_at - self.slack:
+            self.next_at = max(
+                self.next_at + self.interval, frame.clock + self.interval - self.slack
+            )
+            return True
+        return False
+
+
 def cap_rate(frames: Iterator[Frame], max_fps: float) -> Iterator[Frame]:
     """At most ``max_fps`` frames per second of the source's clock (0: every frame)."""
-    if max_fps <= 0:
-        yield from frames
-        return
-    interval = 1.0 / max_fps
-    slack = interval * 0.05  # frame clocks jitter; 29.97 fps capped to 10 must give 10
-    next_at = float("-inf")
+    cap = RateCap(max_fps)
     for frame in frames:
-        if frame.clock >= next_at - slack:
-            next_at = max(next_at + interval, frame.clock + interval - slack)
+        if cap.take(frame):
             yield frame
 
 
@@ -280,14 +351,24 @@ class MotionGate:
         self.pixel_delta = pixel_delta
         self._last: ImageArray | None = None
 
-    def moved(self, image: ImageArray) -> bool:
-        if self.threshold <= 0:
-            return True
+    def _small(self, image: ImageArray) -> ImageArray:
         cv2 = cv2_module()
         small = cv2.cvtColor(
             cv2.resize(image, self.size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
         )
-        small = cv2.GaussianBlur(small, (3, 3), 0)
+        blurred: ImageArray = cv2.GaussianBlur(small, (3, 3), 0)
+        return blurred
+
+    def prime(self, image: ImageArray) -> None:
+        """Compare later frames with ``image`` (a resumed run: the last frame that passed)."""
+        if self.threshold > 0:
+            self._last = self._small(image)
+
+    def moved(self, image: ImageArray) -> bool:
+        if self.threshold <= 0:
+            return True
+        cv2 = cv2_module()
+        small = self._small(image)
         if self._last is None:
             self._last = small
             return True
@@ -296,3 +377,37 @@ class MotionGate:
             self._last = small
             return True
         return False
+
+
+class SettledGate(MotionGate):
+    """A motion gate that also thins detection while every car in view is already read.
+
+    ``settled()`` (privplate.edge.tracking.Tracker.settled) is asked for each frame that
+    moved: while it holds, only every ``stride``-th such frame goes to the detector and the
+    OCR, the others are skipped like frames without motion. A car driving through stays in
+    its track (a track closes only after edge.track_seconds unseen), and a new car is seen at
+    most ``stride - 1`` frames late. ``stride`` 1 is the plain motion gate.
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        settled: Callable[[], bool],
+        *,
+        stride: int = 3,
+        size: tuple[int, int] = (96, 54),
+        pixel_delta: int = 25,
+    ) -> None:
+        super().__init__(threshold, size=size, pixel_delta=pixel_delta)
+        self.settled = settled
+        self.stride = max(1, stride)
+        self._since = 0
+
+    def moved(self, image: ImageArray) -> bool:
+        if self.stride > 1 and self._since < self.stride - 1 and self.settled():
+            self._since += 1
+            return False
+        if not super().moved(image):
+            return False
+        self._since = 0
+        return True

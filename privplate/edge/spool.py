@@ -8,10 +8,16 @@ the same id (the server answers such a replay without storing anything twice). R
 deleted only after the server acknowledged them. ``secure_delete`` zeroes deleted rows; at most
 once a minute after an acknowledgement the spool also zeroes leftover copies inside pages and
 empties its WAL (see privplate.store.scrub), so sent tokens do not stay on the box.
+
+For sources that can be read again (files, folders, videos) the spool also keeps where each
+camera was (``progress``) and the ids of the reads made since then (``issued``, written in the
+transaction that spools the read): after a crash the camera goes on from there and a read made
+again under the same id is recognised and not spooled twice (privplate.edge.runner).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -53,6 +59,11 @@ CREATE TABLE IF NOT EXISTS state (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS issued (
+    read_id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS issued_camera ON issued (camera);
 """
 
 
@@ -82,6 +93,9 @@ class Spool:
             self._db.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(reads)")}
+            if "spooled_at" not in columns:  # spools made before it was recorded
+                self._db.execute("ALTER TABLE reads ADD COLUMN spooled_at REAL")
         except sqlean.Error as exc:
             raise StoreError(f"edge spool {path} cannot be opened ({type(exc).__name__})") from None
         path.chmod(0o600)
@@ -120,22 +134,98 @@ class Spool:
         with self._lock:
             self._db.close()
 
-    def put(self, item: EdgeRead) -> None:
+    def put(self, item: EdgeRead, *, camera: str | None = None) -> None:
+        """Spool a read; with ``camera``, also note its id as issued for that camera's
+        resume (in the same transaction, so a crash keeps both or neither)."""
         read = item.read
         wire = IngestBatch.from_store(
             uuid.UUID(int=0), [read], [item.evidence] if item.evidence else []
         )
         evidence_json = wire.evidence[0].model_dump_json() if wire.evidence else None
+        row = (str(read.read_id), wire.reads[0].model_dump_json(), evidence_json, time.time())
+        insert = (
+            "INSERT OR IGNORE INTO reads (read_id, read_json, evidence_json, spooled_at) "
+            "VALUES (?, ?, ?, ?)"
+        )
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO reads (read_id, read_json, evidence_json) VALUES (?, ?, ?)",
-                (str(read.read_id), wire.reads[0].model_dump_json(), evidence_json),
-            )
+            if camera is None:
+                self._db.execute(insert, row)
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(insert, row)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO issued (read_id, camera) VALUES (?, ?)",
+                    (str(read.read_id), camera),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def issued(self, read_id: uuid.UUID) -> bool:
+        """Was this read made (and spooled) since its camera's last resume point?"""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM issued WHERE read_id = ?", (str(read_id),)
+            ).fetchone()
+        return row is not None
+
+    def progress(self, camera: str) -> dict[str, object] | None:
+        """Where ``camera``'s replayable source was at its last resume point."""
+        value = self.get_state(f"progress {camera}")
+        if value is None:
+            return None
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def save_progress(self, camera: str, progress: dict[str, object] | None) -> None:
+        """Record ``camera``'s resume point (None forgets it) and forget the reads issued
+        before it: every read up to there is spooled, so none will be made again."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if progress is None:
+                    self._db.execute("DELETE FROM state WHERE name = ?", (f"progress {camera}",))
+                else:
+                    self._db.execute(
+                        "INSERT INTO state (name, value) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                        (f"progress {camera}", json.dumps(progress, sort_keys=True).encode()),
+                    )
+                self._db.execute("DELETE FROM issued WHERE camera = ?", (camera,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def read_id_namespace(self) -> uuid.UUID:
+        """This spool's own random namespace for read ids of replayable frames: the ids are
+        stable across restarts of this edge, unguessable to anyone else."""
+        value = self.get_state("read id namespace")
+        if value is None:
+            self.set_state("read id namespace", uuid.uuid4().bytes)
+            value = self.get_state("read id namespace")
+        assert value is not None  # noqa: S101 - just written
+        return uuid.UUID(bytes=value)
 
     def depth(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT count(*) FROM reads").fetchone()
         return int(row[0])
+
+    def oldest_age(self, now: float | None = None) -> float | None:
+        """Seconds the oldest waiting read has been in the spool (None: empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT min(spooled_at), count(*) FROM reads").fetchone()
+        if not row[1]:
+            return None
+        if row[0] is None:
+            return 0.0  # rows spooled before spooled_at was recorded
+        return max(0.0, (time.time() if now is None else now) - float(row[0]))
 
     def next_batch(self, max_reads: int) -> SpooledBatch | None:
         """The batch in flight, if one is; else a new one from the oldest waiting reads."""

@@ -9,6 +9,7 @@ becomes the read.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,12 +49,15 @@ class Track:
     #: Chosen when the car is first seen, so an alert and the later read share it.
     read_id: uuid.UUID = field(default_factory=uuid.uuid4)
     alerted: bool = False
+    #: Sightings in a row whose best reading was the track's best text (1: just started).
+    agreeing: int = 1
 
     def text_similarity(self, reading: PlateReading) -> float:
         return max(similarity(a, b) for a in _texts(self.best) for b in _texts(reading))
 
     def add(self, reading: PlateReading, frame: ImageArray, at: datetime) -> None:
         self.sightings += 1
+        self.agreeing = self.agreeing + 1 if reading.best.text == self.best.best.text else 1
         self.last_at = at
         self.last_box = reading.detection.box
         if reading.confidence > self.best.confidence:
@@ -64,19 +68,35 @@ class Tracker:
     def __init__(self, window: float = 3.0) -> None:
         self.window = timedelta(seconds=window)
         self.open: list[Track] = []
+        #: When the last frame was added (None before the first).
+        self.latest: datetime | None = None
 
     def update(
-        self, at: datetime, readings: list[PlateReading], frame: ImageArray
+        self,
+        at: datetime,
+        readings: list[PlateReading],
+        frame: ImageArray,
+        *,
+        new_id: Callable[[int], uuid.UUID] | None = None,
     ) -> tuple[list[Track], list[Track]]:
-        """Add one frame's readings; return (tracks that closed before ``at``, tracks seen)."""
+        """Add one frame's readings; return (tracks that closed before ``at``, tracks seen).
+
+        ``new_id(n)`` names the n-th track this frame starts (a frame that can be read again
+        after a restart gives its cars the same read ids); else read ids are random."""
         closed = self.expire(at)
+        self.latest = at
         taken: set[int] = set()
         seen: list[Track] = []
+        started = 0
         for reading in sorted(readings, key=lambda r: -r.confidence):
             track = self._match(reading, taken)
             if track is None:
                 box = reading.detection.box
-                track = Track(reading, frame, at, at, at, box)
+                if new_id is None:
+                    track = Track(reading, frame, at, at, at, box)
+                else:
+                    track = Track(reading, frame, at, at, at, box, read_id=new_id(started))
+                started += 1
                 self.open.append(track)
             else:
                 track.add(reading, frame, at)
@@ -96,6 +116,18 @@ class Tracker:
                 if best is None or score > best[0]:
                     best = (score, track)
         return best[1] if best else None
+
+    def settled(self, confidence: float = 0.6, sightings: int = 3) -> bool:
+        """True when the last frame with plates showed only cars read the same way in their
+        last ``sightings`` sightings, at least ``confidence`` sure: another look would only
+        confirm them (privplate.edge.sources.SettledGate thins detection while this holds).
+        False after a frame without plates (a car that was missed must be looked for)."""
+        tracks = list(self.open)  # read from the capture thread: a snapshot, never mutated
+        latest = self.latest
+        recent = [t for t in tracks if latest is not None and t.last_at == latest]
+        return bool(recent) and all(
+            t.agreeing >= sightings and t.best.confidence >= confidence for t in recent
+        )
 
     def expire(self, now: datetime) -> list[Track]:
         closed = [t for t in self.open if now - t.last_at > self.window]

@@ -18,6 +18,9 @@ the slack is zero. A successful sign-in deletes the account's rows and its own a
 worker that dies between the reservation and the check leaves the row counted (fails closed).
 Rows older than the window are deleted by later attempts, skipping rows another transaction
 has locked, so the clean-up never waits on or deadlocks with a concurrent sign-in.
+
+Device enrolment codes (privplate.devices.enrolment) are throttled by the same rows, per client
+address only (``name=None``), under a key of their own so the two never count together.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class Refused:
 class Reserved:
     """The attempt was let through and counted; :func:`succeeded` uncounts it."""
 
-    account_key: bytes
+    account_key: bytes | None
     address_row: uuid.UUID | None
 
 
@@ -90,15 +93,16 @@ def admit(
     conn: Connection,
     limits: SignInLimits,
     *,
-    name: str,
+    name: str | None,
     address: str | None,
     now: datetime,
 ) -> Reserved | Refused:
     """In ``conn``'s write transaction: refuse if the name or the address is at its limit,
-    else count this attempt as a failure until :func:`succeeded` says otherwise."""
-    keys: list[tuple[Limit, bytes, int]] = [
-        ("account", limits.digest("account", name), limits.per_account)
-    ]
+    else count this attempt as a failure until :func:`succeeded` says otherwise. Without a
+    name only the address counts."""
+    keys: list[tuple[Limit, bytes, int]] = []
+    if name is not None:
+        keys.append(("account", limits.digest("account", name), limits.per_account))
     if address:
         keys.append(("address", limits.digest("address", address), limits.per_address))
     for _, key, _ in sorted(keys, key=lambda k: k[1]):
@@ -125,17 +129,20 @@ def admit(
     if reached:
         return Refused(tuple(reached), max(1, math.ceil(wait)))
     rows = {kind: uuid.uuid4() for kind, _, _ in keys}
-    conn.execute(
-        insert(SignInFailure),
-        [{"id": rows[kind], "key": key, "failed_at": now} for kind, key, _ in keys],
-    )
-    return Reserved(account_key=keys[0][1], address_row=rows.get("address"))
+    if keys:
+        conn.execute(
+            insert(SignInFailure),
+            [{"id": rows[kind], "key": key, "failed_at": now} for kind, key, _ in keys],
+        )
+    account_key = keys[0][1] if name is not None else None
+    return Reserved(account_key=account_key, address_row=rows.get("address"))
 
 
 def succeeded(conn: Connection, reserved: Reserved) -> None:
     """The password was right: the account's failures are forgiven, and this attempt no longer
     counts against its address (the address's other failures still do)."""
-    conn.execute(delete(SignInFailure).where(SignInFailure.key == reserved.account_key))
+    if reserved.account_key is not None:
+        conn.execute(delete(SignInFailure).where(SignInFailure.key == reserved.account_key))
     if reserved.address_row is not None:
         conn.execute(delete(SignInFailure).where(SignInFailure.id == reserved.address_row))
 

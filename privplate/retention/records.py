@@ -1,8 +1,9 @@
 """Retention of the server's own records: expired hotlist entries and their tokens, alerts
-past the hit-read window, spent device nonces and batch receipts, expired sessions, the item keys of
-expired unseal releases, the sealed plates of expired searches awaiting approval, and query
-records, searches filed for approval, compliance flags and reviewed spot checks past the audit
-window (an open spot check keeps what its reviewer reads of a subject deleted before it)."""
+past the hit-read window, spent device nonces and batch receipts, expired sessions, spent
+enrolment codes, the item keys of expired unseal releases, the sealed plates of expired
+searches awaiting approval, and query records, searches filed for approval, compliance flags
+and reviewed spot checks past the audit window (an open spot check keeps what its reviewer
+reads of a subject deleted before it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from privplate.policy.approvals import expire_search_approvals
 from privplate.policy.review import SubjectKind, keep_subjects
 from privplate.retention.scope import RetentionScope
 from privplate.store.approval_models import OPEN_STATUSES, SearchApproval
+from privplate.store.enrolment_models import EnrolmentCode
 from privplate.store.models import Base, ReadCount
 from privplate.store.outbox_models import WebhookDelivery
 from privplate.store.pending_import_models import PendingImport
@@ -31,6 +33,9 @@ from privplate.store.server_models import (
 )
 from privplate.unseal.workflow import expire_release_keys
 
+# An expired or used enrolment code is kept a week, so a late try hears "expired" or "used"
+# rather than "unknown"; the audit log keeps its story (by code id) for its own window.
+ENROLMENT_CODES = timedelta(days=7)
 # A batch receipt only spares a retrying edge a second parse; reads de-duplicate by id anyway.
 BATCH_RECEIPTS = timedelta(days=7)
 
@@ -66,6 +71,9 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
     counts["sessions"] = remove(Session, Session.expires_at <= now)
     # Console imports never confirmed (encrypted; the console deletes them on use too).
     counts["pending_imports"] = remove(PendingImport, PendingImport.expires_at <= now)
+    counts["enrolment_codes"] = remove(
+        EnrolmentCode, EnrolmentCode.expires_at < now - ENROLMENT_CODES
+    )
     counts["queries"] = remove(Query, old_queries)
     # Searches filed for approval: an expired one loses its sealed plate now (the service also
     # expires on every call); the ended rows go with the query records they sit beside.

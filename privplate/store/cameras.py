@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from privplate.errors import AlreadyExists, NotFound, PrivplateError
@@ -56,6 +56,16 @@ def insert_camera(conn: Connection, *, camera_id: str, name: str = "") -> Camera
     except IntegrityError:
         raise AlreadyExists(f"camera {camera_id!r} is already registered") from None
     return CameraInfo(camera_id, name, created, True)
+
+
+def deactivate_camera(conn: Connection, *, camera_id: str) -> None:
+    """Deactivate a camera in the caller's transaction: its reads are refused from now on;
+    what it stored stays until retention removes it. NotFound if it is not active."""
+    done = conn.execute(
+        update(Camera).where(Camera.id == camera_id, Camera.active.is_(True)).values(active=False)
+    )
+    if done.rowcount == 0:
+        raise NotFound(f"no active camera {camera_id!r}")
 
 
 def list_cameras(*, db: Database) -> list[CameraInfo]:

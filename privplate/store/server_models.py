@@ -178,17 +178,43 @@ class HotlistToken(Base):
     entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("hotlist_entries.id"))
 
 
+class AlertKind(StrEnum):
+    """What raised an alert: a read matching a hotlist entry, or an edge device's health
+    (privplate.alerts.device_alerts). Only hotlist hits are hits: transparency reports and
+    outcomes concern them alone."""
+
+    HOTLIST_HIT = "hotlist_hit"
+    SILENT_CAMERA = "silent_camera"
+    SPOOL_BACKLOG = "spool_backlog"
+
+
 class Alert(Base):
+    """An alert. A hotlist hit names its read and list entry; a device alert (silent camera,
+    spool backlog) names the camera or device and why, and its hotlist columns are NULL. A
+    device alert's episode ends with a second row of the same kind whose ``clears`` is the
+    raising alert's id (and the raising row's ``cleared_at`` is set)."""
+
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    read_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    kind: Mapped[str] = mapped_column(String(32), server_default=AlertKind.HOTLIST_HIT.value)
+    read_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True, nullable=True)
+    #: A hit: when the read was made; a device alert: when the condition was found.
     observed_at: Mapped[datetime]
+    #: A device alert about a device (spool backlog) names the device's first camera.
     camera_id: Mapped[str] = mapped_column(String(64))
-    hotlist_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    via_alternate: Mapped[bool] = mapped_column(Boolean)
-    confidence: Mapped[float]
+    hotlist_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    entry_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True, nullable=True)
+    via_alternate: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(nullable=True)
+    #: Device alerts: the device, why (privplate.alerts.device_alerts.Cause), the alert this
+    #: row clears (a clearing row), and when the raising row's episode was cleared.
+    device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    clears: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True
+    )
+    cleared_at: Mapped[datetime | None] = mapped_column(nullable=True)
     evidence_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
     #: What came of it, as reported by an operator or investigator (AlertOutcome).
@@ -197,10 +223,24 @@ class Alert(Base):
     outcome_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class SinkKind(StrEnum):
+    """Where an outbox endpoint delivers: an HTTP receiver registered through the webhook API,
+    or the MQTT broker of ``[mqtt]`` (one row, kept in step with the settings)."""
+
+    HTTP = "http"
+    MQTT = "mqtt"
+
+
 class Webhook(Base):
+    """An endpoint of the alert outbox (privplate.alerts.outbox): every active one gets a
+    delivery row per alert, whatever its kind."""
+
     __tablename__ = "webhooks"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), server_default=SinkKind.HTTP.value)
+    #: An http(s) receiver's URL; for the MQTT endpoint, mqtt(s)://host:port/prefix (no
+    #: credentials), for the record.
     url: Mapped[str] = mapped_column(String(2000))
     #: The HMAC secret, SecretBox-encrypted under the server's webhook key.
     secret_box: Mapped[bytes] = mapped_column(LargeBinary)

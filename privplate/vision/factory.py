@@ -68,6 +68,7 @@ def _detector(edge: EdgeSettings, models: Path | None, base: Path) -> YoloPlateD
         iou=edge.nms_iou,
         threads=edge.threads,
         layout=layout,  # type: ignore[arg-type]
+        rect=edge.rect_inference,
     )
 
 
@@ -106,6 +107,8 @@ def reader_options(edge: EdgeSettings) -> ReaderOptions:
         alternates=edge.alternates,
         alternate_ratio=edge.alternate_ratio,
         min_ocr_confidence=edge.min_ocr_confidence,
+        refine_below=edge.refine_below if edge.refine_below > 0 else None,
+        refine_side=edge.refine_side,
     )
 
 

@@ -1,6 +1,10 @@
 """Detector + recognizer: frames in, plate readings with alternates out.
 
 Every crop of every plate of every frame given to one call goes to the OCR in a single batch.
+A plate the OCR was unsure of can be looked for again in a zoomed-in region around it
+(``refine_below``): the detector's box at frame scale is often a little off on a small plate,
+and the box found at twice the resolution gives a crop the OCR reads better; the more
+confident of the two readings is kept.
 """
 
 from __future__ import annotations
@@ -11,10 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from privplate.vision.alternates import choose, k_best, slot_confidence
-from privplate.vision.crops import DEFAULT_VARIANTS, CropVariant, make_crop
+from privplate.vision.crops import DEFAULT_VARIANTS, CropVariant, crop, make_crop
 from privplate.vision.interfaces import Detector, Recognizer
 from privplate.vision.priors import FormatPrior
-from privplate.vision.types import Detection, ImageArray, PlateReading, SlotProbabilities
+from privplate.vision.types import Box, Detection, ImageArray, PlateReading, SlotProbabilities
+
+#: The region searched around an unsure plate: its box grown by this share of its width and
+#: height on each side.
+REFINE_MARGIN = (0.5, 1.0)
+#: A box found there is the same plate when it overlaps the first box this much.
+REFINE_IOU = 0.3
+#: A detection at least this sure is kept even when the zoomed-in look does not find it.
+REFINE_KEEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,11 @@ class ReaderOptions:
     prior_ratio: float = 0.2
     #: Plates whose OCR confidence is lower are dropped (a detector false positive reads badly).
     min_ocr_confidence: float = 0.0
+    #: Look again, zoomed in, for plates whose OCR confidence is below this (None: never).
+    #: Needs a detector that takes an input ``size`` (rectangular inference).
+    refine_below: float | None = None
+    #: Longest side of the detector's input for that region, in pixels.
+    refine_side: int = 320
 
 
 def _average(parts: Sequence[SlotProbabilities]) -> SlotProbabilities:
@@ -96,12 +113,48 @@ class PlateReader:
             )
             for n, i in enumerate(unsure):
                 parts[i] = [*parts[i], *extra[n * len(rest) : (n + 1) * len(rest)]]
+        slots: list[SlotProbabilities | None] = [_average(part) for part in parts]
+        if opts.refine_below is not None and getattr(self.detector, "rect", None) is not None:
+            self._refine(plates, slots, opts.refine_below)
         results: list[list[PlateReading]] = [[] for _ in frames]
-        for (k, _, det), part in zip(plates, parts, strict=True):
-            reading = self._decode(det, _average(part))
+        for (k, _, det), table in zip(plates, slots, strict=True):
+            if table is None:
+                continue
+            reading = self._decode(det, table)
             if reading is not None:
                 results[k].append(reading)
         return results
+
+    def _refine(
+        self,
+        plates: Sequence[tuple[int, ImageArray, Detection]],
+        slots: list[SlotProbabilities | None],
+        below: float,
+    ) -> None:
+        """Replace the readings of unsure plates by a zoomed-in re-detection's, if surer; a
+        faint detection (score below REFINE_KEEP) not found again zoomed in is dropped."""
+        opts = self.options
+        variants = opts.variants or (CropVariant.PLAIN,)
+        found: list[tuple[int, Box]] = []
+        for i, (_, frame, det) in enumerate(plates):
+            table = slots[i]
+            if table is None or slot_confidence(table) >= below:
+                continue
+            box = refined_box(self.detector, frame, det.box, opts.refine_side)
+            if box is not None:
+                found.append((i, box))
+            elif det.score < REFINE_KEEP:
+                slots[i] = None
+        if not found:
+            return
+        outputs = self.recognizer.recognize(
+            [make_crop(plates[i][1], box, v, opts.padding) for i, box in found for v in variants]
+        )
+        for n, (i, _) in enumerate(found):
+            table = _average(outputs[n * len(variants) : (n + 1) * len(variants)])
+            current = slots[i]
+            if current is None or slot_confidence(table) > slot_confidence(current):
+                slots[i] = table
 
     def _decode(self, det: Detection, slots: SlotProbabilities) -> PlateReading | None:
         opts = self.options
@@ -119,3 +172,23 @@ class PlateReader:
             return None
         best, alternates = chosen
         return PlateReading(det, best, alternates, confidence, slots)
+
+
+def refined_box(detector: Detector, frame: ImageArray, box: Box, side: int) -> Box | None:
+    """The plate's box found again by ``detector`` in the region around ``box``, the region
+    scaled so its longest side is ``side`` pixels; None when nothing overlapping is found."""
+    mx, my = REFINE_MARGIN
+    region = Box(
+        box.x1 - mx * box.width,
+        box.y1 - my * box.height,
+        box.x2 + mx * box.width,
+        box.y2 + my * box.height,
+    )
+    patch = crop(frame, region)
+    ox, oy = max(0, round(region.x1)), max(0, round(region.y1))
+    best: tuple[float, Box] | None = None
+    for det in detector.detect(patch, side):  # type: ignore[call-arg]
+        moved = Box(det.box.x1 + ox, det.box.y1 + oy, det.box.x2 + ox, det.box.y2 + oy)
+        if moved.iou(box) >= REFINE_IOU and (best is None or det.score > best[0]):
+            best = (det.score, moved)
+    return best[1] if best is not None else None

@@ -18,6 +18,7 @@ from privplate.alerts.stream import alert_events
 from privplate.api.deps import ServicesDep, allow
 from privplate.identity.accounts import UserInfo, user_for_bearer
 from privplate.identity.roles import Role
+from privplate.store.server_models import AlertKind
 
 router = APIRouter(tags=["alerts"])
 Watcher = Annotated[UserInfo, Depends(allow(Role.OPERATOR, Role.INVESTIGATOR, Role.COMPLIANCE))]
@@ -26,11 +27,15 @@ _bearer = HTTPBearer(auto_error=False)
 
 class AlertOut(BaseModel):
     id: int
-    read_id: uuid.UUID
+    kind: AlertKind = Field(
+        default=AlertKind.HOTLIST_HIT,
+        description="hotlist_hit, or a device alert: silent_camera, spool_backlog",
+    )
+    read_id: uuid.UUID | None = Field(description="a hotlist hit's read (null: device alert)")
     observed_at: datetime
     camera_id: str
     hotlist: str
-    entry_id: uuid.UUID
+    entry_id: uuid.UUID | None = Field(description="a hotlist hit's entry (null: device alert)")
     reason: str
     case_number: str
     via_alternate: bool
@@ -39,6 +44,18 @@ class AlertOut(BaseModel):
     created_at: datetime
     outcome: AlertOutcome | None = Field(
         default=None, description="what came of it, once reported (POST /alerts/{id}/outcome)"
+    )
+    device_id: str | None = Field(default=None, description="a device alert's device")
+    cause: str | None = Field(
+        default=None,
+        description="why a device alert was raised: no_frame, no_read, no_report, "
+        "spool_depth, spool_age",
+    )
+    clears: int | None = Field(
+        default=None, description="on the row that ends a device alert: the alert it clears"
+    )
+    cleared_at: datetime | None = Field(
+        default=None, description="when a device alert's condition ended (null: still on)"
     )
 
     @classmethod

@@ -1,4 +1,6 @@
-"""Health, retention status and metrics. Nothing here counts reads by camera, place or time."""
+"""Health, retention status and metrics. Nothing here counts reads by camera, place or time:
+the per-camera lines of /metrics are the edges' health (frames per second, ages of the last
+frame and read, dropped reads), never how many reads a camera made."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from privplate import __version__
 from privplate.api.deps import Public, ServicesDep, allow
+from privplate.devices.health import health_metrics
 from privplate.identity.accounts import UserInfo
 from privplate.identity.roles import Role
 from privplate.leader import leader_metrics
@@ -163,6 +166,9 @@ def metrics(_: Watcher, services: ServicesDep) -> PlainTextResponse:
         "# TYPE privplate_webhook_deliveries_total counter",
         f'privplate_webhook_deliveries_total{{result="ok"}} {services.webhooks.delivered}',
         f'privplate_webhook_deliveries_total{{result="failed"}} {services.webhooks.failed}',
+        "# TYPE privplate_device_alerts_total counter",
+        f"privplate_device_alerts_total {c['device_alerts']}",
+        *health_metrics(services.dep.db),
         *leader_metrics(services.dep),
         "# TYPE privplate_scrape_time_seconds gauge",
         f"privplate_scrape_time_seconds {datetime.now(UTC).timestamp():.3f}",

@@ -6,6 +6,8 @@ from alembic import context
 
 from privplate.store import (  # noqa: F401 - registers tables
     approval_models,
+    enrolment_models,
+    health_models,
     outbox_models,
     pending_import_models,
     review_models,

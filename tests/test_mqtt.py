@@ -1,0 +1,558 @@
+"""MQTT against the real Mosquitto (127.0.0.1:1883): Home Assistant discovery checked field by
+field against HA's discovery schema, an alert on a hotlist hit through the one ingest path and
+nothing for a non-hit, retained discovery cleared when a camera is deactivated, delivery that
+survives an unreachable broker (outbox retries, then once), and no plate in any topic or
+payload. Each test uses topic and discovery prefixes of its own, so runs do not interfere.
+
+Skipped where no broker listens, except under CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+
+from privplate.alerts.webhooks import MQTT_ENDPOINT_ID
+from privplate.deployment import Deployment
+from privplate.errors import ConfigError, InvalidRequest, NotFound
+from privplate.services import Services
+from privplate.settings import load_settings
+from privplate.store.database import MIGRATIONS_DIR
+from privplate.store.models import Base
+from privplate.store.outbox_models import WebhookDelivery
+from privplate.store.server_models import Webhook
+from tests import factories
+from tests.cluster_support import free_port
+from tests.privacy import hits_in_bytes
+from tests.webhook_support import hotlist_of, plates, wait_for
+
+paho = pytest.importorskip("paho.mqtt.client")
+
+BROKER = ("127.0.0.1", 1883)
+
+
+def _broker_up() -> bool:
+    try:
+        with socket.create_connection(BROKER, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+if os.environ.get("CI") != "true" and not _broker_up():
+    pytest.skip("no MQTT broker on 127.0.0.1:1883", allow_module_level=True)
+
+
+# -- Home Assistant's MQTT discovery schema (home-assistant.io/integrations/mqtt, and the
+# sensor.mqtt, binary_sensor.mqtt and event.mqtt pages), as data -----------------------------
+
+#: <discovery_prefix>/<component>/[<node_id>/]<object_id>/config; ids are [a-zA-Z0-9_-].
+ID = r"[a-zA-Z0-9_-]+"
+COMPONENTS = {"sensor", "binary_sensor", "event"}
+SENSOR_DEVICE_CLASSES = {
+    "absolute_humidity", "apparent_power", "aqi", "area", "atmospheric_pressure", "battery",
+    "blood_glucose_concentration", "carbon_dioxide", "carbon_monoxide", "conductivity",
+    "current", "data_rate", "data_size", "date", "distance", "duration", "energy",
+    "energy_distance", "energy_storage", "enum", "frequency", "gas", "humidity", "illuminance",
+    "irradiance", "moisture", "monetary", "nitrogen_dioxide", "nitrogen_monoxide",
+    "nitrous_oxide", "ozone", "ph", "pm1", "pm10", "pm25", "power", "power_factor",
+    "precipitation", "precipitation_intensity", "pressure", "reactive_energy",
+    "reactive_power", "signal_strength", "sound_pressure", "speed", "sulphur_dioxide",
+    "temperature", "timestamp", "volatile_organic_compounds",
+    "volatile_organic_compounds_parts", "voltage", "volume", "volume_flow_rate",
+    "volume_storage", "water", "weight", "wind_direction", "wind_speed",
+}  # fmt: skip
+BINARY_SENSOR_DEVICE_CLASSES = {
+    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
+    "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
+    "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
+    "tamper", "update", "vibration", "window",
+}  # fmt: skip
+EVENT_DEVICE_CLASSES = {"button", "doorbell", "motion"}
+STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
+ENTITY_CATEGORIES = {"config", "diagnostic"}
+COMMON_KEYS = {
+    "availability", "availability_mode", "availability_template", "availability_topic",
+    "device", "enabled_by_default", "encoding", "entity_category", "entity_picture",
+    "expire_after", "force_update", "icon", "json_attributes_template",
+    "json_attributes_topic", "name", "object_id", "default_entity_id", "origin",
+    "payload_available", "payload_not_available", "platform", "qos", "unique_id",
+    "value_template", "state_topic", "device_class",
+}  # fmt: skip
+SCHEMA: dict[str, dict[str, Any]] = {
+    "sensor": {
+        "required": {"state_topic", "unique_id", "name", "device"},
+        "allowed": COMMON_KEYS
+        | {
+            "last_reset_value_template",
+            "options",
+            "state_class",
+            "suggested_display_precision",
+            "unit_of_measurement",
+        },
+        "device_classes": SENSOR_DEVICE_CLASSES,
+    },
+    "binary_sensor": {
+        "required": {"state_topic", "unique_id", "name", "device"},
+        "allowed": COMMON_KEYS | {"off_delay", "payload_off", "payload_on"},
+        "device_classes": BINARY_SENSOR_DEVICE_CLASSES,
+    },
+    "event": {
+        "required": {"state_topic", "unique_id", "name", "device", "event_types"},
+        "allowed": (COMMON_KEYS - {"expire_after", "force_update"}) | {"event_types"},
+        "device_classes": EVENT_DEVICE_CLASSES,
+    },
+}
+DEVICE_KEYS = {
+    "configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model",
+    "model_id", "name", "serial_number", "suggested_area", "sw_version", "via_device",
+}  # fmt: skip
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+
+
+def check_discovery(topic: str, config: dict[str, Any], *, discovery: str, prefix: str) -> str:
+    """Check one config against the schema; returns its component."""
+    match = re.fullmatch(rf"{re.escape(discovery)}/(\w+)/({ID})/({ID})/config", topic)
+    assert match, topic
+    component = match.group(1)
+    assert component in COMPONENTS, topic
+    schema = SCHEMA[component]
+    assert schema["required"] <= config.keys(), (topic, schema["required"] - config.keys())
+    assert config.keys() <= schema["allowed"], (topic, config.keys() - schema["allowed"])
+    if "device_class" in config:
+        assert config["device_class"] in schema["device_classes"], topic
+    if "state_class" in config:
+        assert config["state_class"] in STATE_CLASSES, topic
+    if "entity_category" in config:
+        assert config["entity_category"] in ENTITY_CATEGORIES, topic
+    assert isinstance(config["unique_id"], str) and config["unique_id"], topic
+    assert isinstance(config["name"], str) and config["name"], topic
+    device = config["device"]
+    assert device.keys() <= DEVICE_KEYS, device.keys() - DEVICE_KEYS
+    assert isinstance(device["identifiers"], list) and device["identifiers"], topic
+    assert all(isinstance(i, str) and i for i in device["identifiers"])
+    assert {"name", "manufacturer", "model", "sw_version"} <= device.keys()
+    assert config.get("origin", {}).keys() <= ORIGIN_KEYS
+    assert "name" in config.get("origin", {"name": "-"})
+    for entry in config["availability"]:
+        assert entry.keys() <= {"topic", "payload_available", "payload_not_available",
+                                "value_template"}  # fmt: skip
+        assert entry["topic"] == f"{prefix}/status"
+    assert config["availability_mode"] in {"all", "any", "latest"}
+    assert config["qos"] in (0, 1, 2)
+    # Topics privplate publishes are its own, without wildcards.
+    for key in ("state_topic", "json_attributes_topic"):
+        if key in config:
+            assert config[key].startswith(f"{prefix}/camera/"), (topic, key)
+            assert not set(config[key]) & {"+", "#"}
+    if component == "event":
+        assert isinstance(config["event_types"], list) and config["event_types"]
+        assert all(isinstance(t, str) for t in config["event_types"])
+    if component == "binary_sensor":
+        assert isinstance(config["off_delay"], int) and config["off_delay"] > 0
+    if config.get("device_class") == "timestamp":
+        assert "unit_of_measurement" not in config
+    return component
+
+
+# -- a subscriber, as Home Assistant would be ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Capture:
+    """Subscribes to ``topics`` and keeps every message it gets (retained ones first)."""
+
+    def __init__(self, *topics: str) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = paho.Client(
+            callback_api_version=paho.CallbackAPIVersion.VERSION2,
+            client_id=f"test-{uuid.uuid4().hex[:8]}",
+        )
+
+        def on_connect(client: Any, *_: Any) -> None:
+            client.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(*_: Any) -> None:
+            subscribed.set()
+
+        def on_message(_client: Any, _userdata: Any, msg: Any) -> None:
+            with self._lock:
+                self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.on_message = on_message
+        self.client.connect(*BROKER)
+        self.client.loop_start()
+        assert subscribed.wait(10), "the test subscriber could not subscribe"
+
+    def all(self) -> list[Message]:
+        with self._lock:
+            return list(self.messages)
+
+    def on(self, topic: str) -> list[Message]:
+        return [m for m in self.all() if m.topic == topic]
+
+    def latest(self) -> dict[str, bytes]:
+        """The last payload seen per topic."""
+        return {m.topic: m.payload for m in self.all()}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass(frozen=True)
+class Prefixes:
+    topic: str
+    discovery: str
+
+
+@pytest.fixture
+def prefixes(monkeypatch: pytest.MonkeyPatch) -> Prefixes:
+    run = uuid.uuid4().hex[:10]
+    found = Prefixes(f"pptest-{run}", f"hatest-{run}")
+    for name, value in {
+        "ENABLED": "true",
+        "HOST": BROKER[0],
+        "PORT": str(BROKER[1]),
+        "TOPIC_PREFIX": found.topic,
+        "DISCOVERY_PREFIX": found.discovery,
+        "STATE_INTERVAL_SECONDS": "0.2",
+        "ALERT_ON_SECONDS": "1",
+    }.items():
+        monkeypatch.setenv(f"PRIVPLATE_MQTT__{name}", value)
+    monkeypatch.setenv("PRIVPLATE_WEBHOOKS__FIRST_RETRY_SECONDS", "0.1")
+    return found
+
+
+@pytest.fixture
+def capture(prefixes: Prefixes) -> Iterator[Capture]:
+    found = Capture(f"{prefixes.topic}/#", f"{prefixes.discovery}/#")
+    yield found
+    found.close()
+    clear_retained(prefixes)
+
+
+def clear_retained(prefixes: Prefixes) -> None:
+    """Leave nothing retained behind on the shared broker."""
+    sweep = Capture(f"{prefixes.topic}/#", f"{prefixes.discovery}/#")
+    threading.Event().wait(0.3)  # the retained messages arrive right after the subscription
+    for topic in {m.topic for m in sweep.all() if m.retain and m.payload}:
+        sweep.client.publish(topic, b"", 1, retain=True).wait_for_publish(5)
+    sweep.close()
+
+
+def configs_of(capture: Capture, discovery: str) -> dict[str, dict[str, Any]]:
+    """The current (non-empty) discovery configs, by topic."""
+    return {
+        t: json.loads(p)
+        for t, p in capture.latest().items()
+        if t.startswith(f"{discovery}/") and t.endswith("/config") and p
+    }
+
+
+def assert_no_plates(capture: Capture, used: list[str]) -> None:
+    everything = b"\n".join(m.topic.encode() + b"\0" + m.payload for m in capture.all())
+    assert everything, "nothing was captured: the scan would prove nothing"
+    assert hits_in_bytes(everything, used) == []
+
+
+def mqtt_rows(dep: Deployment) -> list[Any]:
+    with dep.db.read() as conn:
+        return list(
+            conn.execute(
+                select(WebhookDelivery).where(WebhookDelivery.webhook_id == MQTT_ENDPOINT_ID)
+            ).all()
+        )
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def test_discovery_follows_home_assistant_schema_and_is_retained(
+    home: Path, prefixes: Prefixes, capture: Capture
+) -> None:
+    with Deployment.open(home) as dep:
+        factories.camera(dep, "gate-1")
+        factories.camera(dep, "lot.b")  # a '.' is not allowed in a discovery id
+        with Services(dep) as services:
+            services.webhooks.start()
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 8, "8 configs")
+            configs = configs_of(capture, prefixes.discovery)
+            components = [
+                check_discovery(t, c, discovery=prefixes.discovery, prefix=prefixes.topic)
+                for t, c in configs.items()
+            ]
+            assert sorted(components) == sorted(["sensor", "sensor", "binary_sensor", "event"] * 2)
+            unique_ids = [c["unique_id"] for c in configs.values()]
+            assert len(set(unique_ids)) == len(unique_ids)
+            devices = {c["device"]["identifiers"][0] for c in configs.values()}
+            assert len(devices) == 2  # one device per camera, four entities each
+            by_object = {t.split("/")[-2]: c for t, c in configs.items() if "lot" in t}
+            assert by_object["last_contact"]["device_class"] == "timestamp"
+            assert by_object["reads_per_minute"]["state_class"] == "measurement"
+            assert by_object["reads_per_minute"]["unit_of_measurement"] == "reads/min"
+            assert by_object["hotlist_alert_event"]["event_types"] == ["hotlist_alert"]
+            assert by_object["hotlist_alert"]["off_delay"] == 1
+            assert (
+                by_object["hotlist_alert"]["state_topic"] == f"{prefixes.topic}/camera/lot.b/alert"
+            )
+            # Availability: "online" while connected (the will says "offline").
+            wait_for(
+                lambda: capture.latest().get(f"{prefixes.topic}/status") == b"online", "online"
+            )
+
+            # The typed API device health will use: one retained topic per key.
+            assert services.mqtt is not None
+            assert services.mqtt.publish_camera_state("gate-1", {"temperature_c": 41.5})
+            wait_for(
+                lambda: (
+                    capture.latest().get(f"{prefixes.topic}/camera/gate-1/temperature_c") == b"41.5"
+                ),
+                "a camera state value",
+            )
+            with pytest.raises(InvalidRequest):
+                services.mqtt.publish_camera_state("gate-1", {"alert": "ON"})
+            with pytest.raises(InvalidRequest):
+                services.mqtt.publish_camera_state("gate-1", {"a/#": 1})
+
+            # Retained: a subscriber that comes later (Home Assistant after a restart) gets
+            # every config at once, flagged retained.
+            late = Capture(f"{prefixes.discovery}/#")
+            try:
+                wait_for(lambda: len(late.all()) >= 8, "retained configs for a late subscriber")
+                assert all(m.retain for m in late.all())
+                assert {m.topic for m in late.all()} == set(configs)
+            finally:
+                late.close()
+        # A graceful stop says "offline".
+        wait_for(lambda: capture.latest().get(f"{prefixes.topic}/status") == b"offline", "offline")
+
+
+def test_deactivated_cameras_lose_their_retained_discovery(
+    home: Path, prefixes: Prefixes, capture: Capture
+) -> None:
+    with Deployment.open(home) as dep:
+        for camera in ("gate-1", "gate-2", "gate-3"):
+            factories.camera(dep, camera)
+        with Services(dep) as services:
+            services.webhooks.start()
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 12, "12 configs")
+            gone = [t for t in configs_of(capture, prefixes.discovery) if "gate-2" in t]
+            assert len(gone) == 4
+            # Through the service function, in this process: cleared at once.
+            dep.deactivate_camera("gate-2")
+            wait_for(
+                lambda: all(capture.latest()[t] == b"" for t in gone), "gate-2's configs cleared"
+            )
+            # By another process (the CLI's `cameras deactivate`): at the next interval.
+            with Deployment.open(home, actor="cli") as other:
+                other.deactivate_camera("gate-3")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 4, "gate-3 cleared")
+            # And a camera another process adds is announced the same way.
+            with Deployment.open(home, actor="cli") as other:
+                factories.camera(other, "gate-4")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 8, "gate-4 announced")
+            with pytest.raises(NotFound):
+                dep.deactivate_camera("gate-2")
+        late = Capture(f"{prefixes.discovery}/#")
+        try:
+            wait_for(lambda: len(late.all()) >= 8, "the retained configs")
+            threading.Event().wait(0.3)
+            retained = {m.topic for m in late.all() if m.payload}
+            assert retained and not [t for t in retained if "gate-2" in t or "gate-3" in t]
+            assert {t.split("/")[2] for t in retained} == {
+                f"{prefixes.topic}_gate-1",
+                f"{prefixes.topic}_gate-4",
+            }
+        finally:
+            late.close()
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def test_a_hotlist_hit_is_published_and_a_non_hit_is_not(
+    home: Path, prefixes: Prefixes, capture: Capture
+) -> None:
+    wanted, passing = plates(1), ["7PASS99"]
+    events = f"{prefixes.topic}/camera/gate-1/event"
+    alert_state = f"{prefixes.topic}/camera/gate-1/alert"
+    with Deployment.open(home) as dep, Services(dep) as services:
+        hotlist_of(services, wanted)
+        services.webhooks.start()
+        wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 4, "discovery")
+        _, none = services.ingest([factories.read(dep, passing[0])], actor="edge-1")
+        assert none == []
+        _, alerts = services.ingest([factories.read(dep, wanted[0])], actor="edge-1")
+        assert len(alerts) == 1
+        wait_for(lambda: len(capture.on(events)) >= 1, "the alert event")
+        wait_for(lambda: all(r.status == "delivered" for r in mqtt_rows(dep)), "row delivered")
+        rows = mqtt_rows(dep)
+        assert [(r.alert_id, r.status) for r in rows] == [(alerts[0].id, "delivered")]
+        (event,) = capture.on(events)  # one event: none for the read that matched nothing
+        assert not event.retain
+        body = json.loads(event.payload)
+        alert = alerts[0]
+        assert body == {
+            "event_type": "hotlist_alert",
+            "delivery": str(rows[0].id),
+            "alert_id": alert.id,
+            "camera_id": "gate-1",
+            "hotlist": "stolen",
+            "entry_id": str(alert.entry_id),
+            "reason": "reported stolen",
+            "case_number": "C-0",
+            "via_alternate": False,
+            "confidence": 0.9,
+            "observed_at": alert.observed_at.isoformat(),
+            "created_at": alert.created_at.isoformat(),
+        }
+        # The binary sensor: ON with the alert, OFF once alert_on_seconds have passed.
+        wait_for(lambda: b"ON" in [m.payload for m in capture.on(alert_state)], "alert ON")
+        wait_for(lambda: capture.latest().get(alert_state) == b"OFF", "alert OFF")
+        attributes = json.loads(capture.latest()[f"{alert_state}/attributes"])
+        assert attributes["alert_id"] == alert.id and "event_type" not in attributes
+        # Reads per minute and last contact come from what the server already has.
+        rpm = f"{prefixes.topic}/camera/gate-1/reads_per_minute"
+        wait_for(lambda: rpm in capture.latest(), "reads per minute")
+        services.ingest([factories.read(dep, "8MORE11")], actor="edge-1")
+        wait_for(lambda: float(capture.latest()[rpm] or 0) > 0, "reads counted")
+        contact = capture.latest()[f"{prefixes.topic}/camera/gate-1/last_contact"]
+        assert re.fullmatch(rb"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", contact)
+    assert_no_plates(capture, [*wanted, *passing, "8MORE11"])
+
+
+def test_delivery_survives_an_unreachable_broker(
+    home: Path, prefixes: Prefixes, capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = plates(2)
+    events = f"{prefixes.topic}/camera/gate-1/event"
+    monkeypatch.setenv("PRIVPLATE_MQTT__PORT", str(free_port()))  # nothing listens there
+    with Deployment.open(home) as dep, Services(dep) as services:
+        hotlist_of(services, wanted)
+        services.webhooks.start()
+        _, alerts = services.ingest([factories.read(dep, p) for p in wanted], actor="edge-1")
+        assert len(alerts) == 2
+        wait_for(
+            lambda: all(r.attempts >= 2 for r in mqtt_rows(dep)) and len(mqtt_rows(dep)) == 2,
+            "failed attempts against the closed port",
+        )
+        assert {(r.status, r.last_result) for r in mqtt_rows(dep)} == {("pending", "not-connected")}
+    assert capture.on(events) == []
+    # Restarted with the right port: the pending rows go out, each once.
+    monkeypatch.setenv("PRIVPLATE_MQTT__PORT", str(BROKER[1]))
+    with Deployment.open(home) as dep, Services(dep) as services:
+        services.webhooks.start()
+        wait_for(lambda: all(r.status == "delivered" for r in mqtt_rows(dep)), "delivered")
+        wait_for(lambda: len(capture.on(events)) >= 2, "both events")
+        threading.Event().wait(0.5)  # a duplicate would arrive within this
+        got = sorted(json.loads(m.payload)["alert_id"] for m in capture.on(events))
+        assert got == sorted(a.id for a in alerts)
+        assert all(r.attempts >= 3 and r.last_result == "puback" for r in mqtt_rows(dep))
+    assert_no_plates(capture, wanted)
+
+
+# -- the endpoint, the settings, the migration --------------------------------------------------
+
+
+def test_the_mqtt_endpoint_follows_the_settings(
+    home: Path, prefixes: Prefixes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted = plates(1)
+    monkeypatch.setenv("PRIVPLATE_MQTT__PORT", str(free_port()))
+    with Deployment.open(home) as dep, Services(dep) as services:
+        hotlist_of(services, wanted)
+        created, _ = services.webhooks.create(actor="admin", url="http://127.0.0.1:9/x")
+        # The webhook API lists and deactivates HTTP receivers only.
+        assert [w.id for w in services.webhooks.all()] == [created.id]
+        with pytest.raises(NotFound):
+            services.webhooks.deactivate(actor="admin", webhook_id=MQTT_ENDPOINT_ID)
+        services.ingest([factories.read(dep, wanted[0])], actor="edge-1")  # not started
+        assert [r.status for r in mqtt_rows(dep)] == ["pending"]
+    monkeypatch.setenv("PRIVPLATE_MQTT__ENABLED", "false")
+    with Deployment.open(home) as dep, Services(dep):
+        assert [(r.status, r.last_result) for r in mqtt_rows(dep)] == [("failed", "deactivated")]
+        with dep.db.read() as conn:
+            endpoint = conn.execute(select(Webhook).where(Webhook.id == MQTT_ENDPOINT_ID)).one()
+        assert endpoint.kind == "mqtt" and not endpoint.active
+        assert (
+            endpoint.url
+            == f"mqtt://127.0.0.1:{os.environ['PRIVPLATE_MQTT__PORT']}/{prefixes.topic}"
+        )
+        actions = [e.action for e in dep.audit.entries() if e.action.startswith("mqtt.")]
+        assert actions == ["mqtt.enabled", "mqtt.disabled"]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"TOPIC_PREFIX": "a/+/b"}, "without wildcards"),
+        ({"TOPIC_PREFIX": "a//b"}, "without wildcards"),
+        ({"DISCOVERY_PREFIX": "#"}, "without wildcards"),
+        ({"USERNAME": "ha", "PASSWORD": "pw", "HOST": "10.0.0.5"}, "mqtt.tls.enabled = true"),
+        ({"PASSWORD": "pw"}, "needs mqtt.username"),
+        ({"USERNAME": "ha", "PASSWORD": "pw", "PASSWORD_FILE": "pw.txt"}, "not both"),
+        ({"TLS__KEY_FILE": "k.pem"}, "needs mqtt.tls.cert_file"),
+        ({"QOS": "3"}, "mqtt.qos"),
+        ({"TOPIC_PREFIX": "homeassistant"}, "must differ"),
+    ],
+)
+def test_bad_mqtt_settings_are_refused_with_what_to_do(
+    home: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(f"PRIVPLATE_MQTT__{name}", value)
+    with pytest.raises(ConfigError, match=re.escape(says)) as refused:
+        load_settings(home)
+    assert "pw" not in str(refused.value).replace("password", "")
+
+
+def test_a_password_over_plain_tcp_is_allowed_on_this_host_or_when_asked(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"USERNAME": "ha", "PASSWORD": "pw", "HOST": "127.0.0.1"}.items():
+        monkeypatch.setenv(f"PRIVPLATE_MQTT__{name}", value)
+    assert load_settings(home).mqtt.username == "ha"
+    monkeypatch.setenv("PRIVPLATE_MQTT__HOST", "10.0.0.5")
+    monkeypatch.setenv("PRIVPLATE_MQTT__ALLOW_PLAINTEXT_PASSWORD", "true")
+    assert load_settings(home).mqtt.host == "10.0.0.5"
+
+
+def test_migration_0018_adds_the_endpoint_kind(home: Path) -> None:
+    with Deployment.open(home) as dep:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with dep.db.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0017_enrolment_codes")
+            assert "kind" not in {c["name"] for c in inspect(conn).get_columns("webhooks")}
+            command.upgrade(cfg, "head")
+            conn.commit()
+            diffs = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+    assert [d for d in diffs if "webhooks" in repr(d)] == []
