@@ -302,15 +302,7 @@ def cut_edge_link(bed: LoadBed, args: argparse.Namespace) -> dict[str, Any]:
     fleet = bed.start_fleet(args.rate)
     remote_rate = args.rate * len(bed.remote_devices) / max(1, len(bed.devices))
     with hosts.peer("edge") as peer:
-        remote = RemoteFleet(
-            peer,
-            f"http://{peer.server_address}:{server.port}",
-            bed.remote_devices,
-            bed.spools / "remote",
-            bed.config.shape,
-            hot=bed.hot,
-            rate=remote_rate,
-        )
+        remote = bed.start_remote(peer, remote_rate)
         try:
             time.sleep(args.fault_seconds / 2)
             # Reads keep coming and each device lingers, so its spool is seldom empty: the

@@ -548,6 +548,20 @@ class LoadBed:
         self.server.wait_ready()
         return self.server
 
+    def start_remote(self, peer: Peer, rate: float) -> RemoteFleet:
+        """The bed's remote devices sending from ``peer`` to the running server (start the
+        main fleet first: its baseline is what both are counted against)."""
+        assert self.server is not None
+        return RemoteFleet(
+            peer,
+            f"http://{peer.server_address}:{self.server.port}",
+            self.remote_devices,
+            self.spools / "remote",
+            self.config.shape,
+            hot=self.hot,
+            rate=rate,
+        )
+
     def start_fleet(self, rate: float, devices: list[Any] | None = None) -> Fleet:
         assert self.server is not None
         self.fleet = Fleet(

@@ -17,7 +17,7 @@ import pytest
 from tests import hosts
 from tests.conftest import ON_POSTGRES
 from tests.fleet import FleetShape
-from tests.loadbed import Investigators, LoadBed, LoadConfig, RemoteFleet
+from tests.loadbed import Investigators, LoadBed, LoadConfig
 from tests.pg_cluster import postgres_bin
 
 pytestmark = [
@@ -45,15 +45,7 @@ def test_load_with_a_worker_killed_postgres_restarted_and_an_edge_cut_off() -> N
         investigators.start()
         fleet = bed.start_fleet(rate=150)
         with hosts.peer("edge") as peer:
-            remote = RemoteFleet(
-                peer,
-                f"http://{peer.server_address}:{server.port}",
-                bed.remote_devices,
-                bed.spools / "remote",
-                config.shape,
-                hot=bed.hot,
-                rate=25,
-            )
+            remote = bed.start_remote(peer, 25)
             try:
                 time.sleep(2)
                 peer.cut()  # for the whole of both faults below
