@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select, text
 
+from privplate.alerts.broker import AlertBroker
 from privplate.alerts.notify import APPLICATION_NAME, alert_channel
 from privplate.alerts.stream import alert_events
 from privplate.deployment import Deployment
@@ -438,3 +439,34 @@ def test_a_lower_alert_id_committing_after_a_higher_one_is_still_streamed(
 
         got = run_async(watch())
         assert got == [max(got), min(got)] and len(set(got)) == 2, got
+
+
+def test_a_stream_open_while_the_server_stops_ends_quietly(dep: Deployment) -> None:
+    """uvicorn does not wait for endless responses: a stream can still be running when the
+    event loop's thread pool is shut down. It ends (the client reconnects elsewhere) instead of
+    raising "Exception in ASGI application"; any other RuntimeError still raises."""
+
+    async def run(*, stopping: bool) -> list[bytes]:
+        async def disconnected() -> bool:
+            return False
+
+        def allowed() -> bool:
+            raise RuntimeError("a defect of the caller's check")
+
+        if stopping:  # what asyncio.run does at the end of the server's loop
+            await asyncio.get_running_loop().shutdown_default_executor()
+        return [
+            chunk
+            async for chunk in alert_events(
+                db=dep.db,
+                broker=AlertBroker(),
+                cursor=0,
+                disconnected=disconnected,
+                still_allowed=allowed,
+                payload=lambda alert: alert.payload(),
+            )
+        ]
+
+    assert run_async(run(stopping=True)) == [b": connected\n\n"]
+    with pytest.raises(RuntimeError, match="a defect of the caller's check"):
+        run_async(run(stopping=False))

@@ -147,7 +147,11 @@ def test_refresh_drops_a_retired_kek_and_a_destroyed_current_key(dep: Deployment
 
 
 def test_refresh_syncs_the_current_epoch_and_forgets_destroyed_ones(dep: Deployment) -> None:
-    services = Services(dep)
+    with Services(dep) as services:
+        _refresh_syncs(dep, services)
+
+
+def _refresh_syncs(dep: Deployment, services: Services) -> None:
     tokens = services.hotlist_tokens
     old = dep.keyring.current_key(datetime.now(UTC) - 40 * DAY).epoch_id
     tokens.ensure_epochs([old])
@@ -156,7 +160,6 @@ def test_refresh_syncs_the_current_epoch_and_forgets_destroyed_ones(dep: Deploym
     refresh_keys(dep.keyring, tokens)
     assert old not in tokens._synced
     assert dep.keyring.current_key().epoch_id in tokens._synced
-    services.close()
 
 
 # -- real servers ------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ spent nonces and sessions go with the purge; the purge's audit entry counts them
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from privplate.alerts import alerts_after
@@ -16,13 +18,22 @@ from privplate.services import Services
 from tests import factories
 
 
+@pytest.fixture
+def services(dep: Deployment) -> Iterator[Services]:
+    # Closed after the test: an ingest starts the webhook threads, which would otherwise go on
+    # polling a database the next test's fixture has dropped.
+    with Services(dep) as opened:
+        yield opened
+
+
 def _count(dep: Deployment, table: str) -> int:
     with dep.db.read() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def test_purge_removes_expired_entries_old_alerts_and_counts_them(dep: Deployment) -> None:
-    services = Services(dep)
+def test_purge_removes_expired_entries_old_alerts_and_counts_them(
+    dep: Deployment, services: Services
+) -> None:
     factories.camera(dep, "gate-1")
     now = datetime.now(UTC)
     services.hotlists.create(actor="op", name="stolen", source=HotlistSource.STOLEN_VEHICLE)
@@ -71,9 +82,10 @@ def test_read_totals_outlive_the_reads_until_the_audit_window(dep: Deployment) -
     assert report.records_deleted["read_counts"] == 1 and _count(dep, "read_counts") == 0
 
 
-def test_spent_enrolment_codes_go_a_week_after_they_expire(dep: Deployment) -> None:
+def test_spent_enrolment_codes_go_a_week_after_they_expire(
+    dep: Deployment, services: Services
+) -> None:
     factories.camera(dep, "gate-1")
-    services = Services(dep)
     now = datetime.now(UTC)
     create_code(
         db=dep.db, audit=dep.audit, secret=services.secret, actor="admin", cameras=["gate-1"]

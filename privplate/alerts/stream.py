@@ -116,5 +116,17 @@ async def alert_events(
                 # Pushed: nothing was recorded, only the caller's right is checked again.
                 # (Losing the listener wakes the loop, which then polls.)
                 look = not broker.pushed
+    except RuntimeError as exc:
+        # The server is stopping: its event loop shut the thread pool down while this stream
+        # was open (uvicorn does not wait for endless responses). The client reconnects to a
+        # running worker with Last-Event-ID; anything else is a real error.
+        if not _shutting_down(exc):
+            raise
     finally:
         broker.unsubscribe(wake)
+
+
+def _shutting_down(exc: RuntimeError) -> bool:
+    # asyncio and concurrent.futures say so only in words: "Executor shutdown has been called",
+    # "cannot schedule new futures after (interpreter) shutdown".
+    return "shutdown" in str(exc)

@@ -16,6 +16,10 @@ thread (reconnecting with backoff), and one state thread of its own.
   last requests and its newest stored read, as the operator's dashboard shows them:
   privplate.activity) and the alert sensor's OFF once ``alert_on_seconds`` have passed
   since the camera's last alert.
+- **Device alerts** (a silent camera, a spool backlog): each is an event on the camera's
+  ``health_event`` topic (from the outbox, as alerts are), and a binary sensor per camera and
+  kind that is ON while the alert's episode is open, OFF once it cleared: published at each
+  state interval and at once after a device alert's delivery.
 - **Availability**: ``<topic_prefix>/status`` is "online" while connected and "offline" as
   the connection's will. With several processes each re-asserts "online" every interval, so
   one process's will does not leave the deployment "offline" for longer than that.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -40,15 +45,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from privplate import __version__, activity
+from privplate.alerts.device_alerts import Episode, camera_problems
 from privplate.alerts.records import AlertInfo
 from privplate.errors import ConfigError, StoreError
 from privplate.mqtt.topics import (
+    PROBLEMS,
     StateValue,
     Topics,
     alert_event,
     alert_fields,
     device_event,
     discovery_messages,
+    problem_fields,
     removal_topics,
     state_text,
 )
@@ -112,8 +120,15 @@ class MqttPublisher:
         self._published: set[str] = set()
         #: The alert sensor's state as this process last published it, by camera.
         self._alert_on: dict[str, bool] = {}
+        #: The device-alert sensors as this process last published them: (camera, kind) ->
+        #: the open episode's alert id, or None (OFF).
+        self._problems: dict[tuple[str, AlertKind], int | None] = {}
+        #: Set by a device alert's delivery: publish the device-alert sensors now.
+        self._problems_due = threading.Event()
         #: The last sample of today's read counts: (day, counts by camera, monotonic time).
         self._sample: tuple[object, dict[str, int], float] | None = None
+        #: Why the last connection attempt failed, until one succeeds (logged once per reason).
+        self._failure: str | None = None
 
     # -- lifecycle (privplate.alerts.delivery.ManagedSink) ---------------------------------
 
@@ -186,6 +201,7 @@ class MqttPublisher:
             client.tls_insecure_set(s.tls.insecure)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -219,13 +235,35 @@ class MqttPublisher:
         _properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.warning("mqtt: the broker refused the connection (%s)", reason.getName())
+            self._cannot_connect(f"the broker refused the connection: {reason.getName()}")
             return
+        self._failure = None
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
         client.subscribe(f"{self.settings.discovery_prefix}/status", qos=1)
         self._connected.set()
         self._full_sync.set()
         self._wake.set()
+
+    def _on_connect_fail(self, _client: Client, _userdata: object) -> None:
+        # paho calls this inside its ``except OSError`` around the (re)connect and keeps the
+        # exception to itself: exc_info is the only way to say why (a certificate from another
+        # CA, a refused port, a name that does not resolve).
+        exc = sys.exc_info()[1]
+        self._cannot_connect(
+            f"{type(exc).__name__}: {exc}" if exc is not None else "no reason given"
+        )
+
+    def _cannot_connect(self, why: str) -> None:
+        """Warn once per reason: paho retries with backoff, and a log line per retry for an
+        outage of hours would bury everything else."""
+        if why != self._failure:
+            self._failure = why
+            log.warning(
+                "mqtt: cannot connect to %s:%d (%s); retrying",
+                self.settings.host,
+                self.settings.port,
+                why,
+            )
 
     def _on_disconnect(
         self,
@@ -281,6 +319,10 @@ class MqttPublisher:
             failed = self._wait([sent], timeout)
             if failed is not None:
                 return False, failed
+            # The sensors follow the open episodes (not this event: a retried delivery may
+            # arrive after its alert cleared), published by the state thread, at once.
+            self._problems_due.set()
+            self._wake.set()
             return True, "puback" if self.settings.qos else "sent"
         event = alert_event(alert, str(delivery))
         infos = [
@@ -334,12 +376,17 @@ class MqttPublisher:
                 if full:
                     self._published.clear()
                     self._alert_on.clear()
+                    self._problems.clear()
                 cameras = list_cameras(db=self.db)
                 self._reconcile(cameras, full=full)
+                active = [c for c in cameras if c.active]
                 if full or time.monotonic() >= next_state:
                     next_state = time.monotonic() + interval
                     self._publish(self.topics.availability, b"online", retain=True)
-                    self._publish_state([c for c in cameras if c.active])
+                    self._publish_state(active)
+                elif self._problems_due.is_set():
+                    self._problems_due.clear()
+                    self._publish_problems(active)
             except (StoreError, SQLAlchemyError) as exc:
                 log.error("mqtt: reading cameras or state failed (%s)", type(exc).__name__)
                 next_state = time.monotonic() + interval
@@ -357,6 +404,8 @@ class MqttPublisher:
                 self._publish(topic, b"", retain=True)
             self._published.discard(camera_id)
             self._alert_on.pop(camera_id, None)
+            for kind in PROBLEMS:
+                self._problems.pop((camera_id, kind), None)
         if not self.settings.discovery:
             return
         for camera_id, camera in sorted(active.items()):
@@ -403,6 +452,37 @@ class MqttPublisher:
             state = b"ON" if on else b"OFF"
             if self._publish(self.topics.alert(camera.id), state, retain=self.settings.retain):
                 self._alert_on[camera.id] = on
+        self._publish_problems(active)
+
+    def _publish_problems(self, active: list[CameraInfo]) -> None:
+        """The "camera silent" and "spool backlog" sensors (and attributes) of the cameras
+        whose state changed since this process last published it: ON while the deployment
+        has the alert's episode open (privplate.alerts.device_alerts.camera_problems)."""
+        self._problems_due.clear()
+        with self.db.read() as conn:
+            problems = camera_problems(conn)
+        for camera in active:
+            for kind in PROBLEMS:
+                episode: Episode | None = problems.get(camera.id, {}).get(kind)
+                alert_id = None if episode is None else episode.alert_id
+                key = (camera.id, kind)
+                if key in self._problems and self._problems[key] == alert_id:
+                    continue
+                attributes = json.dumps(problem_fields(episode), sort_keys=True).encode()
+                sent = [
+                    self._publish(
+                        self.topics.problem_attributes(camera.id, kind),
+                        attributes,
+                        retain=self.settings.retain,
+                    ),
+                    self._publish(
+                        self.topics.problem(camera.id, kind),
+                        b"OFF" if episode is None else b"ON",
+                        retain=self.settings.retain,
+                    ),
+                ]
+                if all(i is not None for i in sent):
+                    self._problems[key] = alert_id
 
     def _rates(self, now: datetime, today: dict[str, int]) -> dict[str, float]:
         """Reads per minute since the last sample of today's counts; nothing on the first

@@ -120,7 +120,7 @@ class PlateReader:
         for (k, _, det), table in zip(plates, slots, strict=True):
             if table is None:
                 continue
-            reading = self._decode(det, table)
+            reading = self.decode(det, table)
             if reading is not None:
                 results[k].append(reading)
         return results
@@ -156,7 +156,9 @@ class PlateReader:
             if current is None or slot_confidence(table) > slot_confidence(current):
                 slots[i] = table
 
-    def _decode(self, det: Detection, slots: SlotProbabilities) -> PlateReading | None:
+    def decode(self, det: Detection, slots: SlotProbabilities) -> PlateReading | None:
+        """The reading of one plate from its per-slot probabilities (a frame's, or a track's
+        fused over frames), or None when the OCR finds no plate there."""
         opts = self.options
         confidence = slot_confidence(slots)
         if confidence < opts.min_ocr_confidence:
