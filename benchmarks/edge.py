@@ -11,14 +11,19 @@ Measures, on this machine, with the shared models (``PRIVPLATE_MODELS_DIR``):
    fast-alpr runs a detector (square letterbox, its default ``detector_conf_thresh`` 0.4),
    ``ocr_model_path`` for the OCR; fast-alpr is timed with onnxruntime's default threads (its
    default) and with one thread, and the faster is the reference for the ratio
-   privplate / fast-alpr. Times are medians of interleaved rounds, with their spread;
-   video lines also count the cars recognised (exact best reading), by each side;
+   privplate / fast-alpr. fast-alpr's detector session is made as open-image-models makes
+   one (onnxruntime's own options, or one thread), not with privplate's. privplate is timed
+   as configured by default, with the other ``edge.threads`` (1, or 0: every core),
+   serially, and with the square detector. Times are medians of interleaved rounds, with
+   their spread, and CPU ms per frame (all threads); video lines also count the cars
+   recognised (exact best reading), by each side;
 4. frame-to-alert latency p50/p95 (every labelled plate on the hotlist).
 
 Only counts and timings are printed, never plate text. Needs the edge and bench extras.
 
     .venv/bin/python benchmarks/edge.py --quick     # about a minute
     .venv/bin/python benchmarks/edge.py             # several minutes
+    .venv/bin/python benchmarks/edge.py --quick --only photos   # just the still photos
 """
 
 from __future__ import annotations
@@ -85,11 +90,13 @@ def labelled(limit: int) -> list[dict[str, str]]:
     return mixed[:limit]
 
 
-def settings_for(threads: int, detector: str = "yolov8n-plate-640") -> Any:
+def settings_for(threads: int | None, detector: str = "yolov8n-plate-640") -> Any:
+    """Settings with ``threads`` onnxruntime threads per model (None: the default)."""
+    edge: dict[str, Any] = {"detector": detector}
+    if threads is not None:
+        edge["threads"] = threads
     return load_settings(
-        Path(tempfile.gettempdir()) / "privplate-bench-none",
-        models_dir=MODELS,
-        edge={"threads": threads, "detector": detector},
+        Path(tempfile.gettempdir()) / "privplate-bench-none", models_dir=MODELS, edge=edge
     )
 
 
@@ -141,13 +148,20 @@ class LabelFeed:
 
 
 def make_pipeline(
-    reader: PlateReader, dep: Deployment, plates: Sequence[str], out: Any, *, stride: int = 1
+    reader: PlateReader,
+    dep: Deployment,
+    plates: Sequence[str],
+    out: Any,
+    *,
+    stride: int = 1,
+    tracker: Tracker | None = None,
 ) -> EdgePipeline:
     """The edge pipeline as `privplate edge run` builds it; ``stride`` > 1 thins detection
-    while every car in view is read (SettledGate, edge.settled_stride)."""
+    while every car in view is read (SettledGate, edge.settled_stride); ``tracker`` is the
+    default's (best frame, 3 s) unless given (benchmarks/fusion.py gives a fusing one)."""
     _, public = generate_keypair()
     edge = dep.settings.edge
-    tracker = Tracker(3.0)
+    tracker = tracker or Tracker(3.0)
     settled = partial(tracker.settled, edge.settled_confidence)
     return EdgePipeline(
         reader,
@@ -190,11 +204,12 @@ def fast_alpr_for(threads: int | None) -> Any:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    detector = YoloPlateDetector(
-        MODELS / "yolov8n-plate-640.onnx",
-        threads=threads or 0,
-        confidence=FAST_ALPR_CONF,
-        rect=False,
+    path = MODELS / "yolov8n-plate-640.onnx"
+    detector = YoloPlateDetector(path, confidence=FAST_ALPR_CONF, rect=False)
+    # Its session as open-image-models makes one: onnxruntime's options (spinning threads on
+    # every core) or fast-alpr's one-thread ones, not privplate's.
+    detector.session = ort.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     return ALPR(
         detector=SameDetector(detector),
@@ -247,13 +262,21 @@ def deployment() -> Iterator[Deployment]:
             yield dep
 
 
-def rounds(reps: int, *runs: Callable[[], Any]) -> list[list[float]]:
+def rounds(
+    reps: int, *runs: Callable[[], Any], cpu: list[list[float]] | None = None
+) -> list[list[float]]:
     """Each run's time in each of ``reps`` rounds, the runs interleaved within a round so a
-    neighbour's load on this shared machine hits all of them alike."""
+    neighbour's load on this shared machine hits all of them alike; ``cpu`` gets each run's
+    process CPU seconds (every thread), which a neighbour's load hardly changes."""
     times: list[list[float]] = [[] for _ in runs]
+    if cpu is not None:
+        cpu[:] = [[] for _ in runs]
     for _ in range(reps):
         for i, run in enumerate(runs):
+            started = time.process_time()
             times[i].append(timed(run))
+            if cpu is not None:
+                cpu[i].append(time.process_time() - started)
     return times
 
 
@@ -277,13 +300,48 @@ def cars_read(alpr: Any, frames: Iterator[np.ndarray], plates: Sequence[str], ho
     )
 
 
-def bench_end_to_end(rows: list[dict[str, str]], hold: int, reps: int) -> None:
-    settings = settings_for(1)
+def bench_photos(
+    reps: int, theirs: dict[str, Any], paths: list[str], ours: dict[str, Callable[[], Any]]
+) -> str:
+    """Photos frames/s of each fast-alpr setting and of each of ``ours``, in interleaved
+    rounds; ratios against fast-alpr's faster setting, whose name is returned."""
+    n = len(paths)
+    cpu: list[list[float]] = []
+    times = rounds(
+        reps,
+        *(lambda alpr=alpr: [alpr.predict(p) for p in paths] for alpr in theirs.values()),
+        *ours.values(),
+        cpu=cpu,
+    )
+    their_times = dict(zip(theirs, times, strict=False))
+    best_name = min(their_times, key=lambda name: statistics.median(their_times[name]))
+    reference = statistics.median(their_times[best_name])
+    print(
+        f"photos ({n}), median of {reps} rounds, frames/s (range; ratio to fast-alpr; "
+        "CPU ms per frame, all threads)"
+    )
+    for k, (name, took) in enumerate(their_times.items()):
+        print(f"  fast-alpr, {name:39} {rate(n, took)}         {ms(statistics.median(cpu[k]), n)}")
+    for k, (name, took) in enumerate(zip(ours, times[len(theirs) :], strict=True), len(theirs)):
+        ratio = reference / statistics.median(took)
+        print(
+            f"  privplate {name:38} {rate(n, took)}  {ratio:.2f}x  "
+            f"{ms(statistics.median(cpu[k]), n)}"
+        )
+    print(f"  (ratios against fast-alpr {best_name}, its faster setting here)")
+    return best_name
+
+
+def bench_end_to_end(rows: list[dict[str, str]], hold: int, reps: int, only: str = "") -> None:
+    settings = settings_for(None)
     reader = build_reader(settings)
+    threads = settings.edge.threads
     square = with_options(reader)
     square.detector = YoloPlateDetector(
-        MODELS / "yolov8n-plate-640.onnx", threads=1, confidence=0.05, rect=False
+        MODELS / "yolov8n-plate-640.onnx", threads=threads, confidence=0.05, rect=False
     )
+    other = 1 if threads != 1 else 0
+    alike = build_reader(settings_for(other))
     theirs = {"default threads": fast_alpr_for(None), "1 thread": fast_alpr_for(1)}
     plates = [r["plate"] for r in rows]
     with tempfile.TemporaryDirectory() as tmp, deployment() as dep, open(os.devnull, "w") as null:
@@ -294,7 +352,6 @@ def bench_end_to_end(rows: list[dict[str, str]], hold: int, reps: int) -> None:
         paths = sorted(str(p) for p in folder.iterdir())
         for alpr in theirs.values():
             alpr.predict(paths[0])
-        n = len(paths)
         latencies: list[float] = []
 
         def ours_files(variant: PlateReader, overlap: bool) -> Callable[[], Any]:
@@ -305,66 +362,67 @@ def bench_end_to_end(rows: list[dict[str, str]], hold: int, reps: int) -> None:
 
             return run
 
-        # Still photos: every photo is a new car. The pipeline reads files (decoding, tokens,
-        # evidence sealing included), as fast-alpr's predict(path) does.
-        t_default, t_one, t_ours, t_serial, t_square = rounds(
-            reps,
-            lambda: [theirs["default threads"].predict(p) for p in paths],
-            lambda: [theirs["1 thread"].predict(p) for p in paths],
-            ours_files(reader, overlap=True),
-            ours_files(reader, overlap=False),
-            ours_files(square, overlap=True),
-        )
-        best_name, t_theirs = min(
-            (("default threads", t_default), ("1 thread", t_one)),
-            key=lambda item: statistics.median(item[1]),
-        )
-        reference = statistics.median(t_theirs)
-        print(f"photos ({n}), median of {reps} rounds, frames/s (range; ratio to fast-alpr)")
-        print(f"  fast-alpr, default threads                        {rate(n, t_default)}")
-        print(f"  fast-alpr, 1 thread                               {rate(n, t_one)}")
-        for name, took in (
-            ("pipeline (default)", t_ours),
-            ("pipeline, one thread, no overlap", t_serial),
-            ("pipeline, square detector", t_square),
-        ):
-            ratio = reference / statistics.median(took)
-            print(f"  privplate {name:38} {rate(n, took)}  {ratio:.2f}x")
-        print(f"  (ratios against fast-alpr {best_name}, its faster setting here)")
-        alpr = theirs[best_name]
-        # Video: each photo held for `hold` frames, still (a queue at a gate) and moving.
-        stride = settings.edge.settled_stride
-        for kind, drift in (("still cars", 0), ("moving cars", 3)):
-            video = Path(tmp) / f"cars-{drift}.avi"
-            frames = make_video(video, rows, hold, drift=drift)
-            runs: dict[int, list[EdgePipeline]] = {stride: [], 1: []}
-
-            def ours_video(
-                video: Path = video, step: int = 1, runs: dict[int, list[EdgePipeline]] = runs
-            ) -> None:
-                runs[step].append(make_pipeline(reader, dep, plates, null, stride=step))
-                runs[step][-1].run(VideoSource(video))
-
-            v_theirs, v_ours, v_every = rounds(
+        best_name = "default threads"
+        if only != "video":
+            # Still photos: every photo is a new car. The pipeline reads files (decoding, tokens,
+            # evidence sealing included), as fast-alpr's predict(path) does.
+            best_name = bench_photos(
                 reps,
-                lambda video=video: [alpr.predict(f) for f in video_frames(video)],
-                partial(ours_video, video, stride),
-                partial(ours_video, video, 1),
+                theirs,
+                paths,
+                {
+                    f"pipeline (default, edge.threads {threads})": ours_files(reader, overlap=True),
+                    f"pipeline, edge.threads {other}": ours_files(alike, overlap=True),
+                    "pipeline, no overlap": ours_files(reader, overlap=False),
+                    "pipeline, square detector": ours_files(square, overlap=True),
+                },
             )
-            their_cars = cars_read(alpr, video_frames(video), plates, hold)
-            reference = statistics.median(v_theirs)
-            print(
-                f"video, {kind} ({frames} frames, {len(rows)} cars x {hold}), median of {reps}:"
-                f" fast-alpr {rate(frames, v_theirs)} frames/s, {their_cars} cars read"
-            )
-            for step, took in ((stride, v_ours), (1, v_every)):
-                stats = runs[step][-1].stats
-                label = f"settled stride {step}" + (" (default)" if step == stride else "")
-                print(
-                    f"  privplate {label:28} {rate(frames, took)} frames/s "
-                    f"{reference / statistics.median(took):.2f}x ({stats.detected_frames} "
-                    f"frames detected, {stats.reads} reads, {stats.alerts} cars read)"
+        if only != "photos":
+            # Without the photos part, both fast-alpr settings are timed on the video too.
+            candidates = [best_name] if only != "video" else list(theirs)
+            # Video: each photo held for `hold` frames, still (a queue at a gate) and moving.
+            stride = settings.edge.settled_stride
+            for kind, drift in (("still cars", 0), ("moving cars", 3)):
+                video = Path(tmp) / f"cars-{drift}.avi"
+                frames = make_video(video, rows, hold, drift=drift)
+                runs: dict[int, list[EdgePipeline]] = {stride: [], 1: []}
+
+                def ours_video(
+                    video: Path = video, step: int = 1, runs: dict[int, list[EdgePipeline]] = runs
+                ) -> None:
+                    runs[step].append(make_pipeline(reader, dep, plates, null, stride=step))
+                    runs[step][-1].run(VideoSource(video))
+
+                *t_theirs_v, v_ours, v_every = rounds(
+                    reps,
+                    *(
+                        lambda video=video, alpr=theirs[c]: [
+                            alpr.predict(f) for f in video_frames(video)
+                        ]
+                        for c in candidates
+                    ),
+                    partial(ours_video, video, stride),
+                    partial(ours_video, video, 1),
                 )
+                name, v_theirs = min(
+                    zip(candidates, t_theirs_v, strict=True),
+                    key=lambda item: statistics.median(item[1]),
+                )
+                alpr = theirs[name]
+                their_cars = cars_read(alpr, video_frames(video), plates, hold)
+                reference = statistics.median(v_theirs)
+                print(
+                    f"video, {kind} ({frames} frames, {len(rows)} cars x {hold}), median of {reps}:"
+                    f" fast-alpr ({name}) {rate(frames, v_theirs)} frames/s, {their_cars} cars read"
+                )
+                for step, took in ((stride, v_ours), (1, v_every)):
+                    stats = runs[step][-1].stats
+                    label = f"settled stride {step}" + (" (default)" if step == stride else "")
+                    print(
+                        f"  privplate {label:28} {rate(frames, took)} frames/s "
+                        f"{reference / statistics.median(took):.2f}x ({stats.detected_frames} "
+                        f"frames detected, {stats.reads} reads, {stats.alerts} cars read)"
+                    )
         if latencies:
             latencies.sort()
             p50 = statistics.median(latencies)
@@ -380,24 +438,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="few photos, short video")
-    parser.add_argument("--photos", type=int, default=120)
+    parser.add_argument("--photos", type=int, default=0, help="photos (default 20 quick, 120)")
     parser.add_argument("--hold", type=int, default=30, help="video frames per car")
     parser.add_argument("--reps", type=int, default=0, help="rounds (default 2 quick, 3)")
+    parser.add_argument(
+        "--only",
+        choices=("photos", "video"),
+        default="",
+        help="only the end-to-end photos, or video, part (no OCR and detector lines)",
+    )
     args = parser.parse_args(argv)
     if not (MODELS / "yolov8n-plate-640.onnx").is_file():
         sys.exit(f"shared models not found in {MODELS}; set PRIVPLATE_MODELS_DIR")
-    count = 20 if args.quick else args.photos
+    count = args.photos or (20 if args.quick else 120)
     hold = 15 if args.quick else args.hold
     rows = labelled(count)
     print(f"edge benchmark: {len(rows)} photos, {os.cpu_count()} cores")
-    frames = [cv2.imread(str(PHOTOS / r["filename"])) for r in rows]
-    for threads in (1, 0):
-        bench_ocr(rows, threads)
-    for size in (384, 640):
+    if not args.only:
+        frames = [cv2.imread(str(PHOTOS / r["filename"])) for r in rows]
         for threads in (1, 0):
-            for rect in (False, True):
-                bench_detector(frames, size, threads, rect)
-    bench_end_to_end(rows, hold, args.reps or (2 if args.quick else 3))
+            bench_ocr(rows, threads)
+        for size in (384, 640):
+            for threads in (1, 0):
+                for rect in (False, True):
+                    bench_detector(frames, size, threads, rect)
+    bench_end_to_end(rows, hold, args.reps or (2 if args.quick else 3), args.only)
 
 
 if __name__ == "__main__":

@@ -395,6 +395,8 @@ DetectorName = Literal[
     "yolo-v9-t-384-license-plate-end2end",
 ]
 RecognizerName = Literal["cct-xs-v1-global-model"]
+#: "fused": a track's read from every frame's OCR probabilities; "best_frame": from its best.
+TrackFusion = Literal["fused", "best_frame"]
 DEFAULT_CROPS: tuple[CropName, ...] = ("plain", "gray", "wide", "tight")
 
 
@@ -410,8 +412,10 @@ class EdgeSettings(BaseModel):
     #: Load a model whose sha256 differs from the registry's (a tampered model could miss plates).
     allow_unregistered_models: bool = False
     allow_download: bool = False
-    #: onnxruntime threads per model; 0 uses every core.
-    threads: int = Field(default=1, ge=0, le=256)
+    #: onnxruntime threads per model; 0 uses every core. Pool threads sleep between runs
+    #: (no spinning), so one camera's detector takes whatever share of the cores the OCR
+    #: leaves it; with several cameras 1 lets each core detect for another camera.
+    threads: int = Field(default=0, ge=0, le=256)
     #: Run a YOLOv8 detector on a rectangular input (the frame padded only to a multiple of
     #: 32, not to a square): same model, same scale, far less padding to compute.
     rect_inference: bool = True
@@ -423,6 +427,14 @@ class EdgeSettings(BaseModel):
     vote_below: float = Field(default=1.0, ge=0.0, le=1.0)
     #: Character prior of the deployment's region (a file in models/priors, e.g. "us"); "" = none.
     format_prior: str = ""
+    #: Plate formats the deployment expects: files in models/formats ("us-ca"; "us-*" for every
+    #: US file) and patterns of its own ("^[0-9][A-Z]{3}[0-9]{3}$"). Among the readings the OCR
+    #: finds plausible one that matches is preferred; one that matches none is still reported.
+    plate_formats: list[str] = Field(default_factory=list)
+    plate_patterns: list[str] = Field(default_factory=list)
+    #: Log-probability bonus of a reading that matches a declared format (the default of
+    #: privplate.vision.formats.DEFAULT_WEIGHT).
+    format_weight: float = Field(default=2.0, ge=0.0, le=50.0)
     alternates: int = Field(default=5, ge=0, le=7)
     alternate_ratio: float = Field(default=0.05, gt=0.0, le=1.0)
     #: Look for a plate read less sure than this again in a zoomed-in region around it and
@@ -434,6 +446,12 @@ class EdgeSettings(BaseModel):
     min_ocr_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     #: The same plate seen again within this many seconds belongs to the same read.
     track_seconds: float = Field(default=3.0, gt=0.0, le=600.0)
+    #: How a track's read is made: "best_frame" keeps the most confident frame's reading;
+    #: "fused" pools the OCR's per-slot probabilities of the track's good frames, weighted by
+    #: each look's quality (privplate.edge.fusion). Not the default: on benchmarks/fusion.py's
+    #: degraded video it read no more cars exactly than the best frame. The evidence image is
+    #: the best frame either way.
+    track_fusion: TrackFusion = "best_frame"
     max_fps: float = Field(default=0.0, ge=0.0)
     #: Share of pixels that must change between frames before detection runs again.
     motion_threshold: float = Field(default=0.002, ge=0.0, le=1.0)
@@ -445,6 +463,9 @@ class EdgeSettings(BaseModel):
     evidence_frame_side: int = Field(default=640, ge=64, le=4096)
     spool_file: Path = Path("edge/spool.db")
     server_url: str = ""
+    #: The server's audit key (note verifier key) whose signature the edge requires on its
+    #: epoch keys; `privplate edge enrol` pins it in enrolment.json, this overrides that.
+    server_key: str = ""
     device_id: str = ""
     device_key_file: Path = Path("keys/device.key")
     webhook_url: str = ""

@@ -2,8 +2,13 @@
 HTTP (multipart/x-mixed-replace, as IP cameras do) at a steady frame rate, in a loop, so
 `privplate edge run --source http://...` reads it live, paced like a real camera.
 
-Run as a script inside a test host: ``python tests/camera_stream.py FOLDER PORT FPS``. Every
-photo is letterboxed to one frame size: a stream's frames share one size.
+Run as a script inside a test host: ``python tests/camera_stream.py FOLDER PORT FPS [STALL]``.
+Every photo is letterboxed to one frame size: a stream's frames share one size.
+
+With STALL (a file path), the camera stalls while that file exists: it sends no frame but keeps
+every connection open (and accepts new ones), as a hung encoder or a frozen PTZ does; the frames
+resume on the same connections once the file is removed. A file, not a signal, so a test on
+another host (tests/hosts.py) can stall it the same way.
 """
 
 from __future__ import annotations
@@ -39,8 +44,11 @@ def jpeg_frames(folder: Path) -> list[bytes]:
     return frames
 
 
-def serve(folder: Path, port: int, fps: float) -> None:
+def serve(folder: Path, port: int, fps: float, stall: Path | None = None) -> None:
     frames = jpeg_frames(folder)
+
+    def stalled() -> bool:
+        return stall is not None and stall.exists()
 
     class Stream(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -51,6 +59,10 @@ def serve(folder: Path, port: int, fps: float) -> None:
             index = 0
             try:
                 while True:
+                    if stalled():
+                        time.sleep(0.05)
+                        due = time.monotonic()  # no burst of "late" frames on resuming
+                        continue
                     frame = frames[index % len(frames)]
                     index += 1
                     head = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
@@ -68,4 +80,5 @@ def serve(folder: Path, port: int, fps: float) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
+    stall_file = Path(sys.argv[4]) if len(sys.argv) > 4 else None
+    serve(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), stall_file)

@@ -7,6 +7,7 @@ assert on an empty list and a failure says what to change.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shlex
@@ -104,6 +105,32 @@ def check_command(argv: Sequence[str], where: str, *, strict: bool = True) -> li
             continue
         positional += 1
     return problems + _incomplete(command, path, given, positional, where, strict=strict)
+
+
+def usage_error() -> type[Exception]:
+    """The error the CLI raises for a line it refuses (click's UsageError, from typer's own
+    copy of click)."""
+    error: type[Exception] = importlib.import_module("typer._click.exceptions").UsageError
+    return error
+
+
+def parse_command(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """``argv`` parsed by privplate's own command tree, as running it would (typer's click
+    contexts, group by group): the command's path and its parameters' values. A line the CLI
+    refuses raises click's UsageError, as `privplate` would print it."""
+    command = root_command()
+    path = ["privplate"]
+    args = list(argv[1:])
+    parent = None
+    while True:
+        ctx = command.make_context(path[-1], args, parent=parent)
+        if not _is_group(command):
+            return path, dict(ctx.params)
+        # click keeps the subcommand's name apart from its arguments.
+        rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+        name, command, args = command.resolve_command(ctx, rest)
+        path.append(str(name))
+        parent = ctx
 
 
 def _incomplete(

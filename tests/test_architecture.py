@@ -186,6 +186,7 @@ TAKES_A_PLATE = {
     "privplate.hotlists.tokens:HotlistTokens.tokenize_new": "tokens of new hotlist entries",
     "privplate.policy.queries:QueryRequest": "the search request QueryService.run checks",
     "privplate.settings:Settings": "its `plates` section: how plates are canonicalized",
+    "privplate.settings:EdgeSettings": "`plate_formats`/`plate_patterns`: formats, never plates",
     "privplate.vision.priors:count_characters": "character statistics of format priors",
 }
 

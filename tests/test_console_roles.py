@@ -99,6 +99,8 @@ CONSOLE_TABLE: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/admin/sharing"): frozenset({ADM}),
     ("POST", "/console/admin/sharing/{agreement_id}/revoke"): frozenset({ADM}),
     ("GET", "/console/admin/policy"): frozenset({ADM}),
+    ("GET", "/console/operator/enrolment-codes"): frozenset({OPR}),
+    ("POST", "/console/operator/enrolment-codes"): frozenset({OPR}),
 }
 #: The start: a redirect to the role's first screen, or to the sign-in form.
 ENTRY = {"/", "/console", "/console/"}

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from privplate.settings import Settings
 from tests.conftest import ON_POSTGRES
 from tests.deploy_checks import (
     DEPLOY,
@@ -30,6 +31,7 @@ from tests.deploy_checks import (
     get_routes,
     is_privplate,
     k8s_objects,
+    parse_command,
     parse_containerfile,
     parse_unit,
     readme_commands,
@@ -38,6 +40,7 @@ from tests.deploy_checks import (
     shell_commands,
     unit_commands,
     unit_environment,
+    usage_error,
     yaml_documents,
 )
 
@@ -583,21 +586,105 @@ def test_kustomize_builds_the_manifests() -> None:
 # -- systemd ---------------------------------------------------------------------------------
 
 
-def test_edge_unit_runs_the_edge_hardened() -> None:
-    unit = parse_unit(DEPLOY / "systemd" / "privplate-edge.service")
+EDGE_UNIT = DEPLOY / "systemd" / "privplate-edge.service"
+EDGE_TOML = DEPLOY / "edge" / "edge.toml"
+EDGE_SETTINGS = DEPLOY / "edge" / "privplate.toml"
+#: What the edge unit must keep (deploy/README.md, "Edge devices", lists why).
+EDGE_HARDENING = {
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "DevicePolicy": "closed",
+    "ProtectProc": "invisible",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "RestrictNamespaces": "yes",
+    "RestrictSUIDSGID": "yes",
+    "RestrictRealtime": "yes",
+    "LockPersonality": "yes",
+    "CapabilityBoundingSet": "",
+    "AmbientCapabilities": "",
+    "SystemCallArchitectures": "native",
+    "SystemCallFilter": "@system-service",
+    "UMask": "0077",
+    "Restart": "always",
+    "StandardOutput": "journal",
+    "StandardError": "journal",
+}
+
+
+def test_edge_unit_runs_the_cameras_of_an_edge_toml_hardened() -> None:
+    """The unit's command line, parsed by the real CLI, runs `edge run --config` on the
+    example's install path, as the unprivileged user, with every hardening line kept."""
+    unit = parse_unit(EDGE_UNIT)
     service = {k: v[-1] for k, v in unit["Service"].items()}
     (argv,) = unit_commands(unit)
-    assert argv[1:3] == ["edge", "run"]
-    home = PurePosixPath(_flag(argv, "--dir") or "")
+    path, params = parse_command(argv)
+    assert path == ["privplate", "edge", "run"]
+    assert params["source"] is None and params["camera"] is None  # not the one-camera form
+    assert params["config"] == Path("/etc/privplate/edge.toml")
+    assert params["display"] is False
+    home = PurePosixPath(str(params["home"]))
     assert unit_environment(unit)["PRIVPLATE_HOME"] == str(home)
-    assert "--no-display" in argv
     assert service["User"] == "privplate" or service.get("DynamicUser") == "yes"
-    assert service["ProtectSystem"] == "strict"
-    assert service["PrivateTmp"] == service["NoNewPrivileges"] == "yes"
-    assert service["Restart"] == "always"
-    spool = home / "edge"  # edge.spool_file's default, edge/spool.db
+    missing = {k: v for k, v in EDGE_HARDENING.items() if service.get(k) != v}
+    assert missing == {}, f"privplate-edge.service lacks {missing}"
+    # The spool is all it writes (edge.spool_file's default, edge/spool.db) ...
+    spool = home / "edge"
     assert PurePosixPath(service["ReadWritePaths"]) == spool
+    assert PurePosixPath(Settings().edge.spool_file).parent == PurePosixPath("edge")
+    # ... it may open cameras and nothing else of /dev; it never gives up restarting.
+    assert service["DeviceAllow"] == "char-video4linux rw"
+    assert unit["Unit"]["StartLimitIntervalSec"] == ["0"]
+    assert int(service["RestartSec"]) > 0
     assert PurePosixPath(service["ExecStart"].split()[0]).name == "privplate"
+    # Camera passwords live in edge.toml (0640, group privplate), not in the unit.
+    assert "://" not in EDGE_UNIT.read_text()
+
+
+def test_the_unit_line_parser_refuses_what_the_cli_refuses() -> None:
+    with pytest.raises(usage_error()):
+        parse_command(["privplate", "edge", "run", "--confg", "/etc/privplate/edge.toml"])
+    with pytest.raises(usage_error()):
+        parse_command(["privplate", "edge", "runn"])
+
+
+def test_the_example_edge_toml_loads_with_three_kinds_of_camera(tmp_path: Path) -> None:
+    from privplate.edge.config import load_edge_config
+
+    config = load_edge_config(EDGE_TOML)
+    sources = config.sources
+    assert len(sources) == 3 and len({s.camera for s in sources}) == 3
+    kinds = [s.source.partition("://")[0] if "://" in s.source else s.source for s in sources]
+    assert kinds == ["rtsp", "http", "0"]  # RTSP, HTTP MJPEG, the first USB device
+    assert all(s.max_fps for s in sources) and all(s.motion for s in sources)
+    assert sum(s.roi is not None and not s.roi.whole for s in sources) >= 2
+    # The settings the example's cameras run with: the box's example privplate.toml.
+    settings = settings_of(EDGE_SETTINGS.read_text(), {}, tmp_path / "box")
+    assert settings.edge.detector == "yolov8n-plate-384"
+    assert [s.fps(settings.edge) for s in sources] == [5.0, 4.0, 3.0]
+    # The install lines put both where the unit and the settings look.
+    readme = (DEPLOY / "README.md").read_text()
+    assert "deploy/edge/edge.toml /etc/privplate/edge.toml" in readme
+    assert "deploy/edge/privplate.toml /var/lib/privplate-edge/privplate.toml" in readme
+
+
+def test_the_readme_enrols_with_a_pinned_key() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    enrols = [
+        argv
+        for _, argv in readme_commands(readme)
+        if argv[1:3] == ["edge", "enrol"] and len(argv) > 3  # not prose naming the command
+    ]
+    assert enrols, "deploy/README.md shows no `privplate edge enrol`"
+    for argv in enrols:
+        assert check_command(argv, "deploy/README.md") == []
+        _, params = parse_command(argv)
+        assert params["server"].startswith("https://") and params["server_key"] and params["code"]
 
 
 def test_units_parse_as_systemd_reads_them(tmp_path: Path) -> None:

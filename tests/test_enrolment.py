@@ -6,6 +6,7 @@ reporting only for its cameras."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -24,24 +25,34 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from privplate.cli.main import app
-from privplate.deployment import Deployment
+from privplate.deployment import Deployment, init_deployment
 from privplate.devices import enrolment
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
-from privplate.edge.enrolment import EnrolmentFailed, read_enrolment
+from privplate.edge.enrolment import EnrolmentFailed, pinned_server_key, read_enrolment
 from privplate.edge.enrolment import enrol as edge_enrol
+from privplate.edge.reads import EdgeRead
 from privplate.edge.runtime import read_device_key
 from privplate.edge.spool import Spool
-from privplate.edge.uplink import DeviceClient, ServerKeys, UplinkError
-from privplate.errors import InvalidRequest
+from privplate.edge.uplink import (
+    DeviceClient,
+    HttpUplink,
+    ServerIdentity,
+    ServerKeys,
+    ServerNotTrusted,
+    UplinkError,
+    UplinkWorker,
+)
+from privplate.errors import InvalidRequest, KeyringError
 from privplate.settings import load_settings
 from privplate.store.enrolment_models import EnrolmentCode
 from privplate.store.ingest import ReadIn, TokenIn
 from privplate.store.models import Read
 from privplate.store.server_models import Device, DeviceCamera
 from privplate.tokens import canonical_plate, plate_token
+from privplate.tokens.keyring import EpochKey
 from tests.cluster_support import servers
-from tests.conftest import ON_POSTGRES
+from tests.conftest import ON_POSTGRES, database_in, vectors
 from tests.migration_support import assert_migration_matches_model
 from tests.privacy import dump_database
 
@@ -403,3 +414,187 @@ def test_edge_run_after_enrolment_needs_no_server_settings(
             select(func.count()).select_from(Read).where(Read.camera_id == "gate-2")
         ).scalar_one()
     assert stored >= 1
+
+
+@pytest.fixture
+def other_home(tmp_path: Path) -> Iterator[Path]:
+    """Server B: another deployment (its own database and keys), camera gate-1."""
+    folder = tmp_path / "server-b-db"
+    folder.mkdir()
+    database = database_in(folder, "b")
+    root = tmp_path / "server-b"
+    init_deployment(root, database_url=next(database))
+    assert invoke("cameras", "add", "gate-1", "--dir", str(root))[0] == 0
+    yield root
+    next(database, None)  # drops B's schema on PostgreSQL
+
+
+def enrolled_box(server_home: Path, server: str, box: Path) -> tuple[DeviceKey, str]:
+    code, vkey = make_code(server_home, "gate-1")
+    edge_enrol(
+        load_settings(box), server_url=server, code=code, device_id="edge-1", server_key=vkey
+    )
+    settings = load_settings(box)
+    return read_device_key(settings.path(settings.edge.device_key_file)), vkey
+
+
+def identity_at(url: str, key: DeviceKey, box: Path) -> ServerIdentity:
+    """The edge's view of the server at ``url``, with the pin `edge run` uses."""
+    return ServerIdentity(DeviceClient(url, key, timeout=10), pinned_server_key(load_settings(box)))
+
+
+def spool_reads(spool: Spool, epoch: EpochKey, count: int) -> None:
+    for i in range(count):
+        token = plate_token(epoch.key, canonical_plate(f"PIN{i}42"))
+        read = ReadIn(
+            uuid.uuid4(), "gate-1", datetime.now(UTC), epoch.epoch_id, [TokenIn(token)], 0.9
+        )
+        spool.put(EdgeRead(read, None))
+
+
+def stored_reads(home: Path) -> int:
+    with Deployment.open(home) as dep, dep.db.read() as conn:
+        return conn.execute(select(func.count()).select_from(Read)).scalar_one()
+
+
+def test_an_edge_enrolled_with_one_server_refuses_another_and_keeps_its_reads(
+    server_home: Path, server: str, other_home: Path, tmp_path: Path
+) -> None:
+    """Server B (another deployment) registered this device's public key by hand, as an
+    impostor who learnt it could: it answers every request, with an epoch key sealed to the
+    device, but cannot sign it with A's key. The edge pointed at B takes no key from it and
+    sends it nothing; pointed back at A, the same spool is delivered."""
+    box = tmp_path / "box"
+    key, vkey = enrolled_box(server_home, server, box)
+    added = invoke(
+        "devices", "add", "edge-1", "--public-key", key.public_key.hex(), "--camera", "gate-1",
+        "--dir", str(other_home),
+    )  # fmt: skip
+    assert added[0] == 0, added[1]
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        # Against A: the key verifies under the pin; three reads are tokenized and spooled.
+        at_a = identity_at(server, key, box)
+        epoch_a = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        assert at_a.proven
+        spool_reads(spool, epoch_a, 3)
+
+        with servers(other_home, 1, {}) as (b_url,):
+            (box / "privplate.toml").write_text(f'[edge]\nserver_url = "{b_url}"\n')
+            assert load_settings(box).edge.server_url == b_url
+            # B really answers this device: a bare request gets a sealed key that opens.
+            answer = DeviceClient(b_url, key).request("GET", "/device/epoch")
+            assert key.open_sealed_key(base64.b64decode(answer["sealed_key"]))
+            # ... but the pin (from enrolment.json, whatever the URL says) refuses it.
+            at_b = identity_at(b_url, key, box)
+            assert at_b.pin is not None and at_b.pin.vkey() == vkey
+            with pytest.raises(ServerNotTrusted, match="did not prove it holds the key"):
+                at_b.fetch_epoch()
+            # The edge keeps tokenizing under A's key (kept, verified again), never B's ...
+            held = ServerKeys(at_b.client, spool, identity=at_b).current_key()
+            assert (held.epoch_id, held.key) == (epoch_a.epoch_id, epoch_a.key)
+            # ... and a box with no key kept takes none from B: no token is made at all.
+            fresh = Spool(tmp_path / "fresh-spool.db")
+            try:
+                with pytest.raises(KeyringError, match="did not prove"):
+                    ServerKeys(at_b.client, fresh, identity=at_b).current_key()
+            finally:
+                fresh.close()
+            # Uploads to B are refused before any batch leaves; the reads stay spooled.
+            worker_b = UplinkWorker(spool, HttpUplink(at_b.client, at_b))
+            for _ in range(2):
+                with pytest.raises(ServerNotTrusted) as refused:
+                    worker_b.step()
+                assert not refused.value.permanent
+            assert spool.depth() == 3 and spool.set_aside_count()[0] == 0
+        assert stored_reads(other_home) == 0
+
+        # Pointed back at A (the enrolled URL): the same spool is delivered, all of it.
+        (box / "privplate.toml").unlink()
+        at_a = identity_at(server, key, box)
+        worker = UplinkWorker(spool, HttpUplink(at_a.client, at_a))
+        while worker.step():
+            pass
+        assert at_a.proven and spool.depth() == 0
+    finally:
+        spool.close()
+    assert stored_reads(server_home) == 3
+
+
+def test_a_spooled_epoch_key_is_checked_again_when_used_offline(
+    server_home: Path, server: str, tmp_path: Path
+) -> None:
+    """The signed answer kept in the spool is verified again before it is used while the
+    server is unreachable: a key planted in the spool (or a bare answer from before answers
+    were signed) is not used by a pinned edge."""
+    box = tmp_path / "box"
+    key, _ = enrolled_box(server_home, server, box)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        at_a = identity_at(server, key, box)
+        online = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        kept = json.loads(spool.get_state(ServerKeys.STATE) or b"{}")
+        down = identity_at("http://127.0.0.1:9", key, box)  # nothing listens there
+        assert ServerKeys(down.client, spool, identity=down).current_key().key == online.key
+        answer = kept["answer"]
+        for planted in (
+            {**kept, "answer": {**answer, "epoch_id": answer["epoch_id"] + 1}},
+            answer,  # a bare answer, as spools kept it before answers were signed
+        ):
+            spool.set_state(ServerKeys.STATE, json.dumps(planted).encode())
+            with pytest.raises(KeyringError, match="unreachable"):
+                ServerKeys(down.client, spool, identity=down).current_key()
+    finally:
+        spool.close()
+
+
+def test_enrolment_refuses_a_server_key_it_was_not_given(
+    server_home: Path, server: str, other_home: Path, tmp_path: Path
+) -> None:
+    """--server-key of deployment B, code from A: refused before anything is kept."""
+    code, _ = make_code(server_home, "gate-1")
+    with Deployment.open(other_home) as dep:
+        other_key = dep.audit.signer.note_verifier.vkey()
+    settings = load_settings(tmp_path / "box")
+    with pytest.raises(EnrolmentFailed, match="not the server that made the code"):
+        edge_enrol(settings, server_url=server, code=code, device_id="edge-1", server_key=other_key)
+    assert read_enrolment(settings) is None
+    assert not settings.path(settings.edge.device_key_file).exists()
+
+
+def test_the_epoch_answer_signature_matches_its_vector() -> None:
+    """crypto/vectors/device_epoch.json (message by hand, signature by openssl): the server's
+    message and signature are those bytes, and the edge's check takes exactly that answer."""
+    from privplate.audit.note import NoteVerifier
+    from privplate.audit.signing import AuditSigner
+    from privplate.devices.epoch_answer import answer_message, epoch_message, verify_answer
+
+    vector = vectors("device_epoch")
+    answer = dict(vector["answer"])  # type: ignore[call-overload]
+    nonce = bytes.fromhex(str(vector["nonce"]))
+    device = str(vector["device_id"])
+    signer = AuditSigner(bytes.fromhex(str(vector["audit_seed"])))
+    assert signer.note_verifier.vkey() == vector["vkey"]
+    message = epoch_message(
+        device_id=device,
+        nonce=nonce,
+        epoch_id=answer["epoch_id"],
+        starts_at=datetime.fromisoformat(answer["starts_at"]),
+        ends_at=datetime.fromisoformat(answer["ends_at"]),
+        sealed_key=base64.b64decode(answer["sealed_key"]),
+        fold_confusables=answer["fold_confusables"],
+        confusables=answer["confusables"],
+        evidence_public_key=answer["evidence_public_key"],
+    )
+    assert message.hex() == vector["message_hex"]
+    assert answer_message(answer, device_id=device, nonce=nonce) == message
+    assert signer.sign(message).hex() == vector["signature"]
+    pin = NoteVerifier.parse(str(vector["vkey"]))
+    assert verify_answer(pin, answer, device_id=device, nonce=nonce)
+    # Another device, another nonce, or any changed field: the signature no longer holds.
+    assert not verify_answer(pin, answer, device_id="edge-other", nonce=nonce)
+    assert not verify_answer(pin, answer, device_id=device, nonce=bytes(16))
+    for field, value in (("epoch_id", 1), ("fold_confusables", False), ("confusables", {})):
+        assert not verify_answer(pin, {**answer, field: value}, device_id=device, nonce=nonce)
+    other = AuditSigner.generate().note_verifier
+    assert not verify_answer(other, answer, device_id=device, nonce=nonce)

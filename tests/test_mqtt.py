@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 
 from privplate.alerts.webhooks import MQTT_ENDPOINT_ID
 from privplate.deployment import Deployment
@@ -32,6 +33,7 @@ from privplate.errors import ConfigError, InvalidRequest, NotFound
 from privplate.services import Services
 from privplate.settings import load_settings
 from privplate.store.database import MIGRATIONS_DIR
+from privplate.store.health_models import CameraHealth
 from privplate.store.models import Base
 from privplate.store.outbox_models import WebhookDelivery
 from privplate.store.server_models import Webhook
@@ -162,7 +164,7 @@ def check_discovery(topic: str, config: dict[str, Any], *, discovery: str, prefi
     if component == "event":
         assert isinstance(config["event_types"], list) and config["event_types"]
         assert all(isinstance(t, str) for t in config["event_types"])
-    if component == "binary_sensor":
+    if component == "binary_sensor" and "off_delay" in config:
         assert isinstance(config["off_delay"], int) and config["off_delay"] > 0
     if config.get("device_class") == "timestamp":
         assert "unit_of_measurement" not in config
@@ -300,23 +302,29 @@ def test_discovery_follows_home_assistant_schema_and_is_retained(
         factories.camera(dep, "lot.b")  # a '.' is not allowed in a discovery id
         with Services(dep) as services:
             services.webhooks.start()
-            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 8, "8 configs")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 12, "12 configs")
             configs = configs_of(capture, prefixes.discovery)
             components = [
                 check_discovery(t, c, discovery=prefixes.discovery, prefix=prefixes.topic)
                 for t, c in configs.items()
             ]
-            assert sorted(components) == sorted(["sensor", "sensor", "binary_sensor", "event"] * 2)
+            per_camera = ["sensor", "sensor", "binary_sensor", "binary_sensor", "binary_sensor"]
+            assert sorted(components) == sorted([*per_camera, "event"] * 2)
             unique_ids = [c["unique_id"] for c in configs.values()]
             assert len(set(unique_ids)) == len(unique_ids)
             devices = {c["device"]["identifiers"][0] for c in configs.values()}
-            assert len(devices) == 2  # one device per camera, four entities each
+            assert len(devices) == 2  # one device per camera, six entities each
             by_object = {t.split("/")[-2]: c for t, c in configs.items() if "lot" in t}
             assert by_object["last_contact"]["device_class"] == "timestamp"
             assert by_object["reads_per_minute"]["state_class"] == "measurement"
             assert by_object["reads_per_minute"]["unit_of_measurement"] == "reads/min"
             assert by_object["hotlist_alert_event"]["event_types"] == ["hotlist_alert"]
             assert by_object["hotlist_alert"]["off_delay"] == 1
+            # Device alerts: ON while open, OFF when cleared (the server says; no off_delay).
+            for kind in ("silent_camera", "spool_backlog"):
+                assert by_object[kind]["device_class"] == "problem"
+                assert "off_delay" not in by_object[kind]
+                assert by_object[kind]["state_topic"] == f"{prefixes.topic}/camera/lot.b/{kind}"
             assert (
                 by_object["hotlist_alert"]["state_topic"] == f"{prefixes.topic}/camera/lot.b/alert"
             )
@@ -343,7 +351,7 @@ def test_discovery_follows_home_assistant_schema_and_is_retained(
             # every config at once, flagged retained.
             late = Capture(f"{prefixes.discovery}/#")
             try:
-                wait_for(lambda: len(late.all()) >= 8, "retained configs for a late subscriber")
+                wait_for(lambda: len(late.all()) >= 12, "retained configs for a late subscriber")
                 assert all(m.retain for m in late.all())
                 assert {m.topic for m in late.all()} == set(configs)
             finally:
@@ -360,27 +368,30 @@ def test_deactivated_cameras_lose_their_retained_discovery(
             factories.camera(dep, camera)
         with Services(dep) as services:
             services.webhooks.start()
-            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 12, "12 configs")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 18, "18 configs")
             gone = [t for t in configs_of(capture, prefixes.discovery) if "gate-2" in t]
-            assert len(gone) == 4
+            assert len(gone) == 6
+            silent = f"{prefixes.topic}/camera/gate-2/silent_camera"
+            wait_for(lambda: capture.latest().get(silent) == b"OFF", "gate-2's sensor state")
             # Through the service function, in this process: cleared at once.
             dep.deactivate_camera("gate-2")
             wait_for(
                 lambda: all(capture.latest()[t] == b"" for t in gone), "gate-2's configs cleared"
             )
+            assert capture.latest()[silent] == b""  # its retained state goes with them
             # By another process (the CLI's `cameras deactivate`): at the next interval.
             with Deployment.open(home, actor="cli") as other:
                 other.deactivate_camera("gate-3")
-            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 4, "gate-3 cleared")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 6, "gate-3 cleared")
             # And a camera another process adds is announced the same way.
             with Deployment.open(home, actor="cli") as other:
                 factories.camera(other, "gate-4")
-            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 8, "gate-4 announced")
+            wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 12, "gate-4 announced")
             with pytest.raises(NotFound):
                 dep.deactivate_camera("gate-2")
         late = Capture(f"{prefixes.discovery}/#")
         try:
-            wait_for(lambda: len(late.all()) >= 8, "the retained configs")
+            wait_for(lambda: len(late.all()) >= 12, "the retained configs")
             threading.Event().wait(0.3)
             retained = {m.topic for m in late.all() if m.payload}
             assert retained and not [t for t in retained if "gate-2" in t or "gate-3" in t]
@@ -404,7 +415,7 @@ def test_a_hotlist_hit_is_published_and_a_non_hit_is_not(
     with Deployment.open(home) as dep, Services(dep) as services:
         hotlist_of(services, wanted)
         services.webhooks.start()
-        wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 4, "discovery")
+        wait_for(lambda: len(configs_of(capture, prefixes.discovery)) == 6, "discovery")
         _, none = services.ingest([factories.read(dep, passing[0])], actor="edge-1")
         assert none == []
         _, alerts = services.ingest([factories.read(dep, wanted[0])], actor="edge-1")
@@ -444,6 +455,89 @@ def test_a_hotlist_hit_is_published_and_a_non_hit_is_not(
         contact = capture.latest()[f"{prefixes.topic}/camera/gate-1/last_contact"]
         assert re.fullmatch(rb"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", contact)
     assert_no_plates(capture, [*wanted, *passing, "8MORE11"])
+
+
+def _report(dep: Deployment, *, cameras: list[str], frame_age: float, spool: int = 0) -> None:
+    """A health report of device edge-1 as the server keeps it (the signed route's service)."""
+    from privplate.devices.health import CameraReport, HealthReport, record_report
+    from privplate.devices.registry import list_devices
+
+    (device,) = [d for d in list_devices(db=dep.db) if d.id == "edge-1"]
+    moment = datetime.now(UTC)
+    frame = moment - timedelta(seconds=frame_age)
+    body = HealthReport(
+        version="0.1.0",
+        interval_seconds=60,
+        cameras=[
+            CameraReport(camera_id=c, frames_per_second=5, last_frame_at=frame) for c in cameras
+        ],
+        spool_depth=spool,
+    )
+    record_report(db=dep.db, device=device, report=body, signed_at=moment)
+
+
+def test_device_alerts_drive_a_problem_sensor_per_camera(
+    home: Path, prefixes: Prefixes, capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privplate.devices import DeviceKey, registry
+
+    monkeypatch.setenv("PRIVPLATE_MQTT__STATE_INTERVAL_SECONDS", "3600")  # only alerts move them
+    monkeypatch.setenv("PRIVPLATE_HEALTH__SPOOL_BACKLOG_READS", "100")
+    topic = f"{prefixes.topic}/camera"
+    with Deployment.open(home) as dep:
+        for camera in ("gate-1", "gate-2"):
+            factories.camera(dep, camera)
+        registry.register_device(
+            db=dep.db, audit=dep.audit, actor="test", device_id="edge-1",
+            public_key=DeviceKey.generate("edge-1").public_key, cameras=["gate-1", "gate-2"],
+        )  # fmt: skip
+        with Services(dep) as services:
+            services.webhooks.start()
+            sensors = [f"{topic}/{c}/{k}" for c in ("gate-1", "gate-2")
+                       for k in ("silent_camera", "spool_backlog")]  # fmt: skip
+            wait_for(lambda: all(capture.latest().get(t) == b"OFF" for t in sensors), "all OFF")
+
+            # gate-1's frames stopped 20 minutes ago; the device's spool backs up.
+            _report(dep, cameras=["gate-1", "gate-2"], frame_age=0, spool=500)
+            with dep.db.write() as conn:
+                conn.execute(
+                    update(CameraHealth)
+                    .where(CameraHealth.camera_id == "gate-1")
+                    .values(last_frame_at=datetime.now(UTC) - timedelta(minutes=20))
+                )
+            raised = {a.kind: a for a in services.check_device_health()}
+            assert set(raised) == {"silent_camera", "spool_backlog"}
+            expected_on = {f"{topic}/gate-1/silent_camera", f"{topic}/gate-1/spool_backlog",
+                           f"{topic}/gate-2/spool_backlog"}  # fmt: skip
+            wait_for(
+                lambda: {t for t in sensors if capture.latest().get(t) == b"ON"} == expected_on,
+                "the silent camera's and the backlog's sensors ON",
+            )
+            assert capture.latest()[f"{topic}/gate-2/silent_camera"] == b"OFF"
+            silent = json.loads(capture.latest()[f"{topic}/gate-1/silent_camera/attributes"])
+            assert silent["alert_id"] == raised["silent_camera"].id
+            assert silent["cause"] == "no_frame" and silent["reason"] == "camera silent: no frame"
+            backlog = json.loads(capture.latest()[f"{topic}/gate-2/spool_backlog/attributes"])
+            assert backlog["alert_id"] == raised["spool_backlog"].id
+            # Retained: Home Assistant restarting now still finds the camera silent.
+            late = Capture(f"{topic}/gate-1/silent_camera")
+            try:
+                wait_for(lambda: [(m.payload, m.retain) for m in late.all()] == [(b"ON", True)],
+                         "the retained ON")  # fmt: skip
+            finally:
+                late.close()
+
+            # Frames again and an empty spool: both clear, and the sensors say OFF.
+            _report(dep, cameras=["gate-1", "gate-2"], frame_age=0, spool=0)
+            cleared = services.check_device_health()
+            assert sorted(a.clears or 0 for a in cleared) == sorted(a.id for a in raised.values())
+            wait_for(lambda: all(capture.latest().get(t) == b"OFF" for t in sensors), "OFF again")
+            assert json.loads(capture.latest()[f"{topic}/gate-1/silent_camera/attributes"]) == {}
+            # A check that finds nothing new publishes nothing new.
+            before = len(capture.all())
+            assert services.check_device_health() == []
+            threading.Event().wait(0.5)
+            assert [m.topic for m in capture.all()[before:]] == []
 
 
 def test_delivery_survives_an_unreachable_broker(

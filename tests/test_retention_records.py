@@ -94,3 +94,44 @@ def test_spent_enrolment_codes_go_a_week_after_they_expire(
     assert _count(dep, "enrolment_codes") == 1
     assert purge(dep, now=now + timedelta(days=8)).records_deleted["enrolment_codes"] == 1
     assert _count(dep, "enrolment_codes") == 0
+
+
+def test_health_reports_of_revoked_devices_go_with_the_next_purge(dep: Deployment) -> None:
+    from privplate.devices import DeviceKey, registry
+    from privplate.devices.health import CameraReport, HealthReport, record_report
+
+    for camera in ("gate-1", "gate-2"):
+        factories.camera(dep, camera)
+    devices = {
+        name: registry.register_device(
+            db=dep.db,
+            audit=dep.audit,
+            actor="admin",
+            device_id=name,
+            public_key=DeviceKey.generate(name).public_key,
+            cameras=[camera],
+        )
+        for name, camera in (("edge-1", "gate-1"), ("edge-2", "gate-2"))
+    }
+    now = datetime.now(UTC)
+    for device in devices.values():
+        report = HealthReport(
+            version="0.1.0",
+            interval_seconds=60,
+            cameras=[CameraReport(camera_id=device.cameras[0], frames_per_second=5.0)],
+            spool_depth=0,
+        )
+        record_report(db=dep.db, device=device, report=report, signed_at=now)
+    assert (_count(dep, "device_health"), _count(dep, "camera_health")) == (2, 2)
+
+    # A live device's report stays, however old.
+    kept = purge(dep, now=now + timedelta(days=400)).records_deleted
+    assert (kept["device_health"], kept["camera_health"]) == (0, 0)
+
+    registry.revoke_device(db=dep.db, audit=dep.audit, actor="admin", device_id="edge-2")
+    gone = purge(dep, now=now).records_deleted
+    assert (gone["device_health"], gone["camera_health"]) == (1, 1)
+    with dep.db.read() as conn:
+        left = conn.execute(text("SELECT device_id FROM device_health")).scalars().all()
+        cameras = conn.execute(text("SELECT camera_id FROM camera_health")).scalars().all()
+    assert (left, cameras) == (["edge-1"], ["gate-1"])

@@ -81,3 +81,14 @@ def test_unknown_output_layout_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="layout"):
         detect_layout([1, 1000])
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_onnxruntime_pool_threads_sleep_between_runs(threads: int) -> None:
+    from privplate.vision._deps import session_options
+
+    # A spinning pool thread would hold the core the OCR or the decoder runs on.
+    options = session_options(threads)
+    assert options.intra_op_num_threads == threads  # type: ignore[attr-defined]
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert options.get_session_config_entry(key) == "0"  # type: ignore[attr-defined]

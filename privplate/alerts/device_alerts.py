@@ -21,6 +21,9 @@ the condition ends (frames arrive again; for a "no read" episode, a read after i
 second alert row of the same kind with ``clears`` set, announced on every channel too. Only
 devices that sent a report are watched, and only their active cameras; a revoked device's or
 deactivated camera's open episode is cleared.
+
+The open episodes are also what a camera's state is (:func:`camera_problems`): Home
+Assistant's "camera silent" and "spool backlog" sensors show them (privplate.mqtt).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from privplate.audit import AuditLog
 from privplate.devices.health import CameraState, DeviceState, latest
 from privplate.settings import HealthSettings
 from privplate.store.database import Database
-from privplate.store.health_models import HealthEpisode
+from privplate.store.health_models import CameraHealth, HealthEpisode
 from privplate.store.models import Camera
 from privplate.store.server_models import Alert, AlertKind, Device
 
@@ -64,6 +67,32 @@ class Finding:
     camera_id: str
     device_id: str
     cause: Cause
+
+
+def camera_problems(conn: Connection) -> dict[str, dict[AlertKind, Episode]]:
+    """The open device alerts by camera: a silent camera's own, and a spool backlog on every
+    camera its device last reported."""
+    episodes = [
+        Episode(AlertKind(r.kind), r.subject, int(r.alert_id), r.opened_at, Cause(r.cause))
+        for r in conn.execute(select(HealthEpisode).order_by(HealthEpisode.subject))
+    ]
+    backlogged = [e.subject for e in episodes if e.kind is AlertKind.SPOOL_BACKLOG]
+    cameras_of: dict[str, list[str]] = {}
+    if backlogged:
+        for device_id, camera_id in conn.execute(
+            select(CameraHealth.device_id, CameraHealth.camera_id).where(
+                CameraHealth.device_id.in_(backlogged)
+            )
+        ):
+            cameras_of.setdefault(device_id, []).append(camera_id)
+    out: dict[str, dict[AlertKind, Episode]] = {}
+    for episode in episodes:
+        if episode.kind is AlertKind.SILENT_CAMERA:
+            out.setdefault(episode.subject, {})[episode.kind] = episode
+        else:
+            for camera_id in cameras_of.get(episode.subject, []):
+                out.setdefault(camera_id, {})[episode.kind] = episode
+    return out
 
 
 def daytime(settings: HealthSettings, now: datetime) -> tuple[bool, datetime | None]:

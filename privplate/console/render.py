@@ -28,6 +28,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
         NavItem("Hotlists", "/console/operator/hotlists"),
         NavItem("Alerts", "/console/operator/alerts"),
         NavItem("Cameras and devices", "/console/operator/cameras"),
+        NavItem("Enrolment codes", "/console/operator/enrolment-codes"),
     ),
     Role.INVESTIGATOR: (
         NavItem("Search", "/console/investigator/search"),

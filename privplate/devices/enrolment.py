@@ -175,6 +175,60 @@ def create_code(
     return issued
 
 
+@dataclass(frozen=True)
+class CodeInfo:
+    """A code on the record, as an administrator's listing shows it: what it enrols and
+    whether it was used, never the code (which is not stored)."""
+
+    id: uuid.UUID
+    cameras: tuple[str, ...]
+    name: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    used_at: datetime | None
+    device_id: str | None
+
+    def state(self, now: datetime) -> str:
+        """used, expired or unused (usable until ``expires_at``)."""
+        if self.used_at is not None:
+            return "used"
+        return "expired" if self.expires_at <= now else "unused"
+
+
+def list_codes(*, db: Database, limit: int = 200) -> list[CodeInfo]:
+    """The latest codes made, newest first (used and expired ones too, for the record)."""
+    table = EnrolmentCode
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                table.id,
+                table.cameras,
+                table.name,
+                table.created_at,
+                table.created_by,
+                table.expires_at,
+                table.used_at,
+                table.device_id,
+            )
+            .order_by(table.created_at.desc(), table.id)
+            .limit(limit)
+        ).all()
+    return [
+        CodeInfo(
+            id=r.id,
+            cameras=tuple(json.loads(r.cameras)),
+            name=r.name,
+            created_at=r.created_at,
+            created_by=r.created_by,
+            expires_at=r.expires_at,
+            used_at=r.used_at,
+            device_id=r.device_id,
+        )
+        for r in rows
+    ]
+
+
 def check_possession(
     *,
     public_key: bytes,

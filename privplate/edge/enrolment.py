@@ -19,7 +19,17 @@ owned by this module::
 edge run` finds the server (and folds plates as it does) with no further configuration.
 ``server_key`` is the server's audit log key (its checkpoints' signer), pinned here: given
 ``--server-key`` (what `privplate devices enrol-code` printed), enrolment fails when the server
-answers with another key.
+answers with another key. Naming a key is not holding it, so before anything is kept the server
+must also prove it holds the key: its first epoch key answer, signed with it over this
+device's fresh nonce (privplate/devices/epoch_answer.py), must verify.
+
+What the pin is for, afterwards: whoever hands the edge its epoch key could invert its tokens
+by trying every plate. `edge run` therefore takes an epoch key, and uploads batches, only from
+a server that proves it holds the pinned key (:func:`pinned_server_key`, checked in
+privplate/edge/uplink.py, ``ServerIdentity``), whatever ``edge.server_url`` says now: an edge
+enrolled with one server and pointed at another (a wrong URL, a hijacked name, another
+deployment) refuses, and its reads wait in the spool. ``edge.server_key`` overrides the pin
+(a device key registered by hand, or a server whose audit key was replaced).
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from typing import Any
 from privplate.audit.note import NoteError, NoteVerifier
 from privplate.devices.enrolment import ENROL_PATH
 from privplate.devices.protocol import DeviceKey
-from privplate.edge.uplink import DeviceClient, UplinkError
+from privplate.edge.uplink import DeviceClient, ServerIdentity, UplinkError
 from privplate.errors import ConfigError, PrivplateError
 from privplate.settings import ENROLMENT_FILENAME, Settings
 from privplate.store.cameras import CAMERA_ID
@@ -98,6 +108,28 @@ def read_enrolment(settings: Settings) -> Enrolment | None:
         ) from None
 
 
+def pinned_server_key(settings: Settings) -> NoteVerifier | None:
+    """The server key this edge requires on its epoch keys: ``edge.server_key`` if set, else
+    the one pinned at enrolment (whatever ``edge.server_url`` says now), else None."""
+    if settings.edge.server_key:
+        try:
+            return NoteVerifier.parse(settings.edge.server_key)
+        except (NoteError, ValueError):
+            raise ConfigError(
+                "edge.server_key is not a note verifier key (name+hash+base64, as `privplate "
+                "audit public-key` prints it on the server)"
+            ) from None
+    enrolment = read_enrolment(settings)
+    if enrolment is None:
+        return None
+    try:
+        return NoteVerifier.parse(enrolment.server_key)
+    except (NoteError, ValueError):
+        raise ConfigError(
+            f"{enrolment.path} pins no usable server key; enrol again (--force)"
+        ) from None
+
+
 def enrol(
     settings: Settings,
     *,
@@ -131,6 +163,7 @@ def enrol(
     try:
         answer = _request(settings, server_url, key, code=code, name=name)
         enrolment = _check(answer, key=key, server_url=server_url, expected=expected)
+        _prove(settings, server_url, key, enrolment)
     except BaseException:
         pending.unlink(missing_ok=True)
         raise
@@ -178,6 +211,21 @@ def _request(settings: Settings, server_url: str, key: DeviceKey, *, code: str, 
         return client.request("POST", ENROL_PATH, body)
     except UplinkError as exc:
         raise EnrolmentFailed(f"enrolment refused, nothing was kept: {exc}") from None
+
+
+def _prove(settings: Settings, server_url: str, key: DeviceKey, enrolment: Enrolment) -> None:
+    """The server holds the key it named: its epoch key answer to the new device is signed
+    with it (an impostor can copy the server's public key, not its signatures)."""
+    client = DeviceClient(server_url, key, timeout=settings.edge.uplink_timeout_seconds)
+    identity = ServerIdentity(client, NoteVerifier.parse(enrolment.server_key))
+    try:
+        identity.fetch_epoch()
+    except UplinkError as exc:
+        raise EnrolmentFailed(
+            f"the server named key {enrolment.server_key} but did not prove it holds it "
+            f"({exc}). Nothing was kept; revoke device {enrolment.device_id!r} on the server "
+            "if it was registered there"
+        ) from None
 
 
 def _check(

@@ -69,5 +69,9 @@ def build_variants(
         ("full + crop padding", replace(full, padding=pad), threshold, True),
         ("full + deskew vote", replace(full, variants=with_deskew), threshold, True),
     ]
+    if full.formats is not None:
+        # The deployment's plate formats (edge.plate_formats / plate_patterns) are measured
+        # like the prior: removed from the full configuration.
+        table.append(("full - plate formats", replace(full, formats=None), threshold, True))
     variants.extend(_variant(n, base, o, t, prior_for, p) for n, o, t, p in table)
     return variants

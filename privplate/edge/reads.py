@@ -59,10 +59,17 @@ def _tokens(
 def reading_tokens(
     track: Track, keys: KeySource, fold: Mapping[str, str] | None, max_tokens: int = 8
 ) -> tuple[EpochKey, list[TokenIn]]:
-    """Tokens of the track's best reading and its alternates under the current epoch key."""
-    best = track.best
+    """Tokens of the track's reading (fused once the track closed, see Track.final) and its
+    alternates under the current epoch key. After an edge alert the texts of the reading it
+    was raised on follow the best one: the read the alert named then matches the same
+    hotlist entry on the server even where fusion chose another best reading."""
+    final = track.final
     epoch = keys.current_key(track.best_at)
-    texts = [best.best.text, *(a.text for a in best.alternates)]
+    texts = [final.best.text]
+    alerted = track.alerted_on
+    if alerted is not None and alerted is not final:
+        texts += [alerted.best.text, *(a.text for a in alerted.alternates)]
+    texts += [a.text for a in final.alternates]
     return epoch, _tokens(texts, epoch.key, fold, max_tokens)
 
 
@@ -76,7 +83,7 @@ def build_read(
     frame_side: int = 640,
     max_tokens: int = 8,
 ) -> EdgeRead | None:
-    best = track.best
+    best = track.best  # the evidence is the best frame, whatever the text was fused from
     epoch, tokens = reading_tokens(track, keys, fold, max_tokens)
     if not tokens:
         log.info("a reading was not a valid plate (length or characters) and was dropped")
@@ -94,7 +101,7 @@ def build_read(
         observed_at=track.best_at,
         epoch_id=epoch.epoch_id,
         tokens=tokens,
-        confidence=round(min(1.0, max(0.0, best.confidence)), 4),
+        confidence=round(min(1.0, max(0.0, track.final.confidence)), 4),
         evidence_id=evidence_id,
     )
     return EdgeRead(read, evidence)

@@ -16,8 +16,9 @@ Threads, for N cameras on a small box (2 cores):
 
 Detection is the heavy stage (about 100 ms a frame at 640 on one core, against a few ms of
 OCR per plate), so with two or more cameras on a 2-core box two detector threads keep both
-cores busy, each run using one onnxruntime intra-op thread (``edge.threads``, default 1: more
-would have the runs compete for the same cores); the OCR's short runs fill the gaps. One
+cores busy when each run uses one onnxruntime intra-op thread (``edge.threads = 1``; the
+default 0 gives one detector thread all the cores, which measured about the same for three
+cameras: benchmarks/edge_multicam.py); the OCR's short runs fill the gaps. One
 camera gets one detector thread and the OCR overlapped on the other core, as before. There is
 one detector and one recognizer session for all cameras: the models are loaded once.
 

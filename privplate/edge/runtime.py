@@ -16,6 +16,7 @@ from privplate.deployment import Deployment
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.alerts import EdgeAlerts, HotlistFeed, Webhook
 from privplate.edge.config import EdgeConfig
+from privplate.edge.fusion import track_fusion
 from privplate.edge.health import HealthReporter, model_digests
 from privplate.edge.pipeline import EdgePipeline
 from privplate.edge.reads import KeySource
@@ -29,6 +30,7 @@ from privplate.edge.uplink import (
     HttpUplink,
     LocalUplink,
     ServerHotlistFeed,
+    ServerIdentity,
     ServerKeys,
     Uplink,
     UplinkWorker,
@@ -190,12 +192,16 @@ def build_edge(
             timeout=edge.uplink_timeout_seconds,
         )
         fold = settings.plates.fold_table
-        keys: KeySource = ServerKeys(client, spool, fold=fold)
+        from privplate.edge.enrolment import pinned_server_key  # noqa: PLC0415 - as above
+
+        # Epoch keys and uploads only from the server holding the pinned key (uplink.py).
+        identity = ServerIdentity(client, pinned_server_key(settings))
+        keys: KeySource = ServerKeys(client, spool, fold=fold, identity=identity)
         # Short timeout: the feed is asked from the camera loop.
         feed: HotlistFeed | None = ServerHotlistFeed(
             DeviceClient(edge.server_url, client.key, timeout=5.0)
         )
-        uplink: Uplink = HttpUplink(client)
+        uplink: Uplink = HttpUplink(client, identity)
         mode = f"server {edge.server_url}"
     else:
         dep = stack.enter_context(Deployment.open(settings.home, settings=settings, actor="edge"))
@@ -214,7 +220,7 @@ def build_edge(
     lanes = []
     for source_config, camera_id, source in zip(config.sources, cameras, opened, strict=True):
         threshold = source_config.gate_threshold(edge)
-        tracker = Tracker(edge.track_seconds)
+        tracker = Tracker(edge.track_seconds, fusion=track_fusion(edge.track_fusion, reader))
         motion: MotionGate | None = MotionGate(threshold) if threshold > 0 else None
         if not isinstance(source, ImageSource) and edge.settled_stride > 1:
             # Video and streams: while every car in view is read, detect every n-th moving

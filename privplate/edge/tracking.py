@@ -2,8 +2,10 @@
 
 A reading joins an open track when its box overlaps the track's last box and the texts are
 alike, or when the texts are nearly the same (the car moved further than one box). A track
-closes when it has not been seen for ``window`` seconds; its best frame (highest confidence)
-becomes the read.
+closes when it has not been seen for ``window`` seconds. Its best frame (highest confidence)
+is the evidence; the read's text is the reading fused over all its frames when the tracker has
+a ``Fusion`` (privplate.edge.fusion), else the best frame's. Alerts, made while the track is
+open, use each frame's own reading: an alert must go out at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from privplate.edge.fusion import Fusion, Look, keep_best
 from privplate.vision.types import Box, ImageArray, PlateReading
 
 OVERLAP_IOU = 0.3
@@ -51,6 +54,22 @@ class Track:
     alerted: bool = False
     #: Sightings in a row whose best reading was the track's best text (1: just started).
     agreeing: int = 1
+    #: Every frame's table, for fusion when the track closes (the best MAX_LOOKS).
+    looks: list[Look] = field(default_factory=list, repr=False)
+    #: The reading fused over the looks, set when the track closes (None: no fusion).
+    fused: PlateReading | None = field(default=None, repr=False)
+    #: The reading an edge alert was raised on: the read carries its texts too, so the
+    #: server's match of the read agrees with the alert that named it.
+    alerted_on: PlateReading | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.looks:
+            self.looks.append(Look.of(self.best))
+
+    @property
+    def final(self) -> PlateReading:
+        """The reading the read is made of: fused once closed (with fusion), else the best."""
+        return self.fused if self.fused is not None else self.best
 
     def text_similarity(self, reading: PlateReading) -> float:
         return max(similarity(a, b) for a in _texts(self.best) for b in _texts(reading))
@@ -60,13 +79,17 @@ class Track:
         self.agreeing = self.agreeing + 1 if reading.best.text == self.best.best.text else 1
         self.last_at = at
         self.last_box = reading.detection.box
+        self.looks.append(Look.of(reading))
+        keep_best(self.looks)
         if reading.confidence > self.best.confidence:
             self.best, self.best_frame, self.best_at = reading, frame, at
 
 
 class Tracker:
-    def __init__(self, window: float = 3.0) -> None:
+    def __init__(self, window: float = 3.0, *, fusion: Fusion | None = None) -> None:
         self.window = timedelta(seconds=window)
+        #: How a closing track's read is fused over its frames (None: its best frame's).
+        self.fusion = fusion
         self.open: list[Track] = []
         #: When the last frame was added (None before the first).
         self.latest: datetime | None = None
@@ -132,8 +155,14 @@ class Tracker:
     def expire(self, now: datetime) -> list[Track]:
         closed = [t for t in self.open if now - t.last_at > self.window]
         self.open = [t for t in self.open if now - t.last_at <= self.window]
-        return closed
+        return self._close(closed)
 
     def flush(self) -> list[Track]:
         closed, self.open = self.open, []
-        return closed
+        return self._close(closed)
+
+    def _close(self, tracks: list[Track]) -> list[Track]:
+        if self.fusion is not None:
+            for track in tracks:
+                track.fused = self.fusion.read(track.looks, track.best)
+        return tracks

@@ -4,6 +4,22 @@ The worker retries with exponential backoff and jitter for as long as it takes; 
 acknowledged in the spool only after the store or server answered that it holds it. Because
 read ids are chosen by the edge and a batch is re-sent with the same id and bytes, sending
 twice stores once.
+
+The server's identity. An enrolled edge pinned the server's audit key (``server_key`` in
+enrolment.json, or ``edge.server_key``); :class:`ServerIdentity` holds it. Whoever hands the
+edge its epoch key could invert its tokens by trying every plate, so an epoch key is used only
+if its answer carries the pinned key's signature over the answer and the request's fresh nonce
+(privplate/devices/epoch_answer.py): an impostor at ``edge.server_url`` (a hijacked name, a
+mistyped URL, another deployment that registered this device's public key) cannot make one.
+The answer kept in the spool for restarts while the server is down is checked again when used.
+Before the first upload, and again after any failed connection (a name may now point
+elsewhere), the uplink asks for such a fresh signed answer: until one verifies, batches stay in
+the spool and are retried (:class:`ServerNotTrusted`), so nothing is lost and nothing reaches
+the impostor. What the proof cannot do is guard an ``http://`` link against someone on the
+path between two requests: use https. Even then, what such a party carries away are tokens
+under the real server's epoch key and evidence sealed to the evidence key, which it cannot
+open. An edge with no pin (a device key registered by hand and no ``edge.server_key``) checks
+nothing and says so once in its log.
 """
 
 from __future__ import annotations
@@ -22,8 +38,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from privplate.audit.note import NoteVerifier
 from privplate.devices.batches import IngestBatch
-from privplate.devices.protocol import DeviceKey
+from privplate.devices.epoch_answer import verify_answer
+from privplate.devices.protocol import HEADER_NONCE, DeviceKey
 from privplate.edge.spool import Spool, SpooledBatch
 from privplate.errors import ConfigError, IngestRejected, KeyringError, PrivplateError
 from privplate.tokens.keyring import EpochKey
@@ -85,14 +103,19 @@ class DeviceClient:
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: bytes = b"") -> Any:
+        return self.signed_request(method, path, body)[0]
+
+    def signed_request(self, method: str, path: str, body: bytes = b"") -> tuple[Any, bytes]:
+        """The answer and the nonce the request was signed with (a server signs over it)."""
         headers = self.key.sign_request(method, path, body)
         headers["Content-Type"] = "application/json"
+        nonce = bytes.fromhex(headers[HEADER_NONCE])
         request = urllib.request.Request(  # noqa: S310 - the configured server URL
             self.base + path, data=body if method != "GET" else None, headers=headers, method=method
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                return json.loads(response.read() or b"null"), nonce
         except urllib.error.HTTPError as exc:
             kind, detail = _detail(exc)
             raise UplinkError(
@@ -122,17 +145,86 @@ def _detail(exc: urllib.error.HTTPError) -> tuple[str, str]:
     return kind, str(detail)[:300] if detail else "no detail"
 
 
-class HttpUplink:
-    def __init__(self, client: DeviceClient) -> None:
+class ServerNotTrusted(UplinkError):
+    """The server did not prove it holds the key this edge pinned: its epoch key is not used
+    and no batch is sent to it (they stay in the spool)."""
+
+
+EPOCH_PATH = "/device/epoch"
+
+
+class ServerIdentity:
+    """The pinned server key, and whether the server at the client's URL proved it holds it
+    (see the module). ``pin`` None: an unpinned edge, nothing is checked."""
+
+    def __init__(self, client: DeviceClient, pin: NoteVerifier | None) -> None:
         self.client = client
+        self.pin = pin
+        self.proven = False
+        self._warned = False
+
+    def fetch_epoch(self) -> dict[str, Any]:
+        """A fresh ``GET /device/epoch`` answer, checked against the pin; what the spool keeps
+        of it (the answer and the nonce it was signed over)."""
+        answer, nonce = self.client.signed_request("GET", EPOCH_PATH)
+        if not isinstance(answer, dict):
+            raise UplinkError(f"the server's answer to GET {EPOCH_PATH} is not an epoch key")
+        self.check(answer, nonce)
+        self.proven = True
+        return {"answer": answer, "nonce": nonce.hex()}
+
+    def check(self, answer: dict[str, Any], nonce: bytes) -> None:
+        if self.pin is None:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "uplink: this edge pins no server key (not enrolled, no edge.server_key): "
+                    "the server's identity is not checked"
+                )
+            return
+        if not verify_answer(self.pin, answer, device_id=self.client.key.device_id, nonce=nonce):
+            raise ServerNotTrusted(
+                f"the server at {self.client.base} did not prove it holds the key this edge "
+                f"pinned ({self.pin.name}): not the server it was enrolled with (wrong "
+                "edge.server_url, or an impostor). No epoch key taken, nothing sent; reads stay "
+                "in the spool. Fix edge.server_url, or enrol again with the right server"
+            )
+
+    def ensure(self) -> None:
+        """Raise ServerNotTrusted (or UplinkError) unless the server proved itself already."""
+        if self.pin is not None and not self.proven:
+            self.fetch_epoch()
+
+    def forget(self) -> None:
+        """A connection failed: the next server to answer must prove itself again."""
+        self.proven = False
+
+
+class HttpUplink:
+    def __init__(self, client: DeviceClient, identity: ServerIdentity | None = None) -> None:
+        self.client = client
+        self.identity = identity
 
     def send(self, batch: SpooledBatch) -> None:
-        self.client.request("POST", "/ingest", batch.body)
+        if self.identity is None:
+            self.client.request("POST", "/ingest", batch.body)
+            return
+        try:
+            self.identity.ensure()
+            self.client.request("POST", "/ingest", batch.body)
+        except ServerNotTrusted:
+            self.identity.forget()
+            raise
+        except UplinkError as exc:
+            if not exc.permanent:
+                self.identity.forget()
+            raise
 
 
 class ServerKeys:
-    """The current epoch key from the server, sealed to this device; the sealed answer is kept
-    in the spool so a restart while the server is down can still tokenize."""
+    """The current epoch key from the server, sealed to this device and signed by the pinned
+    server key; the signed answer is kept in the spool so a restart while the server is down
+    can still tokenize."""
 
     STATE = "epoch"
 
@@ -143,11 +235,13 @@ class ServerKeys:
         *,
         fold: Mapping[str, str] | None = None,
         retry_seconds: float = 30.0,
+        identity: ServerIdentity | None = None,
     ) -> None:
         self.client = client
         self.spool = spool
         self.fold = dict(fold) if fold else None
         self.retry_seconds = retry_seconds
+        self.identity = identity or ServerIdentity(client, None)
         self._key: EpochKey | None = None
         self._failed_at: float | None = None
 
@@ -179,23 +273,40 @@ class ServerKeys:
         try:
             if recently_failed:
                 raise UplinkError("the server was unreachable moments ago")
-            answer = self.client.request("GET", "/device/epoch")
-            self.spool.set_state(self.STATE, json.dumps(answer).encode())
+            kept = self.identity.fetch_epoch()
+            self.spool.set_state(self.STATE, json.dumps(kept).encode())
             self._failed_at = None
+            answer = kept["answer"]
         except UplinkError as exc:
+            if isinstance(exc, ServerNotTrusted):
+                log.error("uplink: %s", exc)
             if not recently_failed:
                 self._failed_at = time.monotonic()
-            cached = self.spool.get_state(self.STATE)
-            if cached is None:
-                raise KeyringError(
-                    f"no epoch key yet and the server is unreachable ({exc})"
-                ) from None
-            answer = json.loads(cached)
+            answer = self._cached()
+            if answer is None:
+                why = "" if isinstance(exc, ServerNotTrusted) else " and the server is unreachable"
+                raise KeyringError(f"no epoch key yet{why} ({exc})") from None
         key = self._from(answer)
         if not key.starts_at <= now < key.ends_at:
             raise KeyringError("the held epoch key has ended and the server is unreachable")
         self._key = key
         return key
+
+    def _cached(self) -> dict[str, Any] | None:
+        """The answer kept in the spool, if it still verifies against the pin (a spool written
+        before answers were signed holds a bare answer: usable only by an unpinned edge)."""
+        raw = self.spool.get_state(self.STATE)
+        if raw is None:
+            return None
+        kept = json.loads(raw)
+        if "answer" not in kept:
+            return kept if self.identity.pin is None else None
+        answer: dict[str, Any] = kept["answer"]
+        try:
+            self.identity.check(answer, bytes.fromhex(kept["nonce"]))
+        except (ServerNotTrusted, ValueError):
+            return None
+        return answer
 
 
 class ServerHotlistFeed:

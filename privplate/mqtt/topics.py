@@ -11,6 +11,10 @@ Topics, under ``mqtt.topic_prefix`` (P)::
     P/camera/<camera>/event                 each alert, JSON with "event_type" (never retained)
     P/camera/<camera>/health_event          each device alert (silent camera, spool backlog,
                                             and their clearing), JSON (never retained)
+    P/camera/<camera>/silent_camera         ON while a silent-camera alert is open, else OFF
+    P/camera/<camera>/spool_backlog         ON while its device's spool-backlog alert is open
+    P/camera/<camera>/<kind>/attributes     the open one's alert id, cause, reason and since
+                                            (both retained; {} once it cleared)
     P/camera/<camera>/<key>                 further per-camera state (publish_camera_state)
 
 and one discovery config per entity at
@@ -27,10 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from privplate.alerts.device_alerts import Episode
+from privplate.alerts.kinds import describe
 from privplate.alerts.records import AlertInfo
 from privplate.errors import InvalidRequest
 from privplate.settings import MqttSettings
 from privplate.store.cameras import CameraInfo
+from privplate.store.server_models import AlertKind
 
 #: A per-camera state value: published as its text (a time as ISO 8601, a bool as ON/OFF);
 #: None clears the retained value.
@@ -41,7 +48,13 @@ Component = Literal["sensor", "binary_sensor", "event"]
 ALERT_EVENT = "hotlist_alert"
 #: Keys of ``publish_camera_state``: a topic level of its own, not one privplate uses.
 STATE_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
-RESERVED_KEYS = frozenset({"alert", "event", "health_event"})
+#: The device alerts with a binary sensor of their own, per camera (their topic level).
+PROBLEMS = (AlertKind.SILENT_CAMERA, AlertKind.SPOOL_BACKLOG)
+RESERVED_KEYS = frozenset({"alert", "event", "health_event", *PROBLEMS})
+_PROBLEM_NAMES = {
+    AlertKind.SILENT_CAMERA: "Camera silent",
+    AlertKind.SPOOL_BACKLOG: "Spool backlog",
+}
 #: Home Assistant's node and object ids: [a-zA-Z0-9_-] only.
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -105,6 +118,13 @@ class Topics:
         """Device alerts about the camera (or its device): privplate.alerts.device_alerts."""
         return self.camera(camera_id, "health_event")
 
+    def problem(self, camera_id: str, kind: AlertKind) -> str:
+        """ON / OFF: a device alert of ``kind`` is open for the camera."""
+        return self.camera(camera_id, kind.value)
+
+    def problem_attributes(self, camera_id: str, kind: AlertKind) -> str:
+        return self.camera(camera_id, f"{kind.value}/attributes")
+
     def state(self, camera_id: str, key: str) -> str:
         """The topic of one state value (reads_per_minute, last_contact, a health key)."""
         if not STATE_KEY.fullmatch(key) or key in RESERVED_KEYS:
@@ -129,7 +149,9 @@ class Topics:
             self.state(camera_id, "last_contact"),
             self.alert(camera_id),
             self.alert_attributes(camera_id),
-        ]
+            *(t for k in PROBLEMS for t in (self.problem(camera_id, k),
+                                             self.problem_attributes(camera_id, k))),
+        ]  # fmt: skip
 
 
 def entities(
@@ -204,6 +226,24 @@ def entities(
                 "icon": "mdi:car-emergency",
             },
         ),
+        *(
+            Entity(
+                "binary_sensor",
+                kind.value,
+                {
+                    **common,
+                    "unique_id": f"{node}_{kind.value}",
+                    "name": name,
+                    "state_topic": topics.problem(camera.id, kind),
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    # No off_delay: the server says OFF when the alert clears.
+                    "device_class": "problem",
+                    "json_attributes_topic": topics.problem_attributes(camera.id, kind),
+                },
+            )
+            for kind, name in _PROBLEM_NAMES.items()
+        ),
     ]
 
 
@@ -226,6 +266,7 @@ def removal_topics(camera_id: str, topics: Topics) -> list[str]:
         ("sensor", "last_contact"),
         ("binary_sensor", "hotlist_alert"),
         ("event", "hotlist_alert_event"),
+        *(("binary_sensor", kind.value) for kind in PROBLEMS),
     ]
     return [topics.config(component, camera_id, obj) for component, obj in objects]
 
@@ -244,6 +285,19 @@ def alert_fields(alert: AlertInfo) -> dict[str, Any]:
         "confidence": round(alert.confidence, 4),
         "observed_at": alert.observed_at.isoformat(),
         "created_at": alert.created_at.isoformat(),
+    }
+
+
+def problem_fields(episode: Episode | None) -> dict[str, Any]:
+    """A device-alert sensor's attributes: the open alert's id, cause, reason and since when
+    (nothing once it cleared). Counts and causes only, like the alert itself."""
+    if episode is None:
+        return {}
+    return {
+        "alert_id": episode.alert_id,
+        "cause": episode.cause.value,
+        "reason": describe(episode.kind, episode.cause, clearing=False),
+        "since": episode.opened_at.isoformat(),
     }
 
 

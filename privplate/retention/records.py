@@ -1,9 +1,9 @@
-"""Retention of the server's own records: expired hotlist entries and their tokens, alerts
-past the hit-read window, spent device nonces and batch receipts, expired sessions, spent
-enrolment codes, the item keys of expired unseal releases, the sealed plates of expired
-searches awaiting approval, and query records, searches filed for approval, compliance flags
-and reviewed spot checks past the audit window (an open spot check keeps what its reviewer
-reads of a subject deleted before it)."""
+"""Retention of the server's own records: expired hotlist entries and their tokens, alerts past
+the hit-read window, spent device nonces and batch receipts, the health reports of revoked (or
+removed) devices, expired sessions, spent enrolment codes, the item keys of expired unseal
+releases, the sealed plates of expired searches awaiting approval, and query records, searches
+filed for approval, compliance flags and reviewed spot checks past the audit window (an open
+spot check keeps what its reviewer reads of a subject deleted before it)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from privplate.policy.review import SubjectKind, keep_subjects
 from privplate.retention.scope import RetentionScope
 from privplate.store.approval_models import OPEN_STATUSES, SearchApproval
 from privplate.store.enrolment_models import EnrolmentCode
+from privplate.store.health_models import CameraHealth, DeviceHealth
 from privplate.store.models import Base, ReadCount
 from privplate.store.outbox_models import WebhookDelivery
 from privplate.store.pending_import_models import PendingImport
@@ -24,6 +25,7 @@ from privplate.store.review_models import SpotCheck
 from privplate.store.server_models import (
     Alert,
     ComplianceFlag,
+    Device,
     DeviceBatch,
     DeviceNonce,
     HotlistEntry,
@@ -68,6 +70,11 @@ def purge_records(scope: RetentionScope, now: datetime, remove: Remover) -> dict
     counts["alerts"] = remove(Alert, Alert.observed_at < hit_cutoff)
     counts["device_nonces"] = remove(DeviceNonce, DeviceNonce.seen_at < nonce_cutoff)
     counts["device_batches"] = remove(DeviceBatch, DeviceBatch.received_at < now - BATCH_RECEIPTS)
+    # A revoked device's last report watches nothing (the health check ignores it and clears
+    # its open alerts) and would stay in /metrics for ever; its episodes go with that check.
+    live = select(Device.id).where(Device.revoked_at.is_(None))
+    counts["camera_health"] = remove(CameraHealth, CameraHealth.device_id.not_in(live))
+    counts["device_health"] = remove(DeviceHealth, DeviceHealth.device_id.not_in(live))
     counts["sessions"] = remove(Session, Session.expires_at <= now)
     # Console imports never confirmed (encrypted; the console deletes them on use too).
     counts["pending_imports"] = remove(PendingImport, PendingImport.expires_at <= now)

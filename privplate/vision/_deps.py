@@ -34,4 +34,9 @@ def session_options(threads: int) -> object:
     options.intra_op_num_threads = max(0, threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # onnxruntime warnings would clutter the edge's log
+    # An idle pool thread that spins keeps its core busy between runs: the core the other
+    # stage (OCR beside detection, the decoder, another camera's detector) needs. Sleeping
+    # pool threads only matter for threads != 1 (a one-thread run has no pool).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options

@@ -14,8 +14,25 @@ import numpy as np
 
 from privplate.vision.types import Candidate, SlotProbabilities
 
-#: Scores a reading given its OCR log-probability; the format prior plugs in here.
+#: Scores a reading given its OCR log-probability; the character prior and the plate formats
+#: plug in here (each adds its own term).
 Rescorer = Callable[[str, float], float]
+
+
+def combine(*rescorers: Rescorer | None) -> Rescorer | None:
+    """One rescorer adding every given one's term (None when none is given)."""
+    used = [r for r in rescorers if r is not None]
+    if not used:
+        return None
+    if len(used) == 1:
+        return used[0]
+
+    def rescore(text: str, log_probability: float) -> float:
+        for r in used:
+            log_probability = r(text, log_probability)
+        return log_probability
+
+    return rescore
 
 
 def k_best(slots: SlotProbabilities, *, beam: int = 24, per_slot: int = 3) -> list[Candidate]:
@@ -46,11 +63,14 @@ def choose(
     limit: int,
     rescore: Rescorer | None = None,
     prior_ratio: float = 0.2,
+    prefer: Callable[[str], bool] | None = None,
 ) -> tuple[Candidate, tuple[Candidate, ...]] | None:
     """Best reading, and up to ``limit`` alternates within ``ratio`` of the most probable one.
 
     A prior may only choose the best among readings within ``prior_ratio`` of the most
     probable one: it reorders what the OCR finds plausible, never brings in the implausible.
+    Alternates ``prefer`` accepts (those matching a declared plate format) come first, each
+    group most probable first: which alternates fit in ``limit`` changes, never which qualify.
     """
     if not candidates or not candidates[0].text:
         return None
@@ -60,6 +80,8 @@ def choose(
         plausible = [c for c in candidates if c.text and c.probability >= top * prior_ratio]
         best = max(plausible, key=lambda c: rescore(c.text, math.log(c.probability)))
     others = [c for c in candidates if c.text and c is not best and c.probability >= top * ratio]
+    if prefer is not None:
+        others.sort(key=lambda c: not prefer(c.text))  # stable: probability order within
     return best, tuple(others[:limit])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from privplate.errors import ConfigError
 from privplate.settings import EdgeSettings, Settings
 from privplate.vision.crops import CropVariant
 from privplate.vision.detector import YoloPlateDetector
+from privplate.vision.formats import (
+    DEFAULT_WEIGHT,
+    FormatSet,
+    PlateFormat,
+    inline_formats,
+    load_format_file,
+)
 from privplate.vision.models import load_registry, registry_dir, resolve
 from privplate.vision.priors import FormatPrior, load_prior
 from privplate.vision.reader import PlateReader, ReaderOptions
@@ -34,6 +42,34 @@ def load_format_prior(name: str) -> FormatPrior | None:
         known = sorted(p.stem for p in (registry_dir() / "priors").glob("*.toml"))
         raise ConfigError(f'edge.format_prior = {name!r} is unknown; use one of {known} or ""')
     return load_prior(path)
+
+
+def format_names() -> list[str]:
+    """The plate format files shipped in models/formats."""
+    return sorted(p.stem for p in (registry_dir() / "formats").glob("*.toml"))
+
+
+def load_plate_formats(
+    names: Sequence[str], patterns: Sequence[str] = (), *, weight: float = DEFAULT_WEIGHT
+) -> FormatSet | None:
+    """The formats of ``edge.plate_formats`` (file names; "us-*" for every "us-" file) and
+    ``edge.plate_patterns``; None when neither declares any."""
+    known = format_names()
+    formats: list[PlateFormat] = []
+    for name in dict.fromkeys(names):
+        if name.endswith("*"):
+            chosen = [k for k in known if k.startswith(name[:-1])]
+        else:
+            chosen = [name] if name in known else []
+        if not chosen:
+            raise ConfigError(
+                f"edge.plate_formats: {name!r} names no file in models/formats; use some of "
+                f"{known} (a name ending in * takes every file it begins)"
+            )
+        for stem in chosen:
+            formats.extend(load_format_file(registry_dir() / "formats" / f"{stem}.toml"))
+    formats.extend(inline_formats(list(patterns)))
+    return FormatSet(tuple(formats), weight) if formats else None
 
 
 def _in(base: Path, value: Path) -> Path:
@@ -104,6 +140,9 @@ def reader_options(edge: EdgeSettings) -> ReaderOptions:
         variants=tuple(CropVariant(v) for v in edge.crop_variants),
         vote_below=edge.vote_below if edge.vote_below < 1.0 else None,
         prior=load_format_prior(edge.format_prior),
+        formats=load_plate_formats(
+            edge.plate_formats, edge.plate_patterns, weight=edge.format_weight
+        ),
         alternates=edge.alternates,
         alternate_ratio=edge.alternate_ratio,
         min_ocr_confidence=edge.min_ocr_confidence,

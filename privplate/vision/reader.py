@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from privplate.vision.alternates import choose, k_best, slot_confidence
+from privplate.vision.alternates import choose, combine, k_best, slot_confidence
 from privplate.vision.crops import DEFAULT_VARIANTS, CropVariant, crop, make_crop
+from privplate.vision.formats import FormatSet
 from privplate.vision.interfaces import Detector, Recognizer
 from privplate.vision.priors import FormatPrior
 from privplate.vision.types import Box, Detection, ImageArray, PlateReading, SlotProbabilities
@@ -27,6 +28,11 @@ REFINE_MARGIN = (0.5, 1.0)
 REFINE_IOU = 0.3
 #: A detection at least this sure is kept even when the zoomed-in look does not find it.
 REFINE_KEEP = 0.25
+#: A detection less sure than this is faint: most are not plates, and ``min_ocr_confidence``
+#: drops them after every crop and the zoomed-in look were spent on them. So a faint one is
+#: first read on its first crop alone, and only one that reaches ``min_ocr_confidence`` there
+#: gets the other crops and the second look (real plates read far surer than that bar).
+FAINT_SCORE = 0.25
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class ReaderOptions:
     #: Extra margin around the detector's box (share of width, share of height).
     padding: tuple[float, float] = (0.0, 0.0)
     prior: FormatPrior | None = None
+    #: Plate formats the deployment declared: a matching reading is preferred among the
+    #: plausible ones (within ``prior_ratio``), and matching alternates are listed first.
+    formats: FormatSet | None = None
     #: Alternates kept per plate, and how probable they must be relative to the best reading.
     alternates: int = 5
     alternate_ratio: float = 0.05
@@ -77,9 +86,11 @@ class PlateReader:
     def recognize(
         self, frames: Sequence[ImageArray], detections: Sequence[Sequence[Detection]]
     ) -> list[list[PlateReading]]:
-        """Read every detected plate: the first crop of all plates in one OCR call; then, when
-        ``vote_below`` is set, the other crops of the plates the OCR was unsure of in a
-        second call (a confident plate is not re-read)."""
+        """Read every detected plate in at most two OCR calls. The first reads every crop of
+        each plate, or only the first crop when ``vote_below`` is set or the detection is faint
+        (FAINT_SCORE); the second reads the other crops of the plates the first crop left
+        unsure (below ``vote_below``; a confident plate is not re-read) and of the faint ones
+        that read at least ``min_ocr_confidence`` (the others are dropped there)."""
         opts = self.options
         variants = opts.variants or (CropVariant.PLAIN,)
         plates = [
@@ -87,33 +98,54 @@ class PlateReader:
             for k, (frame, dets) in enumerate(zip(frames, detections, strict=True))
             for det in dets
         ]
-        if opts.vote_below is None:
-            first = variants
-            rest: tuple[CropVariant, ...] = ()
-        else:
-            first, rest = variants[:1], variants[1:]
+        screen = opts.min_ocr_confidence > 0
+        faint = [screen and det.score < FAINT_SCORE for _, _, det in plates]
+        firsts = [
+            variants[:1] if opts.vote_below is not None or weak else variants for weak in faint
+        ]
         outputs = self.recognizer.recognize(
-            [make_crop(f, d.box, v, opts.padding) for _, f, d in plates for v in first]
-        )
-        parts = [outputs[i * len(first) : (i + 1) * len(first)] for i in range(len(plates))]
-        if rest and opts.vote_below is not None:
-            unsure = [
-                i
-                for i, p in enumerate(parts)
-                if float(p[0].probs.max(axis=1).min()) < opts.vote_below
+            [
+                make_crop(f, d.box, v, opts.padding)
+                for (_, f, d), first in zip(plates, firsts, strict=True)
+                for v in first
             ]
-            extra = self.recognizer.recognize(
+        )
+        parts: list[list[SlotProbabilities]] = []
+        at = 0
+        for first in firsts:
+            parts.append(outputs[at : at + len(first)])
+            at += len(first)
+        dropped = {
+            i
+            for i, part in enumerate(parts)
+            if faint[i] and slot_confidence(part[0]) < opts.min_ocr_confidence
+        }
+        more = [
+            i
+            for i, part in enumerate(parts)
+            if i not in dropped
+            and len(part) < len(variants)
+            and (
+                opts.vote_below is None or float(part[0].probs.max(axis=1).min()) < opts.vote_below
+            )
+        ]
+        rest = variants[1:]
+        extra = (
+            self.recognizer.recognize(
                 [
                     make_crop(plates[i][1], plates[i][2].box, v, opts.padding)
-                    for i in unsure
+                    for i in more
                     for v in rest
                 ]
-                if unsure
-                else []
             )
-            for n, i in enumerate(unsure):
-                parts[i] = [*parts[i], *extra[n * len(rest) : (n + 1) * len(rest)]]
-        slots: list[SlotProbabilities | None] = [_average(part) for part in parts]
+            if more
+            else []
+        )
+        for n, i in enumerate(more):
+            parts[i] = [*parts[i], *extra[n * len(rest) : (n + 1) * len(rest)]]
+        slots: list[SlotProbabilities | None] = [
+            None if i in dropped else _average(part) for i, part in enumerate(parts)
+        ]
         if opts.refine_below is not None and getattr(self.detector, "rect", None) is not None:
             self._refine(plates, slots, opts.refine_below)
         results: list[list[PlateReading]] = [[] for _ in frames]
@@ -163,12 +195,24 @@ class PlateReader:
         confidence = slot_confidence(slots)
         if confidence < opts.min_ocr_confidence:
             return None
+        candidates = k_best(slots)
+        formats = opts.formats
+        if formats is not None:
+            # The beam may hold no reading of a declared format; the constrained decode adds
+            # each format's most probable one, which then faces the same plausibility bound.
+            seen = {c.text for c in candidates}
+            extra = [c for c in formats.candidates(slots) if c.text not in seen]
+            candidates = sorted([*candidates, *extra], key=lambda c: -c.probability)
         chosen = choose(
-            k_best(slots),
+            candidates,
             ratio=opts.alternate_ratio,
             limit=opts.alternates,
             prior_ratio=opts.prior_ratio,
-            rescore=opts.prior.score if opts.prior is not None else None,
+            rescore=combine(
+                opts.prior.score if opts.prior is not None else None,
+                formats.score if formats is not None else None,
+            ),
+            prefer=formats.matches if formats is not None else None,
         )
         if chosen is None:
             return None

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from privplate.api.deps import DeviceCaller, Public, ServicesDep, allow
 from privplate.devices import enrolment, registry
+from privplate.devices.epoch_answer import epoch_message
 from privplate.devices.protocol import parse_headers, seal_to_device
 from privplate.devices.registry import DeviceInfo
 from privplate.errors import DeviceRejected, InvalidRequest
@@ -64,6 +65,10 @@ class EpochOut(BaseModel):
     confusables: dict[str, str]
     evidence_public_key: str | None = Field(
         description="X to seal evidence to (hex); null until a key ceremony was held"
+    )
+    signature: str = Field(
+        description="base64 Ed25519 signature by the server's audit key (the key an enrolled "
+        "edge pinned) over this answer and the request's nonce (crypto/SPEC.md §10.4)"
     )
 
 
@@ -261,19 +266,34 @@ def revoke_device(device_id: str, user: Operator, services: ServicesDep) -> None
     summary="The current epoch key, sealed to the calling device",
     response_model=EpochOut,
 )
-def device_epoch(device: DeviceCaller, services: ServicesDep) -> EpochOut:
+def device_epoch(device: DeviceCaller, request: Request, services: ServicesDep) -> EpochOut:
     """Edges tokenize plates with this key; it is sealed to the device's own key, so only that
-    device can open it."""
+    device can open it, and signed with the audit key over the request's nonce, so the edge
+    knows it comes from the server it enrolled with (privplate/devices/epoch_answer.py)."""
     key = services.dep.keyring.current_key()
     plates = services.dep.settings.plates
+    sealed = seal_to_device(device.public_key, key.key)
+    evidence = services.evidence_public_key()
+    message = epoch_message(
+        device_id=device.id,
+        nonce=parse_headers(dict(request.headers)).nonce,  # checked by the device guard
+        epoch_id=key.epoch_id,
+        starts_at=key.starts_at,
+        ends_at=key.ends_at,
+        sealed_key=sealed,
+        fold_confusables=plates.fold_confusables,
+        confusables=plates.confusables,
+        evidence_public_key=evidence,
+    )
     return EpochOut(
         epoch_id=key.epoch_id,
         starts_at=key.starts_at,
         ends_at=key.ends_at,
-        sealed_key=base64.b64encode(seal_to_device(device.public_key, key.key)).decode(),
+        sealed_key=base64.b64encode(sealed).decode(),
         fold_confusables=plates.fold_confusables,
         confusables=plates.confusables,
-        evidence_public_key=services.evidence_public_key(),
+        evidence_public_key=evidence,
+        signature=base64.b64encode(services.dep.audit.signer.sign(message)).decode(),
     )
 
 

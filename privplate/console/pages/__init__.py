@@ -8,6 +8,7 @@ from privplate.console.pages import (
     account,
     admin,
     auditor,
+    enrolment_codes,
     investigator,
     officer,
     operator,
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     search_approvals.router,
     auditor.router,
     admin.router,
+    enrolment_codes.router,
 )

@@ -1,5 +1,6 @@
 """Console screens of operators: the dashboard, hotlists (entries, CSV import with a preview,
-reveal on the record), live alerts with their outcomes, cameras and devices.
+reveal on the record), live alerts (hotlist hits with their outcomes; device alerts, which have
+none), cameras and devices.
 
 Every action calls the service function its API route calls (privplate/api/routes/hotlists.py,
 alerts.py, cameras.py, devices.py), so a rule lives in one place. Plates arrive only in POST
@@ -39,6 +40,7 @@ from privplate.identity.roles import Role
 from privplate.retention.status import retention_status
 from privplate.services import Services
 from privplate.store.cameras import list_cameras
+from privplate.store.server_models import AlertKind
 
 router = APIRouter(include_in_schema=False)
 Operator = Annotated[UserInfo, Depends(console(Role.OPERATOR))]
@@ -62,6 +64,13 @@ OUTCOME_LABELS = {
     AlertOutcome.MISREAD: "Misread",
     AlertOutcome.ENTRY_NOT_VALID: "Entry not valid",
     AlertOutcome.NOT_LOCATED: "Not located",
+}
+
+#: What the alerts page calls a device alert (privplate.alerts.device_alerts): a problem with
+#: a camera or its box, with no outcome to report.
+KIND_LABELS = {
+    AlertKind.SILENT_CAMERA.value: "Silent camera",
+    AlertKind.SPOOL_BACKLOG.value: "Spool backlog",
 }
 
 
@@ -348,6 +357,8 @@ def alerts(
         alerts=recent,
         latest=latest,
         outcomes=OUTCOME_LABELS,
+        kinds=KIND_LABELS,
+        hotlist_hit=AlertKind.HOTLIST_HIT.value,
         message=_done(done),
     )
 
