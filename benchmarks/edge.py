@@ -22,7 +22,7 @@ Measures, on this machine, with the shared models (``PRIVPLATE_MODELS_DIR``):
 Only counts and timings are printed, never plate text. Needs the edge and bench extras.
 
     .venv/bin/python benchmarks/edge.py --quick     # about a minute
-    .venv/bin/python benchmarks/edge.py             # several minutes
+    .venv/bin/python benchmarks/edge.py             # over 25 minutes on 2 cores
     .venv/bin/python benchmarks/edge.py --quick --only photos   # just the still photos
 """
 
