@@ -31,13 +31,12 @@ from privplate.devices import DeviceKey, registry
 from privplate.edge.health import HealthReporter
 from privplate.edge.spool import Spool
 from privplate.edge.uplink import DeviceClient
-from privplate.identity import accounts
 from privplate.identity.roles import Role
 from privplate.settings import HealthSettings
 from privplate.store.health_models import CameraHealth, DeviceHealth, HealthEpisode
 from privplate.store.outbox_models import WebhookDelivery
 from privplate.store.server_models import Alert, Webhook
-from tests.api_support import CAMERA, DEVICE, Api
+from tests.api_support import CAMERA, DEVICE, Api, make_users
 from tests.migration_support import assert_migration_matches_model
 from tests.webhook_support import Receiver, wait_for
 
@@ -469,16 +468,9 @@ def served(home: Path) -> Iterator[Served]:
             f'discovery_prefix = "ha{prefix}"\ndiscovery = false\nretain = false\n'
         )
     config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
-    keys: dict[Role, str] = {}
     with Deployment.open(home, actor="test") as dep:
         dep.add_camera(CAMERA)
-        for role in (Role.ADMIN, Role.OPERATOR):
-            accounts.create_user(
-                db=dep.db, audit=dep.audit, actor="test", name=role.value, role=role, password=None
-            )
-            keys[role] = accounts.create_api_key(
-                db=dep.db, audit=dep.audit, actor="test", name=role.value
-            )[1]
+        keys, _ = make_users(dep)
         device = DeviceKey.generate(DEVICE)
         registry.register_device(
             db=dep.db,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,28 +34,16 @@ from privplate.settings import load_settings
 from privplate.store.database import MIGRATIONS_DIR
 from privplate.store.health_models import CameraHealth
 from privplate.store.models import Base
-from privplate.store.outbox_models import WebhookDelivery
 from privplate.store.server_models import Webhook
 from tests import factories
 from tests.cluster_support import free_port
+from tests.mqtt_support import BROKER, mqtt_rows, skip_without_broker
 from tests.privacy import hits_in_bytes
 from tests.webhook_support import hotlist_of, plates, wait_for
 
 paho = pytest.importorskip("paho.mqtt.client")
 
-BROKER = ("127.0.0.1", 1883)
-
-
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(BROKER, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-if os.environ.get("CI") != "true" and not _broker_up():
-    pytest.skip("no MQTT broker on 127.0.0.1:1883", allow_module_level=True)
+skip_without_broker()
 
 
 # -- Home Assistant's MQTT discovery schema (home-assistant.io/integrations/mqtt, and the
@@ -280,15 +267,6 @@ def assert_no_plates(capture: Capture, used: list[str]) -> None:
     everything = b"\n".join(m.topic.encode() + b"\0" + m.payload for m in capture.all())
     assert everything, "nothing was captured: the scan would prove nothing"
     assert hits_in_bytes(everything, used) == []
-
-
-def mqtt_rows(dep: Deployment) -> list[Any]:
-    with dep.db.read() as conn:
-        return list(
-            conn.execute(
-                select(WebhookDelivery).where(WebhookDelivery.webhook_id == MQTT_ENDPOINT_ID)
-            ).all()
-        )
 
 
 # -- discovery ---------------------------------------------------------------------------------

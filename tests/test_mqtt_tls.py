@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -29,12 +28,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from privplate.alerts.webhooks import MQTT_ENDPOINT_ID
 from privplate.deployment import Deployment
 from privplate.services import Services
 from privplate.store.outbox_models import WebhookDelivery
 from tests import factories
 from tests.cluster_support import free_port
+from tests.mqtt_support import listening, mqtt_rows
 from tests.privacy import hits_in_bytes
 from tests.webhook_support import hotlist_of, plates, wait_for
 
@@ -120,7 +119,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        wait_for(lambda: _listening(port) or process.poll() is not None, "mosquitto listening")
+        wait_for(
+            lambda: listening("127.0.0.1", port, 0.5) or process.poll() is not None,
+            "mosquitto listening",
+        )
         if process.poll() is not None:
             assert process.stderr is not None
             raise RuntimeError(f"mosquitto did not start: {process.stderr.read().decode()[-500:]}")
@@ -128,14 +130,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class TlsCapture:
@@ -203,15 +197,6 @@ def configure(
         monkeypatch.setenv(f"PRIVPLATE_MQTT__{name}", value)
     monkeypatch.setenv("PRIVPLATE_WEBHOOKS__FIRST_RETRY_SECONDS", "0.1")
     return prefix
-
-
-def mqtt_rows(dep: Deployment) -> list[Any]:
-    with dep.db.read() as conn:
-        return list(
-            conn.execute(
-                select(WebhookDelivery).where(WebhookDelivery.webhook_id == MQTT_ENDPOINT_ID)
-            ).all()
-        )
 
 
 def test_an_alert_reaches_a_tls_broker_that_requires_a_password(

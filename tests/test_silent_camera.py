@@ -18,7 +18,6 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -38,18 +37,18 @@ from typer.testing import CliRunner
 from privplate.cli.main import app
 from privplate.deployment import Deployment
 from privplate.edge.enrolment import enrol
-from privplate.identity import accounts
 from privplate.identity.roles import Role
 from privplate.settings import load_settings
 from privplate.store.health_models import CameraHealth
+from tests.api_support import make_users
 from tests.cluster_support import free_port, servers
 from tests.edge_helpers import ENDTOEND, MODELS_DIR, labelled_rows, needs_models
+from tests.mqtt_support import BROKER, skip_without_broker
 from tests.privacy import hits_in_bytes
 from tests.webhook_support import Receiver
 
 paho = pytest.importorskip("paho.mqtt.client")
 
-BROKER = ("127.0.0.1", 1883)
 CAMERA, DEVICE = "gate-1", "edge-1"
 CAMERA_STREAM = Path(__file__).with_name("camera_stream.py")
 CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){3}\b")
@@ -61,16 +60,7 @@ ALERT_DEADLINE = 150.0
 CLEAR_DEADLINE = 120.0
 
 
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(BROKER, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-if os.environ.get("CI") != "true" and not _broker_up():
-    pytest.skip("no MQTT broker on 127.0.0.1:1883", allow_module_level=True)
+skip_without_broker()
 
 
 # -- what each channel saw -------------------------------------------------------------------
@@ -215,16 +205,9 @@ def site(home: Path) -> Iterator[Site]:
         "state_interval_seconds = 2\n",
         encoding="utf-8",
     )
-    keys: dict[Role, str] = {}
     with Deployment.open(home, actor="test") as dep:
         dep.add_camera(CAMERA)
-        for role in (Role.ADMIN, Role.OPERATOR):
-            accounts.create_user(
-                db=dep.db, audit=dep.audit, actor="test", name=role.value, role=role, password=None
-            )
-            keys[role] = accounts.create_api_key(
-                db=dep.db, audit=dep.audit, actor="test", name=role.value
-            )[1]
+        keys, _ = make_users(dep)
     with servers(home, 1, {}) as urls:
         yield Site(urls[0], keys[Role.OPERATOR], keys[Role.ADMIN], prefix, discovery, home)
 
