@@ -7,7 +7,9 @@ reporting only for its cameras."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import os
 import re
 import stat
@@ -18,15 +20,19 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from privplate.audit.note import NoteVerifier
+from privplate.audit.signing import AuditSigner
 from privplate.cli.main import app
 from privplate.deployment import Deployment, init_deployment
 from privplate.devices import enrolment
+from privplate.devices.batch_receipt import receipt_message, verify_receipt
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.enrolment import EnrolmentFailed, pinned_server_key, read_enrolment
@@ -55,6 +61,7 @@ from tests.cluster_support import servers
 from tests.conftest import ON_POSTGRES, database_in, vectors
 from tests.migration_support import assert_migration_matches_model
 from tests.privacy import dump_database
+from tests.relay_support import Relay
 
 runner = CliRunner()
 CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){3}\b")
@@ -598,3 +605,197 @@ def test_the_epoch_answer_signature_matches_its_vector() -> None:
         assert not verify_answer(pin, {**answer, field: value}, device_id=device, nonce=nonce)
     other = AuditSigner.generate().note_verifier
     assert not verify_answer(other, answer, device_id=device, nonce=nonce)
+
+
+def test_the_batch_receipt_signature_matches_its_vector() -> None:
+    """crypto/vectors/batch_receipt.json (messages by hand, signatures by openssl): the server's
+    messages and signatures are those bytes, and the edge's check takes each answer for its own
+    request, batch and bytes only."""
+
+    vector: dict[str, Any] = vectors("batch_receipt")
+    device, batch_id = vector["device_id"], uuid.UUID(vector["batch_id"])
+    digest = bytes.fromhex(vector["digest"])
+    assert hashlib.sha256(vector["body"].encode()).digest() == digest
+    signer = AuditSigner(bytes.fromhex(vector["audit_seed"]))
+    assert signer.note_verifier.vkey() == vector["vkey"]
+    pin = NoteVerifier.parse(vector["vkey"])
+    first, retry = vector["receipts"]
+    assert (first["answer"]["replayed"], retry["answer"]["replayed"]) == (False, True)
+    for receipt, other in ((first, retry), (retry, first)):
+        answer, nonce = receipt["answer"], bytes.fromhex(receipt["nonce"])
+        counts = {k: answer[k] for k in ("inserted", "duplicates", "expired")}
+        message = receipt_message(
+            device_id=device, nonce=nonce, batch_id=batch_id, digest=digest, **counts
+        )
+        assert message.hex() == receipt["message_hex"]
+        assert signer.sign(message).hex() == receipt["signature"]
+        assert base64.b64decode(answer["signature"]).hex() == receipt["signature"]
+
+        def check(
+            answer: dict[str, Any] = answer,
+            nonce: bytes = nonce,
+            device: str = device,
+            batch_id: uuid.UUID = batch_id,
+            digest: bytes = digest,
+            pin: NoteVerifier = pin,
+        ) -> bool:
+            return verify_receipt(
+                pin, answer, device_id=device, nonce=nonce, batch_id=batch_id, digest=digest
+            )
+
+        assert check()
+        # Another request (the other receipt's nonce), device, batch, bytes, count or key, or
+        # no signature at all: it does not verify.
+        assert not check(nonce=bytes.fromhex(other["nonce"]))
+        assert not check(device="edge-other")
+        assert not check(batch_id=uuid.uuid4())
+        assert not check(digest=hashlib.sha256(b"other bytes").digest())
+        for field in counts:
+            assert not check({**answer, field: answer[field] + 1})
+        assert not check({k: v for k, v in answer.items() if k != "signature"})
+        assert not check(pin=AuditSigner.generate().note_verifier)
+
+
+def test_the_server_signs_each_receipt_and_the_edge_then_drops_the_batch(
+    server_home: Path, server: str, tmp_path: Path
+) -> None:
+    """A real server's answer to POST /ingest is signed by the pinned key over that request's
+    nonce, the batch id and the SHA-256 of the body; a retry of the same bytes is answered from
+    the stored receipt, signed over the retry's nonce. On such receipts the edge's uplink drops
+    its batches from the spool."""
+
+    box = tmp_path / "box"
+    key, vkey = enrolled_box(server_home, server, box)
+    pin = NoteVerifier.parse(vkey)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        at_a = identity_at(server, key, box)
+        epoch = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        spool_reads(spool, epoch, 2)
+        batch = spool.next_batch(200)
+        assert batch is not None
+        digest = hashlib.sha256(batch.body).digest()
+
+        def check(
+            answer: dict[str, Any], nonce: bytes, batch_id: uuid.UUID = batch.batch_id
+        ) -> bool:
+            return verify_receipt(
+                pin, answer, device_id="edge-1", nonce=nonce, batch_id=batch_id, digest=digest
+            )
+
+        first, first_nonce = at_a.client.signed_request("POST", "/ingest", batch.body)
+        again, again_nonce = at_a.client.signed_request("POST", "/ingest", batch.body)
+        assert (first["inserted"], first["duplicates"], first["replayed"]) == (2, 0, False)
+        assert (again["inserted"], again["duplicates"], again["replayed"]) == (0, 2, True)
+        assert check(first, first_nonce) and check(again, again_nonce)
+        assert not check(first, again_nonce) and not check(again, first_nonce)
+        assert not check(first, first_nonce, batch_id=uuid.uuid4())
+
+        # The uplink sends that batch (a third time) and a new one; both receipts verify and
+        # both batches leave the spool.
+        worker = UplinkWorker(spool, HttpUplink(at_a.client, at_a))
+        assert worker.step() and spool.depth() == 0 and at_a.proven
+        spool_reads(spool, epoch, 1)
+        assert worker.step() and spool.depth() == 0 and at_a.proven
+    finally:
+        spool.close()
+    assert stored_reads(server_home) == 3
+
+
+def signed_over(
+    signer: AuditSigner, headers: dict[str, str], body: bytes, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """``answer`` signed by ``signer`` as a receipt for this very request and batch."""
+    message = receipt_message(
+        device_id=headers["x-privplate-device"],
+        nonce=bytes.fromhex(headers["x-privplate-nonce"]),
+        batch_id=uuid.UUID(json.loads(body)["batch_id"]),
+        digest=hashlib.sha256(body).digest(),
+        inserted=answer["inserted"],
+        duplicates=answer["duplicates"],
+        expired=answer["expired"],
+    )
+    return {**answer, "signature": base64.b64encode(signer.sign(message)).decode()}
+
+
+def test_an_edge_keeps_a_batch_whose_receipt_was_not_signed_for_it(
+    server_home: Path, server: str, tmp_path: Path
+) -> None:
+    """Someone on the edge's plain-HTTP path lets its identity proof through (A's signed epoch
+    answers pass), then answers the upload itself: with A's receipt for this batch from an
+    earlier request (an old nonce), stripped of its signature, signed by another key over this
+    very request and batch, or A's receipt for another batch. Each time the batch stays in the
+    spool and the edge forgets the proof; passed through to A, every read is delivered once."""
+    box = tmp_path / "box"
+    key, _ = enrolled_box(server_home, server, box)
+    relay = Relay(server)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        at_a = identity_at(server, key, box)
+        epoch = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        spool_reads(spool, epoch, 2)
+        on_path = identity_at(relay.url, key, box)
+        worker = UplinkWorker(spool, HttpUplink(on_path.client, on_path))
+
+        def refused(waiting: int) -> None:
+            with pytest.raises(ServerNotTrusted, match="no valid receipt signature") as caught:
+                worker.step()
+            assert not caught.value.permanent and not on_path.proven
+            assert spool.depth() == waiting and spool.set_aside_count()[0] == 0
+
+        # A stores the batch but its answer is lost on the way: the batch stays (a retry).
+        relay.swallow = True
+        with pytest.raises(UplinkError, match="502"):
+            worker.step()
+        relay.swallow = False
+        kept = relay.ingest_answers[-1]
+        assert kept["inserted"] == 2 and spool.depth() == 2
+
+        relay.forge = lambda _headers, _body: kept  # this batch's receipt, another request's
+        refused(2)
+        relay.forge = lambda _headers, _body: {k: v for k, v in kept.items() if k != "signature"}
+        refused(2)
+        other_key = AuditSigner.generate()
+        relay.forge = lambda headers, body: signed_over(other_key, headers, body, kept)
+        refused(2)
+
+        # Passed through: A answers the retry from its stored receipt, and it verifies.
+        relay.forge = None
+        assert worker.step() and spool.depth() == 0
+        assert relay.ingest_answers[-1]["replayed"] is True
+        # A new batch answered with A's receipt for the first one: kept, and never reached A.
+        spool_reads(spool, epoch, 1)
+        relay.forge = lambda _headers, _body: kept
+        refused(1)
+        assert stored_reads(server_home) == 2
+        relay.forge = None
+        assert worker.step() and spool.depth() == 0
+    finally:
+        spool.close()
+        relay.close()
+    assert stored_reads(server_home) == 3
+
+
+def test_an_unpinned_edge_takes_any_receipt_and_says_once_it_checks_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No enrolment, no edge.server_key: the uplink checks no receipt, as before receipts were
+    signed, and its log says once that the server's identity is not checked."""
+    relay = Relay("http://127.0.0.1:9")  # nothing listens there: every answer is the relay's
+    relay.forge = lambda _headers, _body: {"inserted": 1, "duplicates": 0, "expired": 0}
+    client = DeviceClient(relay.url, DeviceKey.generate("edge-1"), timeout=10)
+    unpinned = ServerIdentity(client, None)
+    spool = Spool(tmp_path / "spool.db")
+    worker = UplinkWorker(spool, HttpUplink(client, unpinned))
+    now = datetime.now(UTC)
+    epoch = EpochKey(1, now - timedelta(hours=1), now + timedelta(hours=1), bytes(32))
+    try:
+        with caplog.at_level(logging.WARNING, logger="privplate.edge.uplink"):
+            for _ in range(2):
+                spool_reads(spool, epoch, 1)
+                assert worker.step() and spool.depth() == 0
+    finally:
+        spool.close()
+        relay.close()
+    warnings = [r.getMessage() for r in caplog.records if "pins no server key" in r.getMessage()]
+    assert len(warnings) == 1

@@ -10,7 +10,8 @@ checkpoints' signer), over the answer and the device request it answers::
          ends_at (UTC, ISO 8601 with microseconds), sealed_key (base64), fold_confusables,
          confusables, evidence_public_key (hex or null)}
 
-(keys sorted, no white space, ASCII). The nonce is the device's own fresh one: a valid
+(keys sorted, no white space, ASCII; :func:`signed_message`, which the batch receipts of
+privplate/devices/batch_receipt.py use too). The nonce is the device's own fresh one: a valid
 signature proves that the server answering *now* holds the pinned key, not that someone once
 copied a signed answer. A signed answer kept in the spool is checked again (same nonce) when
 it is used offline. The NUL after the domain keeps these messages apart from signed notes
@@ -22,13 +23,33 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from privplate.audit.note import NoteVerifier
 
 DOMAIN = b"privplate/v1/device-epoch\x00"
+
+
+def signed_message(domain: bytes, claims: Mapping[str, Any]) -> bytes:
+    """``domain`` (ending in NUL) then the canonical JSON of ``claims``: what the server signs
+    for a device."""
+    canonical = json.dumps(claims, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return domain + canonical.encode("ascii")
+
+
+def verify_signed(
+    verifier: NoteVerifier, answer: Mapping[str, Any], message: Callable[[], bytes]
+) -> bool:
+    """True if ``answer["signature"]`` (base64) is the pinned key's over ``message()``; False
+    also when the answer lacks a field ``message`` reads, or has one of the wrong type."""
+    try:
+        signed = message()
+        signature = base64.b64decode(str(answer["signature"]), validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return False
+    return verifier.verify(signed, signature)
 
 
 def _instant(value: datetime | str) -> str:
@@ -62,8 +83,7 @@ def epoch_message(
         "confusables": dict(confusables),
         "evidence_public_key": evidence_public_key or None,
     }
-    canonical = json.dumps(claims, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return DOMAIN + canonical.encode("ascii")
+    return signed_message(DOMAIN, claims)
 
 
 def answer_message(answer: Mapping[str, Any], *, device_id: str, nonce: bytes) -> bytes:
@@ -86,9 +106,6 @@ def verify_answer(
     verifier: NoteVerifier, answer: Mapping[str, Any], *, device_id: str, nonce: bytes
 ) -> bool:
     """True if ``answer`` carries the pinned key's signature over itself and this request."""
-    try:
-        message = answer_message(answer, device_id=device_id, nonce=nonce)
-        signature = base64.b64decode(str(answer["signature"]), validate=True)
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        return False
-    return verifier.verify(message, signature)
+    return verify_signed(
+        verifier, answer, lambda: answer_message(answer, device_id=device_id, nonce=nonce)
+    )

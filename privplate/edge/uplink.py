@@ -16,15 +16,20 @@ Before the first upload, and again after any failed connection (a name may now p
 elsewhere), the uplink asks for such a fresh signed answer: until one verifies, batches stay in
 the spool and are retried (:class:`ServerNotTrusted`), so nothing is lost and nothing reaches
 the impostor. What the proof cannot do is guard an ``http://`` link against someone on the
-path between two requests: use https. Even then, what such a party carries away are tokens
-under the real server's epoch key and evidence sealed to the evidence key, which it cannot
-open. An edge with no pin (a device key registered by hand and no ``edge.server_key``) checks
-nothing and says so once in its log.
+path between two requests: use https. Such a party cannot make the edge drop a batch it did
+not store, though: a batch leaves the spool only on a receipt signed by the pinned key over
+the request's nonce, the batch id and the SHA-256 of its bytes
+(privplate/devices/batch_receipt.py); any other answer keeps the batch, and the server must
+prove itself again. What such a party carries away are tokens under the real server's epoch
+key and evidence sealed to the evidence key, which it cannot open. An edge with no pin (a
+device key registered by hand and no ``edge.server_key``) checks nothing and says so once in
+its log.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import logging
@@ -39,6 +44,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from privplate.audit.note import NoteVerifier
+from privplate.devices.batch_receipt import verify_receipt
 from privplate.devices.batches import IngestBatch
 from privplate.devices.epoch_answer import verify_answer
 from privplate.devices.protocol import HEADER_NONCE, DeviceKey
@@ -147,10 +153,12 @@ def _detail(exc: urllib.error.HTTPError) -> tuple[str, str]:
 
 class ServerNotTrusted(UplinkError):
     """The server did not prove it holds the key this edge pinned: its epoch key is not used
-    and no batch is sent to it (they stay in the spool)."""
+    and no batch is sent to it, or its answer to a batch is not a receipt signed by that key:
+    the batch is not taken as stored. Either way the batches stay in the spool."""
 
 
 EPOCH_PATH = "/device/epoch"
+INGEST_PATH = "/ingest"
 
 
 class ServerIdentity:
@@ -173,21 +181,47 @@ class ServerIdentity:
         self.proven = True
         return {"answer": answer, "nonce": nonce.hex()}
 
+    def _pinned(self) -> NoteVerifier | None:
+        """The pin; None for an unpinned edge, which checks nothing (and says so once)."""
+        if self.pin is None and not self._warned:
+            self._warned = True
+            log.warning(
+                "uplink: this edge pins no server key (not enrolled, no edge.server_key): "
+                "the server's identity is not checked"
+            )
+        return self.pin
+
     def check(self, answer: dict[str, Any], nonce: bytes) -> None:
-        if self.pin is None:
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "uplink: this edge pins no server key (not enrolled, no edge.server_key): "
-                    "the server's identity is not checked"
-                )
+        pin = self._pinned()
+        if pin is None:
             return
-        if not verify_answer(self.pin, answer, device_id=self.client.key.device_id, nonce=nonce):
+        if not verify_answer(pin, answer, device_id=self.client.key.device_id, nonce=nonce):
             raise ServerNotTrusted(
                 f"the server at {self.client.base} did not prove it holds the key this edge "
-                f"pinned ({self.pin.name}): not the server it was enrolled with (wrong "
+                f"pinned ({pin.name}): not the server it was enrolled with (wrong "
                 "edge.server_url, or an impostor). No epoch key taken, nothing sent; reads stay "
                 "in the spool. Fix edge.server_url, or enrol again with the right server"
+            )
+
+    def check_receipt(self, answer: Any, nonce: bytes, batch: SpooledBatch) -> None:
+        """Raise ServerNotTrusted unless ``answer`` is the pinned key's receipt for ``batch``
+        (its id and bytes) answering the request signed with ``nonce``."""
+        pin = self._pinned()
+        if pin is None:
+            return
+        if not isinstance(answer, dict) or not verify_receipt(
+            pin,
+            answer,
+            device_id=self.client.key.device_id,
+            nonce=nonce,
+            batch_id=batch.batch_id,
+            digest=hashlib.sha256(batch.body).digest(),
+        ):
+            raise ServerNotTrusted(
+                f"the answer from {self.client.base} to POST {INGEST_PATH} carries no valid "
+                f"receipt signature by the key this edge pinned ({pin.name}) for this "
+                "request and batch: it may not come from the server this edge was enrolled with. "
+                "The batch stays in the spool and the server must prove itself again"
             )
 
     def ensure(self) -> None:
@@ -207,11 +241,14 @@ class HttpUplink:
 
     def send(self, batch: SpooledBatch) -> None:
         if self.identity is None:
-            self.client.request("POST", "/ingest", batch.body)
+            self.client.request("POST", INGEST_PATH, batch.body)
             return
         try:
             self.identity.ensure()
-            self.client.request("POST", "/ingest", batch.body)
+            answer, nonce = self.client.signed_request("POST", INGEST_PATH, batch.body)
+            # Before the worker acknowledges (drops) the batch: an answer not signed for it
+            # may come from whoever answers on the path, not from a server that stored it.
+            self.identity.check_receipt(answer, nonce, batch)
         except ServerNotTrusted:
             self.identity.forget()
             raise

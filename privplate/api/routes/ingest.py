@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from fastapi import APIRouter, Request
@@ -9,8 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from privplate.api.deps import DeviceCaller, ServicesDep
+from privplate.devices.batch_receipt import receipt_message
 from privplate.devices.batches import IngestBatch
-from privplate.devices.receipts import record_receipt, stored_batch
+from privplate.devices.protocol import parse_headers
+from privplate.devices.receipts import BatchReceipt, record_receipt, stored_batch
 from privplate.devices.registry import check_cameras
 from privplate.errors import Conflict, DeviceRejected, IngestRejected
 from privplate.store.ingest import IngestResult
@@ -25,6 +28,11 @@ class IngestOut(BaseModel):
     expired: int = Field(description="Reads already past retention on arrival (not kept).")
     replayed: bool = Field(description="True when this batch was stored by an earlier send.")
     alerts: list[int] = Field(description="Ids of the alerts this batch raised.")
+    signature: str = Field(
+        description="The audit key's Ed25519 signature (base64) over this receipt and the "
+        "request's nonce (privplate/devices/batch_receipt.py); an edge drops the batch from its "
+        "spool only if it verifies."
+    )
 
 
 @router.post(
@@ -34,8 +42,10 @@ def ingest(
     batch: IngestBatch, device: DeviceCaller, services: ServicesDep, request: Request
 ) -> IngestOut:
     """All-or-nothing per batch and idempotent: re-sending the same body with the same
-    ``batch_id`` stores nothing twice and answers ``replayed: true``."""
+    ``batch_id`` stores nothing twice and answers ``replayed: true``. Either way the receipt
+    is signed over this request's nonce."""
     digest: bytes = request.state.body_digest
+    nonce = parse_headers(dict(request.headers)).nonce  # checked by the device guard
     prior = stored_batch(services.dep.db, device.id, batch.batch_id)
     if prior is not None:
         if prior.digest != digest:
@@ -44,14 +54,8 @@ def ingest(
                 "this batch_id was already stored with different content (tampered or "
                 "re-serialized); a retry must send the same bytes"
             )
-        return IngestOut(
-            batch_id=batch.batch_id,
-            inserted=0,
-            duplicates=prior.inserted + prior.duplicates,
-            expired=prior.expired,
-            replayed=True,
-            alerts=[],
-        )
+        again = BatchReceipt(digest, 0, prior.inserted + prior.duplicates, prior.expired)
+        return _answer(services, device.id, nonce, batch.batch_id, again, replayed=True)
     try:
         check_cameras(
             device, {r.camera_id for r in batch.reads} | {e.camera_id for e in batch.evidence}
@@ -67,13 +71,41 @@ def ingest(
     except (IngestRejected, DeviceRejected) as exc:
         _refused(services, device.actor, batch.batch_id, str(exc))
         raise
+    stored = BatchReceipt(digest, result.inserted, result.duplicates, result.expired)
+    return _answer(
+        services, device.id, nonce, batch.batch_id, stored, alerts=[a.id for a in alerts]
+    )
+
+
+def _answer(
+    services: ServicesDep,
+    device_id: str,
+    nonce: bytes,
+    batch_id: uuid.UUID,
+    receipt: BatchReceipt,
+    *,
+    replayed: bool = False,
+    alerts: list[int] | None = None,
+) -> IngestOut:
+    """The receipt, signed over the request's nonce: an edge drops the batch from its spool
+    only on it (privplate/devices/batch_receipt.py)."""
+    message = receipt_message(
+        device_id=device_id,
+        nonce=nonce,
+        batch_id=batch_id,
+        digest=receipt.digest,
+        inserted=receipt.inserted,
+        duplicates=receipt.duplicates,
+        expired=receipt.expired,
+    )
     return IngestOut(
-        batch_id=batch.batch_id,
-        inserted=result.inserted,
-        duplicates=result.duplicates,
-        expired=result.expired,
-        replayed=False,
-        alerts=[a.id for a in alerts],
+        batch_id=batch_id,
+        inserted=receipt.inserted,
+        duplicates=receipt.duplicates,
+        expired=receipt.expired,
+        replayed=replayed,
+        alerts=alerts or [],
+        signature=base64.b64encode(services.dep.audit.signer.sign(message)).decode(),
     )
 
 

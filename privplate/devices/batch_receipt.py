@@ -1,0 +1,78 @@
+"""The server's signature on its receipt for a device's batch (``POST /ingest``).
+
+An edge drops a batch from its spool once the server answers that it holds it. Its proof of the
+server's identity (the signed epoch answer, privplate/devices/epoch_answer.py) is fresh only
+for the request it answered: on a plain-HTTP link, whoever answers a later upload could make
+the edge drop a batch that was never stored. So the receipt is signed with the same audit key,
+the one the edge pinned, over the request it answers and the batch it names::
+
+    "privplate/v1/batch-receipt" || 0x00 || canonical JSON of
+        {device_id, nonce (hex, the request's X-Privplate-Nonce), batch_id (UUID, lower case
+         with hyphens), digest (hex SHA-256 of the request body), inserted, duplicates, expired}
+
+(keys sorted, no white space, ASCII, as epoch answers). The edge fills in the batch id and the
+digest from the batch it sent, so a receipt for another batch, or for other bytes under the
+same id, does not verify; nor does one copied from an earlier request (its nonce). A retry
+answered from the stored receipt is signed afresh over its own request's nonce. See
+crypto/SPEC.md §10.4.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from privplate.audit.note import NoteVerifier
+from privplate.devices.epoch_answer import signed_message, verify_signed
+
+DOMAIN = b"privplate/v1/batch-receipt\x00"
+
+
+def receipt_message(
+    *,
+    device_id: str,
+    nonce: bytes,
+    batch_id: uuid.UUID,
+    digest: bytes,
+    inserted: int,
+    duplicates: int,
+    expired: int,
+) -> bytes:
+    """The exact bytes the server signs (see the module)."""
+    claims = {
+        "device_id": device_id,
+        "nonce": nonce.hex(),
+        "batch_id": str(batch_id),
+        "digest": digest.hex(),
+        "inserted": int(inserted),
+        "duplicates": int(duplicates),
+        "expired": int(expired),
+    }
+    return signed_message(DOMAIN, claims)
+
+
+def verify_receipt(
+    verifier: NoteVerifier,
+    answer: Mapping[str, Any],
+    *,
+    device_id: str,
+    nonce: bytes,
+    batch_id: uuid.UUID,
+    digest: bytes,
+) -> bool:
+    """True if ``answer`` carries the pinned key's signature over this request, this batch (as
+    the edge sent it) and the counts the answer states."""
+    return verify_signed(
+        verifier,
+        answer,
+        lambda: receipt_message(
+            device_id=device_id,
+            nonce=nonce,
+            batch_id=batch_id,
+            digest=digest,
+            inserted=answer["inserted"],
+            duplicates=answer["duplicates"],
+            expired=answer["expired"],
+        ),
+    )
