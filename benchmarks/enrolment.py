@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from core import postgres_schema  # benchmarks/core.py, next to this script
 
 from privplate.deployment import Deployment, init_deployment
 from privplate.devices import enrolment
@@ -192,21 +192,11 @@ def main() -> None:
     rounds = 5 if args.quick else args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "deployment"
-        url = f"sqlite:///{home / 'privplate.db'}"
-        schema = ""
         if args.postgres:
-            schema = f"bench_enrol_{os.getpid()}"
-            admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            sep = "&" if "?" in args.postgres else "?"
-            url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
-        try:
-            run(home, url, rounds)
-        finally:
-            if schema:
-                with admin.connect() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            with postgres_schema(args.postgres) as url:
+                run(home, url, rounds)
+        else:
+            run(home, f"sqlite:///{home / 'privplate.db'}", rounds)
 
 
 if __name__ == "__main__":

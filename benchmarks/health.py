@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, insert, text
+from core import postgres_schema  # benchmarks/core.py, next to this script
+from sqlalchemy import insert
 
 from privplate.deployment import Deployment, init_deployment
 from privplate.devices import DeviceKey
@@ -133,21 +134,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "deployment"
-        schema = ""
-        url = f"sqlite:///{home / 'privplate.db'}"
         if args.postgres:
-            schema = f"bench_health_{os.getpid()}"
-            admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            sep = "&" if "?" in args.postgres else "?"
-            url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
-        try:
-            run(home, url, devices)
-        finally:
-            if schema:
-                with admin.connect() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            with postgres_schema(args.postgres) as url:
+                run(home, url, devices)
+        else:
+            run(home, f"sqlite:///{home / 'privplate.db'}", devices)
 
 
 def run(home: Path, database_url: str, devices: int) -> None:

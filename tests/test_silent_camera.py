@@ -43,6 +43,7 @@ from privplate.store.health_models import CameraHealth
 from tests.api_support import make_users
 from tests.cluster_support import free_port, servers
 from tests.edge_helpers import ENDTOEND, MODELS_DIR, labelled_rows, needs_models
+from tests.ha_discovery import check_discovery
 from tests.mqtt_support import BROKER, skip_without_broker
 from tests.privacy import hits_in_bytes
 from tests.webhook_support import Receiver
@@ -361,9 +362,7 @@ class Channels:
         assert states.count(b"ON") == 1 and states[-1] == b"OFF", states
 
     def assert_sensor_discovery(self) -> None:
-        """Home Assistant's "camera silent" sensor, checked as tests/test_mqtt checks them."""
-        from tests.test_mqtt import check_discovery
-
+        """Home Assistant's "camera silent" sensor, checked against tests/ha_discovery."""
         found = {
             t: json.loads(p)
             for t, p, _ in self.mqtt.messages
