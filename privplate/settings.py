@@ -395,8 +395,10 @@ DetectorName = Literal[
     "yolo-v9-t-384-license-plate-end2end",
 ]
 RecognizerName = Literal["cct-xs-v1-global-model"]
-#: "fused": a track's read from every frame's OCR probabilities; "best_frame": from its best.
-TrackFusion = Literal["fused", "best_frame"]
+#: How a track's read is made of its frames (privplate.edge.fusion): "stacked" from its plate
+#: crops registered and averaged, "slots" from their OCR probabilities pooled, "best_frame"
+#: from its most confident frame alone.
+TrackFusion = Literal["stacked", "slots", "best_frame"]
 DEFAULT_CROPS: tuple[CropName, ...] = ("plain", "gray", "wide", "tight")
 
 
@@ -446,12 +448,11 @@ class EdgeSettings(BaseModel):
     min_ocr_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     #: The same plate seen again within this many seconds belongs to the same read.
     track_seconds: float = Field(default=3.0, gt=0.0, le=600.0)
-    #: How a track's read is made: "best_frame" keeps the most confident frame's reading;
-    #: "fused" pools the OCR's per-slot probabilities of the track's good frames, weighted by
-    #: each look's quality (privplate.edge.fusion). Not the default: on benchmarks/fusion.py's
-    #: degraded video it read no more cars exactly than the best frame. The evidence image is
-    #: the best frame either way.
-    track_fusion: TrackFusion = "best_frame"
+    #: How a track's read is made (TrackFusion). "stacked": the track's plate crops are aligned
+    #: and averaged, read once, and the surer of that and the best frame's reading is kept;
+    #: benchmarks/fusion.py measures it against "best_frame" and "slots" on a degraded video.
+    #: The evidence image is the best frame whichever is chosen.
+    track_fusion: TrackFusion = "stacked"
     max_fps: float = Field(default=0.0, ge=0.0)
     #: Share of pixels that must change between frames before detection runs again.
     motion_threshold: float = Field(default=0.002, ge=0.0, le=1.0)

@@ -1,11 +1,15 @@
 """One read per car: plate readings of consecutive frames grouped into tracks.
 
 A reading joins an open track when its box overlaps the track's last box and the texts are
-alike, or when the texts are nearly the same (the car moved further than one box). A track
-closes when it has not been seen for ``window`` seconds. Its best frame (highest confidence)
-is the evidence; the read's text is the reading fused over all its frames when the tracker has
-a ``Fusion`` (privplate.edge.fusion), else the best frame's. Alerts, made while the track is
-open, use each frame's own reading: an alert must go out at once.
+alike, when the texts are nearly the same (the car moved further than one box), or, whatever
+the texts, when its box overlaps the box the track had a moment ago (CONTINUITY_SECONDS) and
+the tracker's fusion finds the two crops show the same plate (``Fusion.same_plate``): a
+blurred frame can misread a plate beyond resemblance, and the next car stopping in the same
+place is told apart by its plate's looks. A track closes when it has not been seen for
+``window`` seconds. Its best frame (highest confidence) is the evidence; the read's text is
+made from all its frames when the tracker has a ``Fusion`` (privplate.edge.fusion), else it is
+the best frame's. Alerts, made while the track is open, use each frame's own reading: an alert
+must go out at once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from privplate.vision.types import Box, ImageArray, PlateReading
 OVERLAP_IOU = 0.3
 SIMILAR_WITH_OVERLAP = 0.5
 SIMILAR_ALONE = 0.8
+#: A reading whose box overlaps (OVERLAP_IOU) a track's last box seen at most this long ago,
+#: and whose crop the fusion finds the same plate as the last one, joins it whatever it reads:
+#: long enough to bridge a missed frame at 5 frames/s and more.
+CONTINUITY_SECONDS = 0.35
 
 
 def similarity(a: str, b: str) -> float:
@@ -56,6 +64,8 @@ class Track:
     agreeing: int = 1
     #: Every frame's table, for fusion when the track closes (the best MAX_LOOKS).
     looks: list[Look] = field(default_factory=list, repr=False)
+    #: The latest frame's look (``looks`` keeps the best ones, not the latest).
+    last_look: Look | None = field(default=None, repr=False)
     #: The reading fused over the looks, set when the track closes (None: no fusion).
     fused: PlateReading | None = field(default=None, repr=False)
     #: The reading an edge alert was raised on: the read carries its texts too, so the
@@ -65,6 +75,8 @@ class Track:
     def __post_init__(self) -> None:
         if not self.looks:
             self.looks.append(Look.of(self.best))
+        if self.last_look is None:
+            self.last_look = self.looks[-1]
 
     @property
     def final(self) -> PlateReading:
@@ -74,20 +86,25 @@ class Track:
     def text_similarity(self, reading: PlateReading) -> float:
         return max(similarity(a, b) for a in _texts(self.best) for b in _texts(reading))
 
-    def add(self, reading: PlateReading, frame: ImageArray, at: datetime) -> None:
+    def add(
+        self, reading: PlateReading, frame: ImageArray, at: datetime, look: Look | None = None
+    ) -> None:
         self.sightings += 1
         self.agreeing = self.agreeing + 1 if reading.best.text == self.best.best.text else 1
         self.last_at = at
         self.last_box = reading.detection.box
-        self.looks.append(Look.of(reading))
-        keep_best(self.looks)
+        self.last_look = look or Look.of(reading)
+        self.looks.append(self.last_look)
         if reading.confidence > self.best.confidence:
             self.best, self.best_frame, self.best_at = reading, frame, at
+        best = next((x for x in self.looks if x.slots is self.best.slots), None)
+        keep_best(self.looks, keep=best)
 
 
 class Tracker:
     def __init__(self, window: float = 3.0, *, fusion: Fusion | None = None) -> None:
         self.window = timedelta(seconds=window)
+        self.continuity = timedelta(seconds=CONTINUITY_SECONDS)
         #: How a closing track's read is fused over its frames (None: its best frame's).
         self.fusion = fusion
         self.open: list[Track] = []
@@ -112,33 +129,49 @@ class Tracker:
         seen: list[Track] = []
         started = 0
         for reading in sorted(readings, key=lambda r: -r.confidence):
-            track = self._match(reading, taken)
+            look = self.fusion.look(reading, frame) if self.fusion is not None else None
+            track = self._match(reading, look, taken, at)
             if track is None:
                 box = reading.detection.box
+                looks = [look] if look is not None else []
                 if new_id is None:
-                    track = Track(reading, frame, at, at, at, box)
+                    track = Track(reading, frame, at, at, at, box, looks=looks)
                 else:
-                    track = Track(reading, frame, at, at, at, box, read_id=new_id(started))
+                    track = Track(
+                        reading, frame, at, at, at, box, read_id=new_id(started), looks=looks
+                    )
                 started += 1
                 self.open.append(track)
             else:
-                track.add(reading, frame, at)
+                track.add(reading, frame, at, look)
             taken.add(id(track))
             seen.append(track)
         return closed, seen
 
-    def _match(self, reading: PlateReading, taken: set[int]) -> Track | None:
+    def _match(
+        self, reading: PlateReading, look: Look | None, taken: set[int], at: datetime
+    ) -> Track | None:
         best: tuple[float, Track] | None = None
         for track in self.open:
             if id(track) in taken:
                 continue  # two plates of one frame are two cars
             alike = track.text_similarity(reading)
             overlap = track.last_box.iou(reading.detection.box)
-            if (overlap >= OVERLAP_IOU and alike >= SIMILAR_WITH_OVERLAP) or alike >= SIMILAR_ALONE:
+            near = overlap >= OVERLAP_IOU and (
+                alike >= SIMILAR_WITH_OVERLAP or self._continues(track, look, at)
+            )
+            if near or alike >= SIMILAR_ALONE:
                 score = alike + overlap
                 if best is None or score > best[0]:
                     best = (score, track)
         return best[1] if best else None
+
+    def _continues(self, track: Track, look: Look | None, at: datetime) -> bool:
+        """Seen a moment ago, and the same plate to the fusion's eye (see the module)."""
+        if self.fusion is None or look is None or track.last_look is None:
+            return False
+        recent = at - track.last_at <= self.continuity
+        return recent and self.fusion.same_plate(track.last_look, look)
 
     def settled(self, confidence: float = 0.6, sightings: int = 3) -> bool:
         """True when the last frame with plates showed only cars read the same way in their

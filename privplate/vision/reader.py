@@ -62,7 +62,8 @@ class ReaderOptions:
     refine_side: int = 320
 
 
-def _average(parts: Sequence[SlotProbabilities]) -> SlotProbabilities:
+def average_tables(parts: Sequence[SlotProbabilities]) -> SlotProbabilities:
+    """The slot-by-slot mean of several crops' tables (multi-crop voting)."""
     first = parts[0]
     mean = np.mean(np.stack([p.probs for p in parts]), axis=0).astype(np.float32)
     return SlotProbabilities(mean, first.alphabet, first.pad)
@@ -144,7 +145,7 @@ class PlateReader:
         for n, i in enumerate(more):
             parts[i] = [*parts[i], *extra[n * len(rest) : (n + 1) * len(rest)]]
         slots: list[SlotProbabilities | None] = [
-            None if i in dropped else _average(part) for i, part in enumerate(parts)
+            None if i in dropped else average_tables(part) for i, part in enumerate(parts)
         ]
         if opts.refine_below is not None and getattr(self.detector, "rect", None) is not None:
             self._refine(plates, slots, opts.refine_below)
@@ -183,7 +184,7 @@ class PlateReader:
             [make_crop(plates[i][1], box, v, opts.padding) for i, box in found for v in variants]
         )
         for n, (i, _) in enumerate(found):
-            table = _average(outputs[n * len(variants) : (n + 1) * len(variants)])
+            table = average_tables(outputs[n * len(variants) : (n + 1) * len(variants)])
             current = slots[i]
             if current is None or slot_confidence(table) > slot_confidence(current):
                 slots[i] = table
