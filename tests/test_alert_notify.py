@@ -470,3 +470,44 @@ def test_a_stream_open_while_the_server_stops_ends_quietly(dep: Deployment) -> N
     assert run_async(run(stopping=True)) == [b": connected\n\n"]
     with pytest.raises(RuntimeError, match="a defect of the caller's check"):
         run_async(run(stopping=False))
+
+
+def test_a_right_lost_between_the_check_and_the_look_sends_nothing(dep: Deployment) -> None:
+    """The key is revoked, and then an alert recorded, in the moment between the stream's
+    check of its caller and its look for alerts (the order a loaded server can interleave
+    them): the alert is found by the look, but not sent."""
+    dep.add_camera(CAMERA)
+    with Services(dep) as services:
+        _hotlist(services)
+        checks: list[bool] = []
+
+        def allowed() -> bool:
+            if checks and not checks[-1]:
+                checks.append(False)  # revoked: stays so
+            elif len(checks) == 1:  # the second check passes, and the right goes right after
+                read_in = factories.read(dep, PLATE, camera_id=CAMERA)
+                _, raised = services.ingest([read_in], actor="t")
+                assert len(raised) == 1
+                checks.extend([True, False])
+                return True
+            else:
+                checks.append(True)
+            return checks[-1]
+
+        async def disconnected() -> bool:
+            return False
+
+        async def watch() -> list[bytes]:
+            stream = alert_events(
+                db=dep.db,
+                broker=AlertBroker(),
+                cursor=0,
+                disconnected=disconnected,
+                still_allowed=allowed,
+                payload=lambda alert: alert.payload(),
+            )
+            return [chunk async for chunk in stream]
+
+        chunks = run_async(watch())
+        assert _alert_count(dep.db) == 1 and checks[:2] == [True, True]
+        assert not any(b"event: alert" in chunk for chunk in chunks), chunks

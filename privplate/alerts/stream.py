@@ -6,10 +6,10 @@ process of the deployment wakes it: the transaction that records alerts sends a 
 payload is the highest new alert id only (never plate data), and this process's listener
 (privplate.alerts.notify) wakes the broker, so the loop does not poll. On SQLite, or while the
 listener is reconnecting, alerts recorded by other processes are found by polling every
-POLL_SECONDS. The caller's right to the stream is checked again before every look for alerts
-and at least every RECHECK_SECONDS (``still_allowed``), so a stream ends with the session or
-key that opened it (signed out, revoked, expired, idle or the user disabled) and never carries
-an alert after it.
+POLL_SECONDS. The caller's right to the stream is checked again before every look for alerts,
+after every look that found some and before they are sent, and at least every RECHECK_SECONDS
+(``still_allowed``), so a stream ends with the session or key that opened it (signed out,
+revoked, expired, idle or the user disabled) and never carries an alert recorded after it.
 
 Alert ids are taken from a sequence when a batch inserts them, not when it commits, so with
 several processes ingesting at once a lower id can commit after a higher one was sent. A plain
@@ -97,6 +97,10 @@ async def alert_events(
                 fresh = await asyncio.to_thread(
                     alerts_after, db=db, after_id=seen.floor, limit=PAGE, skip=frozenset(seen.sent)
                 )
+                # Checked again after the look: a right lost between the check above and the
+                # look would otherwise let an alert recorded after that through.
+                if fresh and not await asyncio.to_thread(still_allowed):
+                    return
                 for alert in fresh:
                     seen.mark_sent(alert.id)
                     data = json.dumps(payload(alert))
