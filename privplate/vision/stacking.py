@@ -25,9 +25,10 @@ STACK_SIZE = (128, 64)
 #: plate (or registration failed): it is left out of the stack.
 MIN_CORRELATION = 0.5
 #: Two looks a moment apart that correlate this much once aligned show the same plate, however
-#: differently the OCR read them: on benchmarks/fusion.py's videos, 98% of a car's consecutive
-#: looks correlate more than 0.83 (even blurred and noisy), and the plates of two different
-#: cars seen in the same place one frame apart 0.71 at most.
+#: differently the OCR read them: on benchmarks/fusion.py's degraded video 98% of a car's
+#: consecutive looks correlate more than 0.83 (1,591 pairs, blurred and noisy), while the
+#: plates of two different cars in the same place one frame apart correlated 0.24 to 0.71 (the
+#: 4 such pairs of that video and the first 80 cars of the plain one).
 SAME_PLATE = 0.8
 #: ECC's iterations and convergence threshold: a few iterations converge on looks a frame
 #: apart; more cost time on looks that will not align anyway.
