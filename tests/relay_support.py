@@ -17,15 +17,18 @@ INGEST = "/ingest"
 
 class Relay:
     """Requests go to ``upstream``. For ``POST /ingest``: ``forge`` (if set) answers instead,
-    from the request's headers (names in lower case) and body, without asking anyone; with
+    with ``forge_status``, from the request's headers (names in lower case) and body, without
+    asking anyone; ``ingest_refusals`` holds every real error answer that came through; with
     ``swallow`` the real answer is kept but the edge gets a 502, as if the link broke.
     ``ingest_answers`` holds every real answer to ``POST /ingest`` that came through."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.forge: Callable[[dict[str, str], bytes], dict[str, Any]] | None = None
+        self.forge_status = 200
         self.swallow = False
         self.ingest_answers: list[dict[str, Any]] = []
+        self.ingest_refusals: list[dict[str, Any]] = []
         relay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,7 +38,7 @@ class Relay:
                 if ingest and relay.forge is not None:
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     forged = relay.forge(headers, body)
-                    self._answer(200, json.dumps(forged).encode())
+                    self._answer(relay.forge_status, json.dumps(forged).encode())
                     return
                 headers = {
                     k: v
@@ -49,6 +52,8 @@ class Relay:
                     headers=headers,
                     timeout=30,
                 )
+                if ingest and answer.status_code >= 400:
+                    relay.ingest_refusals.append(answer.json())
                 if ingest and answer.status_code == 200:
                     relay.ingest_answers.append(answer.json())
                     if relay.swallow:

@@ -32,7 +32,12 @@ from privplate.audit.signing import AuditSigner
 from privplate.cli.main import app
 from privplate.deployment import Deployment, init_deployment
 from privplate.devices import enrolment
-from privplate.devices.batch_receipt import receipt_message, verify_receipt
+from privplate.devices.batch_receipt import (
+    receipt_message,
+    refusal_message,
+    verify_receipt,
+    verify_refusal,
+)
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.enrolment import EnrolmentFailed, pinned_server_key, read_enrolment
@@ -450,11 +455,11 @@ def identity_at(url: str, key: DeviceKey, box: Path) -> ServerIdentity:
     return ServerIdentity(DeviceClient(url, key, timeout=10), pinned_server_key(load_settings(box)))
 
 
-def spool_reads(spool: Spool, epoch: EpochKey, count: int) -> None:
+def spool_reads(spool: Spool, epoch: EpochKey, count: int, camera: str = "gate-1") -> None:
     for i in range(count):
         token = plate_token(epoch.key, canonical_plate(f"PIN{i}42"))
         read = ReadIn(
-            uuid.uuid4(), "gate-1", datetime.now(UTC), epoch.epoch_id, [TokenIn(token)], 0.9
+            uuid.uuid4(), camera, datetime.now(UTC), epoch.epoch_id, [TokenIn(token)], 0.9
         )
         spool.put(EdgeRead(read, None))
 
@@ -774,6 +779,131 @@ def test_an_edge_keeps_a_batch_whose_receipt_was_not_signed_for_it(
         spool.close()
         relay.close()
     assert stored_reads(server_home) == 3
+
+
+def test_the_batch_refusal_signature_matches_its_vector() -> None:
+    """crypto/vectors/batch_refusal.json (message by hand, signature by openssl): the server's
+    message and signature are those bytes, and the edge's check takes the error answer for its
+    own request, bytes, status and error type only."""
+    vector: dict[str, Any] = vectors("batch_refusal")
+    device, nonce = vector["device_id"], bytes.fromhex(vector["nonce"])
+    digest, status = bytes.fromhex(vector["digest"]), vector["status"]
+    answer = vector["answer"]
+    assert hashlib.sha256(vector["body"].encode()).digest() == digest
+    signer = AuditSigner(bytes.fromhex(vector["audit_seed"]))
+    message = refusal_message(
+        device_id=device, nonce=nonce, digest=digest, status=status, error=answer["error"]["type"]
+    )
+    assert message.hex() == vector["message_hex"]
+    assert signer.sign(message).hex() == vector["signature"]
+    assert base64.b64decode(answer["signature"]).hex() == vector["signature"]
+    pin = NoteVerifier.parse(vector["vkey"])
+
+    def check(
+        answer: dict[str, Any] = answer,
+        nonce: bytes = nonce,
+        device: str = device,
+        digest: bytes = digest,
+        status: int = status,
+        pin: NoteVerifier = pin,
+    ) -> bool:
+        return verify_refusal(
+            pin, answer, device_id=device, nonce=nonce, digest=digest, status=status
+        )
+
+    assert check()
+    assert not check(nonce=bytes(16))
+    assert not check(device="edge-other")
+    assert not check(digest=hashlib.sha256(b"other bytes").digest())
+    assert not check(status=403)
+    other_type = {**answer, "error": {**answer["error"], "type": "device_not_allowed"}}
+    assert not check(other_type)
+    assert not check({"error": answer["error"]})
+    assert not check({"signature": answer["signature"]})
+    assert not check(pin=AuditSigner.generate().note_verifier)
+    # A receipt's signature is no refusal's: the tags differ.
+    receipt = receipt_message(
+        device_id=device, nonce=nonce, batch_id=uuid.uuid4(), digest=digest,
+        inserted=0, duplicates=0, expired=0,
+    )  # fmt: skip
+    assert not check({**answer, "signature": base64.b64encode(signer.sign(receipt)).decode()})
+
+
+def test_a_receipt_states_its_counts_as_json_integers(tmp_path: Path) -> None:
+    """A count of 3.9, "3" or true is no count: such a receipt does not verify even when the
+    signature is over the integer it would round to."""
+    signer = AuditSigner.generate()
+    nonce, batch_id, digest = bytes(16), uuid.uuid4(), hashlib.sha256(b"body").digest()
+    message = receipt_message(
+        device_id="edge-1", nonce=nonce, batch_id=batch_id, digest=digest,
+        inserted=1, duplicates=0, expired=0,
+    )  # fmt: skip
+    good = {"inserted": 1, "duplicates": 0, "expired": 0}
+    good["signature"] = base64.b64encode(signer.sign(message)).decode()  # type: ignore[assignment]
+    pin = signer.note_verifier
+
+    def check(answer: dict[str, Any]) -> bool:
+        return verify_receipt(
+            pin, answer, device_id="edge-1", nonce=nonce, batch_id=batch_id, digest=digest
+        )
+
+    assert check(good)
+    for loose in (1.9, "1", True, 1.0):
+        assert not check({**good, "inserted": loose})
+
+
+def test_an_edge_sets_a_batch_aside_only_on_a_refusal_signed_for_it(
+    server_home: Path, server: str, tmp_path: Path
+) -> None:
+    """The real server refuses a batch for a camera this device may not report for (403
+    device_not_allowed), signed over the request and the bytes: the edge sets it aside and the
+    rest flows. Someone on the path who answers an upload with a refusal (unsigned, stripped of
+    its signature, or A's signed refusal of an earlier request) cannot get a batch set aside,
+    which would drop it a week later: it stays in the spool, the edge forgets the proof, and
+    passed through to A it is delivered."""
+    box = tmp_path / "box"
+    key, _ = enrolled_box(server_home, server, box)
+    with Deployment.open(server_home) as dep:
+        dep.add_camera("gate-9")  # known to the server, not this device's
+    relay = Relay(server)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        at_a = identity_at(server, key, box)
+        epoch = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        on_path = identity_at(relay.url, key, box)
+        worker = UplinkWorker(spool, HttpUplink(on_path.client, on_path))
+        # A genuine refusal, relayed: signed, so set aside; the edge still trusts A.
+        spool_reads(spool, epoch, 1, camera="gate-9")
+        assert worker.step() and worker.rejected == 1 and on_path.proven
+        assert spool.depth() == 0 and spool.set_aside_count() == (1, 1)
+        kept = relay.ingest_refusals[-1]
+        assert kept["error"]["type"] == "device_not_allowed" and kept["signature"]
+
+        spool_reads(spool, epoch, 2)
+
+        def refused(status: int, answer: dict[str, Any]) -> None:
+            relay.forge_status = status
+            relay.forge = lambda _headers, _body: answer
+            with pytest.raises(ServerNotTrusted, match="no valid signature") as caught:
+                worker.step()
+            assert not caught.value.permanent and not on_path.proven
+            assert spool.depth() == 2 and spool.set_aside_count() == (1, 1)
+
+        unsigned = {"error": {"type": "conflict", "message": "this batch_id was already stored"}}
+        refused(409, unsigned)
+        refused(400, {"error": {"type": "ingest_rejected", "message": "no"}})
+        refused(403, {k: v for k, v in kept.items() if k != "signature"})
+        refused(403, kept)  # A's own signature, over another request and other bytes
+        refused(422, {"detail": "not even privplate's error shape"})
+        assert stored_reads(server_home) == 0
+
+        relay.forge, relay.forge_status = None, 200
+        assert worker.step() and spool.depth() == 0 and on_path.proven
+        assert spool.set_aside_count() == (1, 1) and worker.rejected == 1
+    finally:
+        spool.close()
+        relay.close()
+    assert stored_reads(server_home) == 2
 
 
 def test_an_unpinned_edge_takes_any_receipt_and_says_once_it_checks_nothing(

@@ -59,11 +59,23 @@ def _type_name(exc: Exception) -> str:
 
 
 def answer(
-    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    kind: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
+        {"error": {"type": kind, "message": message}, **(extra or {})},
+        status_code=status,
+        headers=headers,
     )
+
+
+def refusal(exc: e.PrivplateError) -> tuple[int, str]:
+    """The HTTP status and error type ``exc`` is answered with."""
+    return status_for(exc), _type_name(exc)
 
 
 def install(app: FastAPI) -> None:

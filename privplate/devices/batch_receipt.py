@@ -13,8 +13,17 @@ the one the edge pinned, over the request it answers and the batch it names::
 (keys sorted, no white space, ASCII, as epoch answers). The edge fills in the batch id and the
 digest from the batch it sent, so a receipt for another batch, or for other bytes under the
 same id, does not verify; nor does one copied from an earlier request (its nonce). A retry
-answered from the stored receipt is signed afresh over its own request's nonce. See
-crypto/SPEC.md §10.4.
+answered from the stored receipt is signed afresh over its own request's nonce.
+
+A refusal of the batch as it is (a camera the device may not report for, a batch id re-used
+with other bytes, a read the store refuses) is signed too, under its own tag, over the request,
+the bytes, the HTTP status and the error type::
+
+    "privplate/v1/batch-refusal" || 0x00 || canonical JSON of
+        {device_id, nonce, digest, status, error}
+
+An edge sets a refused batch aside only when that signature verifies; any other refusal might
+be anybody's, so the batch stays in the spool. See crypto/SPEC.md §10.4.
 """
 
 from __future__ import annotations
@@ -27,6 +36,16 @@ from privplate.audit.note import NoteVerifier
 from privplate.devices.epoch_answer import signed_message, verify_signed
 
 DOMAIN = b"privplate/v1/batch-receipt\x00"
+#: The server's refusal of a batch as it is (SPEC §10.4): an edge sets a batch aside (out of the
+#: way of the rest, kept for an operator) only on a refusal signed for its request and bytes.
+REFUSAL_DOMAIN = b"privplate/v1/batch-refusal\x00"
+
+
+def _count(value: Any) -> int:
+    # bool is an int to Python, and int() would take "3" or 3.9: a count is a JSON integer.
+    if type(value) is not int:
+        raise TypeError("a count is an integer")
+    return value
 
 
 def receipt_message(
@@ -71,8 +90,47 @@ def verify_receipt(
             nonce=nonce,
             batch_id=batch_id,
             digest=digest,
-            inserted=answer["inserted"],
-            duplicates=answer["duplicates"],
-            expired=answer["expired"],
+            inserted=_count(answer["inserted"]),
+            duplicates=_count(answer["duplicates"]),
+            expired=_count(answer["expired"]),
         ),
     )
+
+
+def refusal_message(
+    *, device_id: str, nonce: bytes, digest: bytes, status: int, error: str
+) -> bytes:
+    """The exact bytes the server signs when it refuses a batch: the request (nonce), the
+    bytes refused (digest; no batch id, which an unreadable body would not give) and the
+    answer (HTTP status and error type)."""
+    claims = {
+        "device_id": device_id,
+        "nonce": nonce.hex(),
+        "digest": digest.hex(),
+        "status": int(status),
+        "error": error,
+    }
+    return signed_message(REFUSAL_DOMAIN, claims)
+
+
+def verify_refusal(
+    verifier: NoteVerifier,
+    answer: Mapping[str, Any],
+    *,
+    device_id: str,
+    nonce: bytes,
+    digest: bytes,
+    status: int,
+) -> bool:
+    """True if the error ``answer`` (``{"error": {"type": ...}, "signature": ...}``) carries
+    the pinned key's signature over this request, these bytes, this status and its type."""
+
+    def message() -> bytes:
+        error = answer["error"]["type"]
+        if not isinstance(error, str):
+            raise TypeError("an error type is text")
+        return refusal_message(
+            device_id=device_id, nonce=nonce, digest=digest, status=status, error=error
+        )
+
+    return verify_signed(verifier, answer, message)

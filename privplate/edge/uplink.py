@@ -20,7 +20,11 @@ path between two requests: use https. Such a party cannot make the edge drop a b
 not store, though: a batch leaves the spool only on a receipt signed by the pinned key over
 the request's nonce, the batch id and the SHA-256 of its bytes
 (privplate/devices/batch_receipt.py); any other answer keeps the batch, and the server must
-prove itself again. What such a party carries away are tokens under the real server's epoch
+prove itself again. Nor can it get a batch set aside (and, a week later, dropped) by answering
+with a refusal: a pinned edge believes a refusal only when it is signed over the same request
+and bytes; an unsigned one keeps the batch in the spool (a server that really refuses without
+signing, e.g. a body too large for it, then holds up the spool, and the spool backlog alert
+says so). What such a party carries away are tokens under the real server's epoch
 key and evidence sealed to the evidence key, which it cannot open. An edge with no pin (a
 device key registered by hand and no ``edge.server_key``) checks nothing and says so once in
 its log.
@@ -44,7 +48,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from privplate.audit.note import NoteVerifier
-from privplate.devices.batch_receipt import verify_receipt
+from privplate.devices.batch_receipt import verify_receipt, verify_refusal
 from privplate.devices.batches import IngestBatch
 from privplate.devices.epoch_answer import verify_answer
 from privplate.devices.protocol import HEADER_NONCE, DeviceKey
@@ -60,11 +64,24 @@ log = logging.getLogger(__name__)
 
 class UplinkError(PrivplateError):
     """The batch did not reach the store or server. ``permanent``: it was refused as it is
-    (sending it again cannot help), so it is set aside instead of blocking the spool."""
+    (sending it again cannot help), so it is set aside instead of blocking the spool. An HTTP
+    refusal keeps its ``status``, its error ``answer`` and the ``nonce`` its request was signed
+    with: a pinned edge believes it only under the server's signature (ServerIdentity)."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status: int = 0,
+        answer: Mapping[str, Any] | None = None,
+        nonce: bytes = b"",
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.status = status
+        self.answer = answer
+        self.nonce = nonce
 
 
 #: HTTP answers that refuse the batch itself; anything else (401 clock skew, 429, 5xx, no
@@ -123,10 +140,14 @@ class DeviceClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return json.loads(response.read() or b"null"), nonce
         except urllib.error.HTTPError as exc:
-            kind, detail = _detail(exc)
+            error = _error_body(exc)
+            kind, detail = _detail(error)
             raise UplinkError(
                 f"server answered {exc.code} to {method} {path}: {detail}",
                 permanent=exc.code in PERMANENT_STATUS or kind in PERMANENT_KINDS,
+                status=exc.code,
+                answer=error,
+                nonce=nonce,
             ) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             # urllib wraps a failed connect in a URLError: name its cause (TimeoutError on a
@@ -137,13 +158,18 @@ class DeviceClient:
             raise UplinkError(f"server unreachable for {method} {path} ({name})") from None
 
 
-def _detail(exc: urllib.error.HTTPError) -> tuple[str, str]:
-    """(error type, message) of the server's error answer."""
+def _error_body(exc: urllib.error.HTTPError) -> dict[str, Any]:
+    """The server's error answer as JSON (empty when it is none)."""
     try:
         body = json.loads(exc.read() or b"{}")
     except (OSError, ValueError):
-        return "", "no detail"
-    if not isinstance(body, dict):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(error type, message) of the server's error answer."""
+    if not body:
         return "", "no detail"
     error = body.get("error")
     kind = str(error.get("type", "")) if isinstance(error, dict) else ""
@@ -224,6 +250,28 @@ class ServerIdentity:
                 "The batch stays in the spool and the server must prove itself again"
             )
 
+    def check_refusal(self, exc: UplinkError, batch: SpooledBatch) -> None:
+        """Raise ServerNotTrusted unless the refusal ``exc`` is signed by the pinned key for
+        the request it answers, ``batch``'s bytes, its status and its error type: whoever
+        answers on the path could otherwise get any batch set aside, and in time dropped."""
+        pin = self._pinned()
+        if pin is None:
+            return
+        if exc.answer is None or not verify_refusal(
+            pin,
+            exc.answer,
+            device_id=self.client.key.device_id,
+            nonce=exc.nonce,
+            digest=hashlib.sha256(batch.body).digest(),
+            status=exc.status,
+        ):
+            raise ServerNotTrusted(
+                f"{exc}; the refusal carries no valid signature by the key this edge pinned "
+                f"({pin.name}) for this request and batch, so it may not come from the server "
+                "this edge was enrolled with. The batch stays in the spool and is sent again "
+                "once the server has proved itself"
+            )
+
     def ensure(self) -> None:
         """Raise ServerNotTrusted (or UplinkError) unless the server proved itself already."""
         if self.pin is not None and not self.proven:
@@ -255,6 +303,12 @@ class HttpUplink:
         except UplinkError as exc:
             if not exc.permanent:
                 self.identity.forget()
+                raise
+            try:
+                self.identity.check_refusal(exc, batch)
+            except ServerNotTrusted:
+                self.identity.forget()
+                raise
             raise
 
 

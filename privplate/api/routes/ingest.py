@@ -6,11 +6,13 @@ import base64
 import uuid
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from privplate.api.deps import DeviceCaller, ServicesDep
-from privplate.devices.batch_receipt import receipt_message
+from privplate.api.errors import answer, refusal
+from privplate.devices.batch_receipt import receipt_message, refusal_message
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import parse_headers
 from privplate.devices.receipts import BatchReceipt, record_receipt, stored_batch
@@ -40,20 +42,22 @@ class IngestOut(BaseModel):
 )
 def ingest(
     batch: IngestBatch, device: DeviceCaller, services: ServicesDep, request: Request
-) -> IngestOut:
+) -> IngestOut | JSONResponse:
     """All-or-nothing per batch and idempotent: re-sending the same body with the same
     ``batch_id`` stores nothing twice and answers ``replayed: true``. Either way the receipt
-    is signed over this request's nonce."""
+    is signed over this request's nonce; so is a refusal of the batch as it is (409, 403
+    ``device_not_allowed``, or the store's 400), in the error answer's ``signature``."""
     digest: bytes = request.state.body_digest
     nonce = parse_headers(dict(request.headers)).nonce  # checked by the device guard
     prior = stored_batch(services.dep.db, device.id, batch.batch_id)
     if prior is not None:
         if prior.digest != digest:
             _refused(services, device.actor, batch.batch_id, "batch id re-used with other content")
-            raise Conflict(
+            conflict = Conflict(
                 "this batch_id was already stored with different content (tampered or "
                 "re-serialized); a retry must send the same bytes"
             )
+            return _refusal(services, device.id, nonce, digest, conflict)
         again = BatchReceipt(digest, 0, prior.inserted + prior.duplicates, prior.expired)
         return _answer(services, device.id, nonce, batch.batch_id, again, replayed=True)
     try:
@@ -70,7 +74,7 @@ def ingest(
         result, alerts = services.ingest(reads, evidence, actor=device.actor, then=record_batch)
     except (IngestRejected, DeviceRejected) as exc:
         _refused(services, device.actor, batch.batch_id, str(exc))
-        raise
+        return _refusal(services, device.id, nonce, digest, exc)
     stored = BatchReceipt(digest, result.inserted, result.duplicates, result.expired)
     return _answer(
         services, device.id, nonce, batch.batch_id, stored, alerts=[a.id for a in alerts]
@@ -107,6 +111,23 @@ def _answer(
         alerts=alerts or [],
         signature=base64.b64encode(services.dep.audit.signer.sign(message)).decode(),
     )
+
+
+def _refusal(
+    services: ServicesDep,
+    device_id: str,
+    nonce: bytes,
+    digest: bytes,
+    exc: IngestRejected | DeviceRejected | Conflict,
+) -> JSONResponse:
+    """The error answer for ``exc``, signed over the request and the bytes refused: an edge
+    sets the batch aside only on it (privplate/devices/batch_receipt.py)."""
+    status, kind = refusal(exc)
+    message = refusal_message(
+        device_id=device_id, nonce=nonce, digest=digest, status=status, error=kind
+    )
+    signature = base64.b64encode(services.dep.audit.signer.sign(message)).decode()
+    return answer(status, kind, str(exc), extra={"signature": signature})
 
 
 def _refused(services: ServicesDep, actor: str, batch_id: uuid.UUID, reason: str) -> None:
