@@ -64,7 +64,9 @@ from privplate.vision.reader import PlateReader
 from privplate.vision.types import Box
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = Path(os.environ.get("PRIVPLATE_MODELS_DIR") or ROOT.parent / "shared" / "models")
+# Resolved now: settings resolve a relative models_dir against the deployment's folder, but the
+# README's `PRIVPLATE_MODELS_DIR=../shared/models` means from where the command was started.
+MODELS = Path(os.environ.get("PRIVPLATE_MODELS_DIR") or ROOT.parent / "shared" / "models").resolve()
 PHOTOS = MODELS.parent / "data" / "plates_endtoend"
 #: fast-alpr's default ``detector_conf_thresh``.
 FAST_ALPR_CONF = 0.4
@@ -158,10 +160,11 @@ def make_pipeline(
 ) -> EdgePipeline:
     """The edge pipeline as `privplate edge run` builds it; ``stride`` > 1 thins detection
     while every car in view is read (SettledGate, edge.settled_stride); ``tracker`` is the
-    default's (best frame, 3 s) unless given (benchmarks/fusion.py gives a fusing one)."""
+    default's (edge.track_seconds, edge.track_fusion: stacking) unless given
+    (benchmarks/fusion.py gives each way of fusing its own)."""
     _, public = generate_keypair()
     edge = dep.settings.edge
-    tracker = tracker or Tracker(3.0)
+    tracker = tracker or Tracker.configured(edge, reader)
     settled = partial(tracker.settled, edge.settled_confidence)
     return EdgePipeline(
         reader,

@@ -33,7 +33,9 @@ import numpy as np
 from privplate.deployment import Deployment, init_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = Path(os.environ.get("PRIVPLATE_MODELS_DIR") or ROOT.parent / "shared" / "models")
+# Resolved now: settings resolve a relative models_dir against the deployment's folder, but the
+# README's `PRIVPLATE_MODELS_DIR=../shared/models` means from where the command was started.
+MODELS = Path(os.environ.get("PRIVPLATE_MODELS_DIR") or ROOT.parent / "shared" / "models").resolve()
 PHOTOS = MODELS.parent / "data" / "plates_endtoend"
 CAMERAS = ("cam-1", "cam-2", "cam-3")
 SUMMARY = re.compile(r"^(\d+) frames, (\d+) reads", re.MULTILINE)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,7 @@ from tests.edge_helpers import needs_edge
 
 np = pytest.importorskip("numpy")
 
+from privplate.edge.fusion import Look  # noqa: E402
 from privplate.edge.sources import Frame, MotionGate, cap_rate  # noqa: E402
 from privplate.edge.tracking import Tracker, similarity  # noqa: E402
 from privplate.vision.types import (  # noqa: E402
@@ -45,6 +48,47 @@ def test_similarity() -> None:
     assert similarity("ABC123", "ABC123") == 1.0
     assert similarity("ABC123", "ABC128") == pytest.approx(5 / 6)
     assert similarity("ABC123", "XYZ789") == 0.0
+
+
+def test_similarity_is_the_edit_distance_over_the_longer_text() -> None:
+    assert similarity("", "") == 1.0
+    assert similarity("", "AB") == 0.0
+    assert similarity("ABC", "ABCD") == pytest.approx(3 / 4)  # one insertion
+    assert similarity("AB12", "BA12") == pytest.approx(1 / 2)  # a swap is two edits
+    assert similarity("7ABC123", "ABC1234") == pytest.approx(1 - 2 / 7)
+
+
+class FailingFusion:
+    """Fuses by failing for the plate ``fails`` (as an OCR session error would)."""
+
+    def __init__(self, fails: str) -> None:
+        self.fails = fails
+
+    def look(self, reading: PlateReading, frame: Any) -> Look:  # noqa: ARG002
+        return Look.of(reading)
+
+    def same_plate(self, earlier: Look, later: Look) -> bool:  # noqa: ARG002
+        return False
+
+    def read(self, looks: Any, best: PlateReading) -> PlateReading:  # noqa: ARG002
+        if best.best.text == self.fails:
+            raise RuntimeError(f"session failed on {best.best.text}")
+        return reading(best.best.text + "F", best.detection.box.x1)
+
+
+def test_a_track_whose_fusion_fails_keeps_its_best_frame_and_the_others_close_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two cars leave together; fusing the first one's frames fails. Both close: the first
+    with its best frame's reading, the second fused; the log names the error's type, never
+    its text (which here holds the plate)."""
+    tracker = Tracker(window=1.0, fusion=FailingFusion("ABC123"))
+    tracker.update(at(0), [reading("ABC123", 10), reading("XYZ789", 300)], FRAME)
+    with caplog.at_level(logging.WARNING, logger="privplate.edge.tracking"):
+        closed, _ = tracker.update(at(3.0), [], FRAME)
+    assert sorted(t.final.best.text for t in closed) == ["ABC123", "XYZ789F"]
+    assert tracker.open == []
+    assert "RuntimeError" in caplog.text and "ABC123" not in caplog.text
 
 
 def test_one_car_over_many_frames_is_one_track_with_its_best_frame() -> None:

@@ -212,7 +212,7 @@ class EdgePipeline:
         probe = ReadIn(track.read_id, self.camera_id, track.best_at, epoch.epoch_id, tokens, 0.0)
         if self.alerts.check(probe) is not None:
             track.alerted = True
-            track.alerted_on = track.final  # the frame's reading: the track is still open
+            track.alerted_on = track.final  # its best reading so far: the track is open
             self.stats.alerts += 1
             self.stats.alert_latencies.append(time.perf_counter() - arrived)
 

@@ -16,7 +16,6 @@ from privplate.deployment import Deployment
 from privplate.devices.protocol import DeviceKey
 from privplate.edge.alerts import EdgeAlerts, HotlistFeed, Webhook
 from privplate.edge.config import EdgeConfig
-from privplate.edge.fusion import track_fusion
 from privplate.edge.health import HealthReporter, model_digests
 from privplate.edge.pipeline import EdgePipeline
 from privplate.edge.reads import KeySource
@@ -220,7 +219,7 @@ def build_edge(
     lanes = []
     for source_config, camera_id, source in zip(config.sources, cameras, opened, strict=True):
         threshold = source_config.gate_threshold(edge)
-        tracker = Tracker(edge.track_seconds, fusion=track_fusion(edge.track_fusion, reader))
+        tracker = Tracker.configured(edge, reader)
         motion: MotionGate | None = MotionGate(threshold) if threshold > 0 else None
         if not isinstance(source, ImageSource) and edge.settled_stride > 1:
             # Video and streams: while every car in view is read, detect every n-th moving
