@@ -17,7 +17,7 @@ from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import parse_headers
 from privplate.devices.receipts import BatchReceipt, record_receipt, stored_batch
 from privplate.devices.registry import check_cameras
-from privplate.errors import Conflict, DeviceRejected, IngestRejected
+from privplate.errors import Conflict, PrivplateError
 from privplate.store.ingest import IngestResult
 
 router = APIRouter(tags=["ingest"])
@@ -45,8 +45,9 @@ def ingest(
 ) -> IngestOut | JSONResponse:
     """All-or-nothing per batch and idempotent: re-sending the same body with the same
     ``batch_id`` stores nothing twice and answers ``replayed: true``. Either way the receipt
-    is signed over this request's nonce; so is a refusal of the batch as it is (409, 403
-    ``device_not_allowed``, or the store's 400), in the error answer's ``signature``."""
+    is signed over this request's nonce; so is each refusal of the batch the route gives
+    (4xx: the store's 400, 403 ``device_not_allowed``, 409), in the error answer's
+    ``signature``."""
     digest: bytes = request.state.body_digest
     nonce = parse_headers(dict(request.headers)).nonce  # checked by the device guard
     prior = stored_batch(services.dep.db, device.id, batch.batch_id)
@@ -72,7 +73,9 @@ def ingest(
             )
 
         result, alerts = services.ingest(reads, evidence, actor=device.actor, then=record_batch)
-    except (IngestRejected, DeviceRejected) as exc:
+    except PrivplateError as exc:
+        if refusal(exc)[0] >= 500:
+            raise  # the server's trouble (the database away): the edge retries, unsigned
         _refused(services, device.actor, batch.batch_id, str(exc))
         return _refusal(services, device.id, nonce, digest, exc)
     stored = BatchReceipt(digest, result.inserted, result.duplicates, result.expired)
@@ -118,7 +121,7 @@ def _refusal(
     device_id: str,
     nonce: bytes,
     digest: bytes,
-    exc: IngestRejected | DeviceRejected | Conflict,
+    exc: PrivplateError,
 ) -> JSONResponse:
     """The error answer for ``exc``, signed over the request and the bytes refused: an edge
     sets the batch aside only on it (privplate/devices/batch_receipt.py)."""
