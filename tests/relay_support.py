@@ -18,13 +18,14 @@ INGEST = "/ingest"
 class Relay:
     """Requests go to ``upstream``. For ``POST /ingest``: ``forge`` (if set) answers instead,
     with ``forge_status``, from the request's headers (names in lower case) and body, without
-    asking anyone; ``ingest_refusals`` holds every real error answer that came through; with
+    asking anyone (when it returns None the request goes through); ``ingest_refusals`` holds
+    every real error answer that came through; with
     ``swallow`` the real answer is kept but the edge gets a 502, as if the link broke.
     ``ingest_answers`` holds every real answer to ``POST /ingest`` that came through."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
-        self.forge: Callable[[dict[str, str], bytes], dict[str, Any]] | None = None
+        self.forge: Callable[[dict[str, str], bytes], dict[str, Any] | None] | None = None
         self.forge_status = 200
         self.swallow = False
         self.ingest_answers: list[dict[str, Any]] = []
@@ -38,8 +39,9 @@ class Relay:
                 if ingest and relay.forge is not None:
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     forged = relay.forge(headers, body)
-                    self._answer(relay.forge_status, json.dumps(forged).encode())
-                    return
+                    if forged is not None:  # None: this one goes through
+                        self._answer(relay.forge_status, json.dumps(forged).encode())
+                        return
                 headers = {
                     k: v
                     for k, v in self.headers.items()

@@ -791,9 +791,11 @@ def test_the_batch_refusal_signature_matches_its_vector() -> None:
     answer = vector["answer"]
     assert hashlib.sha256(vector["body"].encode()).digest() == digest
     signer = AuditSigner(bytes.fromhex(vector["audit_seed"]))
+    error = answer["error"]
     message = refusal_message(
-        device_id=device, nonce=nonce, digest=digest, status=status, error=answer["error"]["type"]
-    )
+        device_id=device, nonce=nonce, digest=digest, status=status, error=error["type"],
+        message=error["message"],
+    )  # fmt: skip
     assert message.hex() == vector["message_hex"]
     assert signer.sign(message).hex() == vector["signature"]
     assert base64.b64decode(answer["signature"]).hex() == vector["signature"]
@@ -816,8 +818,8 @@ def test_the_batch_refusal_signature_matches_its_vector() -> None:
     assert not check(device="edge-other")
     assert not check(digest=hashlib.sha256(b"other bytes").digest())
     assert not check(status=403)
-    other_type = {**answer, "error": {**answer["error"], "type": "device_not_allowed"}}
-    assert not check(other_type)
+    assert not check({**answer, "error": {**error, "type": "device_not_allowed"}})
+    assert not check({**answer, "error": {**error, "message": "call 555-0100 to fix this"}})
     assert not check({"error": answer["error"]})
     assert not check({"signature": answer["signature"]})
     assert not check(pin=AuditSigner.generate().note_verifier)
@@ -904,6 +906,41 @@ def test_an_edge_sets_a_batch_aside_only_on_a_refusal_signed_for_it(
         spool.close()
         relay.close()
     assert stored_reads(server_home) == 2
+
+
+def test_a_batch_too_large_for_the_server_goes_again_in_smaller_batches(
+    server_home: Path, server: str, tmp_path: Path
+) -> None:
+    """The server's body limit (413, answered before the device's signature is checked, so
+    never signed) is met by sending the batch's reads again in batches half the size: every
+    read is delivered, on signed receipts; none is set aside, none is lost."""
+    box = tmp_path / "box"
+    key, _ = enrolled_box(server_home, server, box)
+    relay = Relay(server)
+    too_large = {"error": {"type": "body_too_large", "message": "over the limit"}}
+    # The limit: more than 2 reads a batch (the relay answers as the server's BodyLimit does).
+    relay.forge_status = 413
+    relay.forge = lambda _headers, body: too_large if len(json.loads(body)["reads"]) > 2 else None
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        at_a = identity_at(server, key, box)
+        epoch = ServerKeys(at_a.client, spool, identity=at_a).current_key()
+        spool_reads(spool, epoch, 8)
+        on_path = identity_at(relay.url, key, box)
+        worker = UplinkWorker(spool, HttpUplink(on_path.client, on_path), batch_reads=8)
+        sent = 0
+        while spool.depth() and sent < 20:
+            try:
+                worker.step()
+            except ServerNotTrusted:
+                pytest.fail("a 413 is not a reason to distrust the server")
+            sent += 1
+        assert spool.depth() == 0 and spool.set_aside_count() == (0, 0)
+        assert worker.batch_limit == 2 and worker.rejected == 0  # 8, then 4, then 2
+    finally:
+        spool.close()
+        relay.close()
+    assert stored_reads(server_home) == 8
 
 
 def test_an_unpinned_edge_takes_any_receipt_and_says_once_it_checks_nothing(

@@ -17,10 +17,10 @@ answered from the stored receipt is signed afresh over its own request's nonce.
 
 A refusal of the batch as it is (a camera the device may not report for, a batch id re-used
 with other bytes, a read the store refuses) is signed too, under its own tag, over the request,
-the bytes, the HTTP status and the error type::
+the bytes, the HTTP status, the error type and its message::
 
     "privplate/v1/batch-refusal" || 0x00 || canonical JSON of
-        {device_id, nonce, digest, status, error}
+        {device_id, nonce, digest, status, error, message}
 
 An edge sets a refused batch aside only when that signature verifies; any other refusal might
 be anybody's, so the batch stays in the spool. See crypto/SPEC.md §10.4.
@@ -98,17 +98,19 @@ def verify_receipt(
 
 
 def refusal_message(
-    *, device_id: str, nonce: bytes, digest: bytes, status: int, error: str
+    *, device_id: str, nonce: bytes, digest: bytes, status: int, error: str, message: str
 ) -> bytes:
     """The exact bytes the server signs when it refuses a batch: the request (nonce), the
     bytes refused (digest; no batch id, which an unreadable body would not give) and the
-    answer (HTTP status and error type)."""
+    whole answer (HTTP status, error type and message: the message reaches the edge's log
+    and the set-aside batch's reason, so nobody on the path may rewrite it)."""
     claims = {
         "device_id": device_id,
         "nonce": nonce.hex(),
         "digest": digest.hex(),
         "status": int(status),
         "error": error,
+        "message": message,
     }
     return signed_message(REFUSAL_DOMAIN, claims)
 
@@ -122,15 +124,17 @@ def verify_refusal(
     digest: bytes,
     status: int,
 ) -> bool:
-    """True if the error ``answer`` (``{"error": {"type": ...}, "signature": ...}``) carries
-    the pinned key's signature over this request, these bytes, this status and its type."""
+    """True if the error ``answer`` (``{"error": {"type", "message"}, "signature"}``) carries
+    the pinned key's signature over this request, these bytes, this status, its type and its
+    message."""
 
     def message() -> bytes:
-        error = answer["error"]["type"]
-        if not isinstance(error, str):
-            raise TypeError("an error type is text")
+        error, text = answer["error"]["type"], answer["error"]["message"]
+        if not isinstance(error, str) or not isinstance(text, str):
+            raise TypeError("an error type and message are text")
         return refusal_message(
-            device_id=device_id, nonce=nonce, digest=digest, status=status, error=error
-        )
+            device_id=device_id, nonce=nonce, digest=digest, status=status, error=error,
+            message=text,
+        )  # fmt: skip
 
     return verify_signed(verifier, answer, message)

@@ -286,6 +286,23 @@ class Spool:
                 raise
         self._scrub_if_due()
 
+    def release(self, batch_id: uuid.UUID) -> int:
+        """Undo a batch not yet delivered: its reads wait again, to go out in other batches
+        (one too large for the server); how many reads it held."""
+        key = str(batch_id)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                count = self._db.execute(
+                    "UPDATE reads SET batch_id = NULL WHERE batch_id = ?", (key,)
+                ).rowcount
+                self._db.execute("DELETE FROM batches WHERE batch_id = ?", (key,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(count)
+
     def set_aside(self, batch_id: uuid.UUID, reason: str) -> None:
         """A batch the server refused as it is: keep its bytes apart so the rest can flow."""
         key = str(batch_id)

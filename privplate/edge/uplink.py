@@ -22,12 +22,12 @@ the request's nonce, the batch id and the SHA-256 of its bytes
 (privplate/devices/batch_receipt.py); any other answer keeps the batch, and the server must
 prove itself again. Nor can it get a batch set aside (and, a week later, dropped) by answering
 with a refusal: a pinned edge believes a refusal only when it is signed over the same request
-and bytes; an unsigned one keeps the batch in the spool (a server that really refuses without
-signing, e.g. a body too large for it, then holds up the spool, and the spool backlog alert
-says so). What such a party carries away are tokens under the real server's epoch
-key and evidence sealed to the evidence key, which it cannot open. An edge with no pin (a
-device key registered by hand and no ``edge.server_key``) checks nothing and says so once in
-its log.
+and bytes; an unsigned one keeps the batch in the spool (a refusal the server does not sign,
+of a body it cannot parse, then holds up the spool, and the spool backlog alert says so; a
+batch too large for it is sent again in smaller batches). What such a party carries away are
+tokens under the real server's epoch key and evidence sealed to the evidence key, which it
+cannot open. An edge with no pin (a device key registered by hand and no
+``edge.server_key``) checks nothing and says so once in its log.
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ PERMANENT_STATUS = frozenset({400, 404, 409, 410, 413, 422})
 #: (revoked device, clock skew) are retried: they will pass once the device is fixed.
 PERMANENT_KINDS = frozenset({"device_not_allowed"})
 SET_ASIDE_DAYS = 7
+#: The server's answer to a body over its size limit (privplate.api.limits.BodyLimit).
+TOO_LARGE = 413
 
 
 class Uplink(Protocol):
@@ -269,7 +271,8 @@ class ServerIdentity:
                 f"{exc}; the refusal carries no valid signature by the key this edge pinned "
                 f"({pin.name}) for this request and batch, so it may not come from the server "
                 "this edge was enrolled with. The batch stays in the spool and is sent again "
-                "once the server has proved itself"
+                "once the server has proved itself",
+                status=exc.status,
             )
 
     def ensure(self) -> None:
@@ -427,6 +430,8 @@ class UplinkWorker:
         self.spool = spool
         self.uplink = uplink
         self.batch_reads = batch_reads
+        #: Reads per batch now: batch_reads, less after the server found a batch too large.
+        self.batch_limit = batch_reads
         self.initial_delay = initial_delay
         self.max_delay = max_delay
         self.idle_poll = idle_poll
@@ -446,7 +451,7 @@ class UplinkWorker:
     def step(self) -> bool:
         """Send one batch; True if one was sent, False if the spool was empty.
         Raises UplinkError when the batch could not be delivered."""
-        batch = self.spool.next_batch(self.batch_reads)
+        batch = self.spool.next_batch(self.batch_limit)
         if batch is None:
             self.status = "idle"
             return False
@@ -454,6 +459,19 @@ class UplinkWorker:
             self.uplink.send(batch)
         except UplinkError as exc:
             self.failures += 1
+            if exc.status == TOO_LARGE and batch.reads > 1:
+                # Too large for the server (or so says someone on the path: no matter, the
+                # reads still leave the spool only on a signed receipt, and the server stores
+                # a read once): the reads go again in batches half the size, from now on.
+                self.spool.release(batch.batch_id)
+                self.batch_limit = max(1, batch.reads // 2)
+                log.warning(
+                    "uplink: a batch of %d reads was too large for the server; sending at "
+                    "most %d reads a batch",
+                    batch.reads,
+                    self.batch_limit,
+                )
+                return True
             if exc.permanent:
                 self.spool.set_aside(batch.batch_id, str(exc))
                 self.rejected += 1
@@ -491,7 +509,7 @@ class UplinkWorker:
             delay = 0.0
             if not sent:
                 self._pause(max(self.idle_poll, self.linger))
-            elif self.linger > 0 and self._last_reads < self.batch_reads:
+            elif self.linger > 0 and self._last_reads < self.batch_limit:
                 self._pause(self.linger)
 
     def _pause(self, seconds: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -11,16 +12,34 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from privplate.api.deps import DeviceCaller, ServicesDep
-from privplate.api.errors import answer, refusal
+from privplate.api.errors import ErrorAnswer, answer, refusal
 from privplate.devices.batch_receipt import receipt_message, refusal_message
 from privplate.devices.batches import IngestBatch
 from privplate.devices.protocol import parse_headers
 from privplate.devices.receipts import BatchReceipt, record_receipt, stored_batch
 from privplate.devices.registry import check_cameras
-from privplate.errors import Conflict, PrivplateError
+from privplate.errors import Conflict, DeviceNotAllowed, IngestRejected, PrivplateError
 from privplate.store.ingest import IngestResult
 
 router = APIRouter(tags=["ingest"])
+
+#: Refusals the batch itself causes, signed (privplate/devices/batch_receipt.py): sending the
+#: same bytes again cannot help, so the edge sets the batch aside.
+BATCH_REFUSALS = (IngestRejected, DeviceNotAllowed)
+
+
+class SignedRefusal(ErrorAnswer):
+    signature: str | None = Field(
+        default=None,
+        description="On a refusal of the batch as it is: the audit key's Ed25519 signature "
+        "(base64) over this refusal, the request's nonce and the SHA-256 of the body "
+        "(privplate/devices/batch_receipt.py); an edge sets the batch aside only if it "
+        "verifies. Absent on other errors (a body that does not parse, a bad device signature).",
+    )
+
+
+def _signed(text: str) -> dict[str, Any]:
+    return {"model": SignedRefusal, "description": text}
 
 
 class IngestOut(BaseModel):
@@ -38,16 +57,22 @@ class IngestOut(BaseModel):
 
 
 @router.post(
-    "/ingest", summary="Store a signed batch of reads from an edge device", response_model=IngestOut
+    "/ingest",
+    summary="Store a signed batch of reads from an edge device",
+    response_model=IngestOut,
+    responses={
+        400: _signed("The batch is refused as it is (the message names the problem)"),
+        403: _signed("A camera this device may not report for (device_not_allowed)"),
+        409: _signed("This batch_id was stored with other bytes"),
+    },
 )
 def ingest(
     batch: IngestBatch, device: DeviceCaller, services: ServicesDep, request: Request
 ) -> IngestOut | JSONResponse:
     """All-or-nothing per batch and idempotent: re-sending the same body with the same
     ``batch_id`` stores nothing twice and answers ``replayed: true``. Either way the receipt
-    is signed over this request's nonce; so is each refusal of the batch the route gives
-    (4xx: the store's 400, 403 ``device_not_allowed``, 409), in the error answer's
-    ``signature``."""
+    is signed over this request's nonce; so is a refusal of the batch as it is (the
+    store's 400, 403 ``device_not_allowed``, 409), in the error answer's ``signature``."""
     digest: bytes = request.state.body_digest
     nonce = parse_headers(dict(request.headers)).nonce  # checked by the device guard
     prior = stored_batch(services.dep.db, device.id, batch.batch_id)
@@ -73,11 +98,12 @@ def ingest(
             )
 
         result, alerts = services.ingest(reads, evidence, actor=device.actor, then=record_batch)
-    except PrivplateError as exc:
-        if refusal(exc)[0] >= 500:
-            raise  # the server's trouble (the database away): the edge retries, unsigned
+    except BATCH_REFUSALS as exc:
         _refused(services, device.actor, batch.batch_id, str(exc))
         return _refusal(services, device.id, nonce, digest, exc)
+    # Anything else (a key, seal or audit failure, the database away) is the server's trouble,
+    # answered unsigned: the edge keeps the batch and sends it again, where a signed refusal
+    # would have it set aside and, in time, dropped.
     stored = BatchReceipt(digest, result.inserted, result.duplicates, result.expired)
     return _answer(
         services, device.id, nonce, batch.batch_id, stored, alerts=[a.id for a in alerts]
@@ -126,11 +152,12 @@ def _refusal(
     """The error answer for ``exc``, signed over the request and the bytes refused: an edge
     sets the batch aside only on it (privplate/devices/batch_receipt.py)."""
     status, kind = refusal(exc)
+    text = str(exc)
     message = refusal_message(
-        device_id=device_id, nonce=nonce, digest=digest, status=status, error=kind
+        device_id=device_id, nonce=nonce, digest=digest, status=status, error=kind, message=text
     )
     signature = base64.b64encode(services.dep.audit.signer.sign(message)).decode()
-    return answer(status, kind, str(exc), extra={"signature": signature})
+    return answer(status, kind, text, extra={"signature": signature})
 
 
 def _refused(services: ServicesDep, actor: str, batch_id: uuid.UUID, reason: str) -> None:
