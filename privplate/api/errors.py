@@ -82,7 +82,7 @@ def install(app: FastAPI) -> None:
     # Console pages get the same errors as pages (the sign-in form, or a plain error page).
     @app.exception_handler(e.PrivplateError)
     async def _privplate(request: Request, exc: e.PrivplateError) -> Response:
-        status = status_for(exc)
+        status, kind = refusal(exc)
         if status >= 500:
             log.error("request failed: %s", exc)
         if is_console(request):
@@ -92,7 +92,7 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after)}
         if isinstance(exc, e.NotReady):
             headers = {"Retry-After": "2"}  # the server tries again about this often
-        return answer(status, _type_name(exc), str(exc), headers)
+        return answer(status, kind, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

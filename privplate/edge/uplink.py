@@ -295,23 +295,21 @@ class HttpUplink:
             self.client.request("POST", INGEST_PATH, batch.body)
             return
         try:
-            self.identity.ensure()
-            answer, nonce = self.client.signed_request("POST", INGEST_PATH, batch.body)
+            try:
+                self.identity.ensure()
+                answer, nonce = self.client.signed_request("POST", INGEST_PATH, batch.body)
+            except UplinkError as exc:
+                # Before the worker sets the batch aside: a refusal not signed for it (or one
+                # of the identity proof, not of the batch) becomes ServerNotTrusted.
+                if exc.permanent:
+                    self.identity.check_refusal(exc, batch)
+                raise
             # Before the worker acknowledges (drops) the batch: an answer not signed for it
             # may come from whoever answers on the path, not from a server that stored it.
             self.identity.check_receipt(answer, nonce, batch)
-        except ServerNotTrusted:
-            self.identity.forget()
-            raise
         except UplinkError as exc:
-            if not exc.permanent:
+            if not exc.permanent:  # ServerNotTrusted included: prove the server again
                 self.identity.forget()
-                raise
-            try:
-                self.identity.check_refusal(exc, batch)
-            except ServerNotTrusted:
-                self.identity.forget()
-                raise
             raise
 
 
